@@ -1,0 +1,189 @@
+"""The ``streamzy`` command: serve, init, create-admin, gen-key, check-config, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from sqlalchemy import func, select
+
+from streamzy.config import ConfigError, Settings, production_checks, validate_for_start
+from streamzy.guards.context import SYSTEM
+from streamzy.storage.migrate import upgrade
+from streamzy.storage.models import User
+
+GENERATED = {
+    "STREAMZY_SECRET_KEY": lambda: secrets.token_urlsafe(48),
+    "STREAMZY_PASSWORD_PEPPER": lambda: secrets.token_urlsafe(48),
+    "STREAMZY_MESSAGE_KEYS": lambda: Fernet.generate_key().decode(),
+}
+
+
+def ensure_dev_keys(env_file: Path) -> list[str]:
+    """Development only: write any missing secret into ``.env`` (mode 0600)."""
+    lines = env_file.read_text("utf-8").splitlines() if env_file.exists() else []
+    present = {}
+    for index, line in enumerate(lines):
+        name, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#"):
+            present[name.strip()] = (index, value.strip())
+    written = []
+    for name, make in GENERATED.items():
+        if os.environ.get(name):
+            continue
+        index, value = present.get(name, (None, ""))
+        if value:
+            continue
+        entry = f"{name}={make()}"
+        if index is None:
+            lines.append(entry)
+        else:
+            lines[index] = entry
+        written.append(name)
+    if written:
+        env_file.write_text("\n".join(lines) + "\n", "utf-8")
+        env_file.chmod(0o600)
+    return written
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if not settings.production and not getattr(args, "no_dev_keys", False):
+        written = ensure_dev_keys(Path(".env"))
+        if written:
+            print(f"development: generated {', '.join(written)} into .env (keep it secret)")
+            settings = Settings()
+    return settings
+
+
+async def _bootstrap_admin(settings: Settings, username: str, *, only_if_none: bool) -> None:
+    from streamzy.wiring import build_services
+
+    services = build_services(settings)
+    try:
+        async with services.db.unit() as db:
+            admins = (await db.execute(select(func.count()).select_from(User)
+                                       .where(User.is_admin.is_(True)))).scalar_one()
+        if only_if_none and admins:
+            return
+        user, password = await services.accounts.create_user(username, "Administrator", "",
+                                                             is_admin=True)
+        await services.audit("account_changed", SYSTEM, None, action="create_admin",
+                             target_user_id=user.id)
+        print("=" * 64)
+        print(f"First admin created: username {user.username!r}")
+        print(f"One-time password (shown once, change it at first sign-in): {password}")
+        print(f"It expires in {settings.one_time_password_hours} hours if unused.")
+        print("=" * 64, flush=True)
+    finally:
+        await services.close()
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    validate_for_start(settings)
+    _prepare_sqlite_dir(settings)
+    upgrade(settings.database_url)
+    print("database: migrations applied")
+    asyncio.run(_bootstrap_admin(settings, args.admin_username, only_if_none=True))
+    return 0
+
+
+def _prepare_sqlite_dir(settings: Settings) -> None:
+    if settings.database_url.startswith("sqlite") and ":///" in settings.database_url:
+        path = settings.database_url.split(":///", 1)[1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    validate_for_start(settings)
+    asyncio.run(_bootstrap_admin(settings, args.username, only_if_none=False))
+    return 0
+
+
+def cmd_gen_key(_args: argparse.Namespace) -> int:
+    print(Fernet.generate_key().decode())
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = Settings()
+    checks = production_checks(settings)
+    print(f"mode: {settings.env}")
+    for check in checks:
+        print(f"[{'PASS' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+    failed = [c for c in checks if not c.ok]
+    print(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed and (settings.production or args.strict) else 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = Settings()
+    _prepare_sqlite_dir(settings)
+    upgrade(settings.database_url, args.revision)
+    print(f"database: at {args.revision}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from streamzy.app import create_app
+
+    settings = _load(args)
+    validate_for_start(settings)
+    if not settings.production:
+        _prepare_sqlite_dir(settings)
+        upgrade(settings.database_url)
+        asyncio.run(_bootstrap_admin(settings, "admin", only_if_none=True))
+    config = Config.from_toml(args.config) if Path(args.config).exists() else Config()
+    config.bind = [f"{args.host or settings.host}:{args.port or settings.port}"]
+    app = create_app(settings)
+    print(f"Streamzy serving on http://{config.bind[0]}  ({settings.env})", flush=True)
+    asyncio.run(serve(app, config))  # type: ignore[arg-type]
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamzy", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server (development: set up on first run)")
+    serve.add_argument("--host", default="")
+    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--config", default="hypercorn.toml")
+    serve.set_defaults(func=cmd_serve)
+    init = sub.add_parser("init", help="generate dev keys, migrate, create the first admin")
+    init.add_argument("--admin-username", default="admin")
+    init.set_defaults(func=cmd_init)
+    admin = sub.add_parser("create-admin", help="create an admin with a one-time password")
+    admin.add_argument("username")
+    admin.set_defaults(func=cmd_create_admin)
+    sub.add_parser("gen-key", help="print a new Fernet key").set_defaults(func=cmd_gen_key)
+    check = sub.add_parser("check-config", help="print the production checklist")
+    check.add_argument("--strict", action="store_true", help="fail on any FAIL, any mode")
+    check.set_defaults(func=cmd_check_config)
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"streamzy: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

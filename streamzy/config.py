@@ -1,0 +1,181 @@
+"""Settings: the only reader of the environment (``STREAMZY_*`` variables and ``.env``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DEV_PLACEHOLDER = "change-me"
+MIN_SECRET_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate limit: ``count`` events per ``period`` seconds."""
+
+    count: int
+    period: float
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """Parse ``"10/5m"``, ``"30/m"``, ``"100/h"`` or ``"5/300s"``."""
+        match = _RATE.match(text)
+        if not match:
+            raise ValueError(f"not a rate (expected like '10/5m'): {text!r}")
+        count, amount, unit = match.groups()
+        period = int(amount or 1) * _UNIT_SECONDS[unit]
+        if int(count) < 1 or period < 1:
+            raise ValueError(f"a rate needs a count and a period of at least 1: {text!r}")
+        return cls(int(count), float(period))
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting Streamzy reads. See ``.env.example`` for what each means."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMZY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["development", "production"] = "development"
+    debug: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    database_url: str = "sqlite+aiosqlite:///./streamzy.db"
+    redis_url: str = ""
+
+    secret_key: SecretStr = SecretStr("")
+    password_pepper: SecretStr = SecretStr("")
+    message_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    trusted_hops: int = Field(default=0, ge=0, le=10)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cookie_secure: bool = False
+
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    session_idle_seconds: int = Field(default=2 * 3600, ge=60)
+    session_absolute_seconds: int = Field(default=12 * 3600, ge=60)
+    inactivity_logout_seconds: int = Field(default=30 * 60, ge=30)
+    lockout_threshold: int = Field(default=5, ge=1)
+    lockout_seconds: int = Field(default=15 * 60, ge=1)
+    one_time_password_hours: int = Field(default=72, ge=1)
+    password_min_length: int = Field(default=12, ge=8, le=128)
+
+    rate_login: str = "10/5m"
+    rate_apply: str = "5/5m"
+    rate_messages: str = "30/m"
+    rate_bot_messages: str = "60/m"
+    rate_api: str = "100/h"
+    rate_pages: str = "300/m"
+
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    message_max_chars: int = Field(default=4000, ge=1, le=20000)
+    audit_log_path: str = "logs/security_audit.log"
+    block_suspicious_messages: bool = True
+
+    @field_validator("message_keys", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _no_wildcard(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*" or "://" not in origin:
+                raise ValueError(f"list exact origins like https://chat.example.org: {origin!r}")
+        return [origin.rstrip("/") for origin in value]
+
+    @field_validator("rate_login", "rate_apply", "rate_messages", "rate_bot_messages",
+                     "rate_api", "rate_pages")
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        Rate.parse(value)
+        return value
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def session_cookie_name(self) -> str:
+        # The __Host- prefix pins the cookie to this exact origin, path / and Secure.
+        return "__Host-streamzy_session" if self.cookie_secure else "streamzy_session"
+
+    @property
+    def anon_cookie_name(self) -> str:
+        return "__Host-streamzy_anon" if self.cookie_secure else "streamzy_anon"
+
+    def rate(self, name: str) -> Rate:
+        return Rate.parse(getattr(self, f"rate_{name}"))
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _secret_ok(value: SecretStr) -> bool:
+    raw = value.get_secret_value()
+    return len(raw) >= MIN_SECRET_LENGTH and DEV_PLACEHOLDER not in raw and len(set(raw)) >= 10
+
+
+def _fernet_ok(value: SecretStr) -> bool:
+    try:
+        Fernet(value.get_secret_value().encode())
+    except (ValueError, TypeError):
+        return False
+    return len(set(value.get_secret_value())) >= 10
+
+
+def production_checks(settings: Settings) -> list[Check]:
+    """The production checklist; every item must pass before production mode starts."""
+    keys = settings.message_keys
+    return [
+        Check("STREAMZY_SECRET_KEY", _secret_ok(settings.secret_key),
+              f"set, at least {MIN_SECRET_LENGTH} random characters, not a placeholder"),
+        Check("STREAMZY_PASSWORD_PEPPER", _secret_ok(settings.password_pepper),
+              f"set, at least {MIN_SECRET_LENGTH} random characters, not a placeholder"),
+        Check("STREAMZY_MESSAGE_KEYS", bool(keys) and all(_fernet_ok(k) for k in keys),
+              "one or more Fernet keys (streamzy gen-key), newest first"),
+        Check("STREAMZY_DEBUG", not settings.debug, "debug must be off"),
+        Check("STREAMZY_COOKIE_SECURE", settings.cookie_secure,
+              "cookies must be Secure (serve over HTTPS)"),
+        Check("STREAMZY_BCRYPT_ROUNDS", settings.bcrypt_rounds >= 12, "bcrypt cost at least 12"),
+    ]
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message names the setting."""
+
+
+def validate_for_start(settings: Settings) -> None:
+    """Refuse to start production with missing, default or weak secrets or insecure cookies."""
+    if settings.production:
+        failed = [c for c in production_checks(settings) if not c.ok]
+        if failed:
+            lines = "\n".join(f"  - {c.name}: {c.detail}" for c in failed)
+            raise ConfigError(f"production mode refuses to start:\n{lines}")
+    if not settings.message_keys:
+        raise ConfigError("STREAMZY_MESSAGE_KEYS is empty: run `streamzy init` or `streamzy gen-key`")
+    if not all(_fernet_ok(k) for k in settings.message_keys):
+        raise ConfigError("STREAMZY_MESSAGE_KEYS holds a value that is not a Fernet key")
+    if not settings.secret_key.get_secret_value() or not settings.password_pepper.get_secret_value():
+        raise ConfigError("STREAMZY_SECRET_KEY and STREAMZY_PASSWORD_PEPPER must be set")
+    if settings.session_absolute_seconds < settings.session_idle_seconds:
+        raise ConfigError("STREAMZY_SESSION_ABSOLUTE_SECONDS must be >= the idle timeout")

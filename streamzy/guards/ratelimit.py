@@ -1,0 +1,96 @@
+"""Rate limits for both edges: one GCRA implementation over a memory or Redis store.
+
+GCRA keeps a single "theoretical arrival time" per key, so a check-and-update is one
+atomic step (a dict update in memory, one Lua script in Redis) and keys expire by
+themselves. Time comes from the injectable clock, so tests never sleep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from streamzy.clock import Clock
+from streamzy.config import Rate
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: float = 0.0
+
+
+class RateStore(Protocol):
+    async def gcra(self, key: str, now: float, interval: float, tolerance: float) -> Decision:
+        """Atomically admit or refuse one event for ``key``."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryRateStore:
+    """Per-process store (the embedded default)."""
+
+    MAX_KEYS = 100_000
+
+    def __init__(self) -> None:
+        self._tat: dict[str, float] = {}
+
+    async def gcra(self, key: str, now: float, interval: float, tolerance: float) -> Decision:
+        tat = max(self._tat.get(key, now), now)
+        if tat - now > tolerance:
+            return Decision(False, tat - tolerance - now)
+        if len(self._tat) >= self.MAX_KEYS:
+            self._tat = {k: v for k, v in self._tat.items() if v > now}
+        self._tat[key] = tat + interval
+        return Decision(True)
+
+    async def close(self) -> None:
+        self._tat.clear()
+
+
+_GCRA_LUA = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local tolerance = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
+if tat < now then tat = now end
+if tat - now > tolerance then
+  return {0, tostring(tat - tolerance - now)}
+end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return {1, '0'}
+"""
+
+
+class RedisRateStore:
+    """Shared by every process: one Lua script makes check-and-update atomic and expiring."""
+
+    def __init__(self, url: str, prefix: str = "streamzy:rl:") -> None:
+        from redis.asyncio import Redis
+
+        self._redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._script = self._redis.register_script(_GCRA_LUA)
+        self._prefix = prefix
+
+    async def gcra(self, key: str, now: float, interval: float, tolerance: float) -> Decision:
+        allowed, retry = await self._script(keys=[self._prefix + key],
+                                            args=[repr(now), repr(interval), repr(tolerance)])
+        return Decision(bool(int(allowed)), float(retry))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class RateLimiter:
+    """Admits events per key at a configured rate."""
+
+    def __init__(self, store: RateStore, clock: Clock) -> None:
+        self.store = store
+        self._clock = clock
+
+    async def hit(self, key: str, rate: Rate) -> Decision:
+        interval = rate.period / rate.count
+        tolerance = rate.period - interval
+        return await self.store.gcra(key, self._clock.now().timestamp(), interval, tolerance)

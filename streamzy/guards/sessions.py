@@ -1,0 +1,179 @@
+"""Server-side sessions: issue, resolve (idle and absolute expiry), revoke.
+
+The cookie carries 64 random bytes; the database keeps only their SHA-256, so a stolen
+database cannot be replayed as cookies. The same resolver serves HTTP and Socket.IO.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from http.cookies import SimpleCookie
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from streamzy.clock import Clock, as_utc
+from streamzy.guards.context import RequestInfo
+from streamzy.storage.db import Database
+from streamzy.storage.models import Session, User
+
+TOUCH_EVERY = timedelta(seconds=60)
+
+# Called with the ids of sessions that ended and why; realtime uses it to drop sockets.
+EndListener = Callable[[list[int], str], Awaitable[None]]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ActiveSession:
+    id: int
+    user_id: int
+    username: str
+    display_name: str
+    is_admin: bool
+    must_change_password: bool
+    csrf_token: str
+    created_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class Resolution:
+    session: ActiveSession | None
+    reason: str  # "ok", "missing", "unknown", "idle", "absolute", "disabled"
+
+
+class SessionStore:
+    """Issues and resolves sessions, and tells listeners when sessions end."""
+
+    def __init__(self, db: Database, clock: Clock, idle_seconds: int,
+                 absolute_seconds: int) -> None:
+        self._db = db
+        self._clock = clock
+        self.idle = timedelta(seconds=idle_seconds)
+        self.absolute = timedelta(seconds=absolute_seconds)
+        self._listeners: list[EndListener] = []
+
+    def on_end(self, listener: EndListener) -> None:
+        self._listeners.append(listener)
+
+    async def _ended(self, ids: list[int], reason: str) -> None:
+        if ids:
+            for listener in self._listeners:
+                await listener(ids, reason)
+
+    async def issue(self, user_id: int, info: RequestInfo) -> tuple[str, int]:
+        """Start a session with a fresh token (never reuse one: no fixation)."""
+        token = secrets.token_urlsafe(64)
+        now = self._clock.now()
+        async with self._db.unit() as db:
+            row = Session(
+                token_hash=hash_token(token), user_id=user_id,
+                csrf_token=secrets.token_urlsafe(32), created_at=now, last_seen_at=now,
+                client_ip=info.ip, user_agent=info.user_agent,
+            )
+            db.add(row)
+            await db.flush()
+            session_id = row.id
+        return token, session_id
+
+    async def resolve(self, token: str | None, *, touch: bool = True) -> Resolution:
+        """Find the live session for ``token``; an expired one is deleted on sight."""
+        if not token or len(token) > 200:
+            return Resolution(None, "missing")
+        now = self._clock.now()
+        async with self._db.unit() as db:
+            found = (await db.execute(
+                select(Session, User).join(User, User.id == Session.user_id)
+                .where(Session.token_hash == hash_token(token))
+            )).first()
+            if found is None:
+                return Resolution(None, "unknown")
+            row, user = found
+            reason = "ok"
+            if now - as_utc(row.created_at) > self.absolute:
+                reason = "absolute"
+            elif now - as_utc(row.last_seen_at) > self.idle:
+                reason = "idle"
+            elif not user.is_active:
+                reason = "disabled"
+            if reason != "ok":
+                await db.execute(delete(Session).where(Session.id == row.id))
+            elif touch and now - as_utc(row.last_seen_at) >= TOUCH_EVERY:
+                await db.execute(update(Session).where(Session.id == row.id)
+                                 .values(last_seen_at=now))
+                row.last_seen_at = now
+        if reason != "ok":
+            await self._ended([row.id], reason)
+            return Resolution(None, reason)
+        return Resolution(ActiveSession(
+            id=row.id, user_id=user.id, username=user.username, display_name=user.display_name,
+            is_admin=user.is_admin, must_change_password=user.must_change_password,
+            csrf_token=row.csrf_token, created_at=as_utc(row.created_at),
+            last_seen_at=as_utc(row.last_seen_at),
+        ), "ok")
+
+    async def touch(self, session_id: int) -> None:
+        """Count activity that is not an HTTP request (a chat message) for the idle timeout."""
+        async with self._db.unit() as db:
+            await db.execute(update(Session).where(Session.id == session_id)
+                             .values(last_seen_at=self._clock.now()))
+
+    async def revoke(self, session_id: int, reason: str) -> bool:
+        async with self._db.unit() as db:
+            result = await db.execute(delete(Session).where(Session.id == session_id))
+        if result.rowcount:
+            await self._ended([session_id], reason)
+        return bool(result.rowcount)
+
+    async def revoke_user(self, user_id: int, reason: str, *, keep: int | None = None) -> int:
+        """End every session of ``user_id`` (but ``keep``); returns how many ended."""
+        async with self._db.unit() as db:
+            query = select(Session.id).where(Session.user_id == user_id)
+            if keep is not None:
+                query = query.where(Session.id != keep)
+            ids = list((await db.execute(query)).scalars())
+            if ids:
+                await db.execute(delete(Session).where(Session.id.in_(ids)))
+        await self._ended(ids, reason)
+        return len(ids)
+
+    async def list_for_user(self, user_id: int) -> list[Session]:
+        async with self._db.unit() as db:
+            rows = await db.execute(select(Session).where(Session.user_id == user_id)
+                                    .order_by(Session.last_seen_at.desc()))
+            return list(rows.scalars())
+
+    async def purge_expired(self) -> int:
+        """Delete sessions past either timeout (housekeeping; resolve also checks)."""
+        now = self._clock.now()
+        async with self._db.unit() as db:
+            query = select(Session.id).where(
+                (Session.created_at < now - self.absolute) | (Session.last_seen_at < now - self.idle)
+            )
+            ids = list((await db.execute(query)).scalars())
+            if ids:
+                await db.execute(delete(Session).where(Session.id.in_(ids)))
+        await self._ended(ids, "expired")
+        return len(ids)
+
+
+def cookie_from_headers(headers: Any, name: str) -> str | None:
+    """Read cookie ``name`` from raw ASGI headers (the socket edge has no Quart request)."""
+    for header, value in headers or []:
+        if header == b"cookie":
+            jar: SimpleCookie = SimpleCookie()
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:  # malformed cookie header: no session
+                return None
+            if name in jar:
+                return jar[name].value
+    return None

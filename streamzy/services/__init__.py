@@ -1,0 +1,1 @@
+"""Use cases. Plain async functions and small classes: no Quart, no socketio imports."""

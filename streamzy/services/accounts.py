@@ -1,0 +1,206 @@
+"""Accounts: sign-in with lockout, password changes, and what admins do to users."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from streamzy.clock import Clock, as_utc
+from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
+from streamzy.services.passwords import PasswordHasher, generate_password, password_problems
+from streamzy.services.usernames import normalize_username
+from streamzy.storage.db import Database
+from streamzy.storage.models import User
+
+Audit = Callable[..., Awaitable[None]]
+# (user_id, reason, keep_session_id) -> sessions ended
+EndSessions = Callable[[int, str, int | None], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class Policy:
+    lockout_threshold: int = 5
+    lockout_seconds: int = 900
+    one_time_password_hours: int = 72
+    password_min_length: int = 12
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    user: User | None
+    reason: str  # ok, bad_credentials, locked, disabled, expired_one_time_password
+
+
+class Accounts:
+    def __init__(self, db: Database, clock: Clock, hasher: PasswordHasher, audit: Audit,
+                 end_sessions: EndSessions, policy: Policy) -> None:
+        self._db = db
+        self._clock = clock
+        self._hasher = hasher
+        self._audit = audit
+        self._end_sessions = end_sessions
+        self.policy = policy
+
+    async def get(self, user_id: int) -> User | None:
+        async with self._db.unit() as db:
+            return await db.get(User, user_id)
+
+    async def by_username(self, raw: str) -> User | None:
+        name = normalize_username(raw)
+        if name is None:
+            return None
+        async with self._db.unit() as db:
+            return (await db.execute(select(User).where(User.username == name))).scalar_one_or_none()
+
+    async def authenticate(self, raw_username: str, password: str, info: Any) -> LoginOutcome:
+        """Check credentials. Known and unknown names cost one bcrypt check each."""
+        user = await self.by_username(raw_username)
+        if user is not None and user.is_bot:
+            user = None
+        matches = await self._hasher.verify(password, user.password_hash if user else None)
+        now = self._clock.now()
+        if user is None:
+            await self._audit("login_failed", info, None, reason="unknown_user",
+                              username=raw_username[:64])
+            return LoginOutcome(None, "bad_credentials")
+        if user.locked_until is not None and as_utc(user.locked_until) > now:
+            await self._audit("login_failed", info, user.id, reason="locked")
+            return LoginOutcome(None, "locked")
+        if not matches:
+            return await self._failed(user, info)
+        if not user.is_active:
+            await self._audit("login_failed", info, user.id, reason="disabled")
+            return LoginOutcome(None, "disabled")
+        if (user.must_change_password and user.password_expires_at is not None
+                and as_utc(user.password_expires_at) <= now):
+            await self._audit("login_failed", info, user.id, reason="one_time_password_expired")
+            return LoginOutcome(None, "expired_one_time_password")
+        async with self._db.unit() as db:
+            await db.execute(update(User).where(User.id == user.id)
+                             .values(failed_logins=0, locked_until=None))
+        await self._audit("login_succeeded", info, user.id)
+        return LoginOutcome(user, "ok")
+
+    async def _failed(self, user: User, info: Any) -> LoginOutcome:
+        now = self._clock.now()
+        async with self._db.unit() as db:
+            failures = (await db.execute(
+                update(User).where(User.id == user.id)
+                .values(failed_logins=User.failed_logins + 1)
+                .returning(User.failed_logins)
+            )).scalar_one()
+            locked = failures >= self.policy.lockout_threshold
+            if locked:
+                until = now + timedelta(seconds=self.policy.lockout_seconds)
+                await db.execute(update(User).where(User.id == user.id)
+                                 .values(failed_logins=0, locked_until=until))
+        await self._audit("login_failed", info, user.id, reason="bad_password", failures=failures)
+        if locked:
+            await self._audit("account_locked", info, user.id,
+                              seconds=self.policy.lockout_seconds)
+        return LoginOutcome(None, "bad_credentials")
+
+    async def create_user(self, username: str, display_name: str, email: str, *,
+                          is_admin: bool = False, is_bot: bool = False) -> tuple[User, str]:
+        """Create an account with a one-time password; returns (user, password)."""
+        name = normalize_username(username)
+        if name is None:
+            raise Invalid("invalid_username", "That username is not allowed.")
+        password = generate_password()
+        now = self._clock.now()
+        user = User(
+            username=name, display_name=display_name or name, email=email,
+            password_hash="" if is_bot else await self._hasher.hash(password),
+            is_admin=is_admin, is_bot=is_bot, is_active=True, must_change_password=not is_bot,
+            password_expires_at=None if is_bot else
+            now + timedelta(hours=self.policy.one_time_password_hours),
+            failed_logins=0, created_at=now,
+        )
+        async with self._db.unit() as db:
+            if (await db.execute(select(User.id).where(User.username == name))).first():
+                raise Conflict("name_taken", "That username is already taken.")
+            db.add(user)
+        return user, password
+
+    async def change_password(self, user_id: int, current: str, new: str, info: Any, *,
+                              session_id: int | None, end_other_sessions: bool) -> None:
+        user = await self.get(user_id)
+        if user is None or not user.is_active:
+            raise NotFound("no_user", "No such account.")
+        if not await self._hasher.verify(current, user.password_hash):
+            await self._audit("password_change_failed", info, user_id, reason="wrong_current")
+            raise Invalid("wrong_password", "The current password is not correct.")
+        problems = password_problems(new, min_length=self.policy.password_min_length,
+                                     username=user.username)
+        if new == current:
+            problems.append("Choose a password different from the current one.")
+        if problems:
+            raise Invalid("weak_password", " ".join(problems))
+        hashed = await self._hasher.hash(new)
+        async with self._db.unit() as db:
+            await db.execute(update(User).where(User.id == user_id).values(
+                password_hash=hashed, must_change_password=False, password_expires_at=None,
+                password_changed_at=self._clock.now(),
+            ))
+        ended = 0
+        if end_other_sessions or user.must_change_password:
+            ended = await self._end_sessions(user_id, "password_changed", session_id)
+        await self._audit("password_changed", info, user_id, other_sessions_ended=ended)
+
+    async def list_users(self) -> list[User]:
+        async with self._db.unit() as db:
+            return list((await db.execute(
+                select(User).order_by(User.is_bot, User.username))).scalars())
+
+    async def _admin_change(self, actor_id: int, user_id: int, info: Any, action: str,
+                            values: dict[str, Any]) -> User:
+        async with self._db.unit() as db:
+            user = await db.get(User, user_id)
+            if user is None:
+                raise NotFound("no_user", "No such account.")
+            if user.id == actor_id and action in ("disable", "revoke_admin"):
+                raise Forbidden("self_change", "You cannot do that to your own account.")
+            for key, value in values.items():
+                setattr(user, key, value)
+            await db.flush()
+            if action in ("disable", "revoke_admin"):
+                admins = (await db.execute(select(func.count()).select_from(User).where(
+                    User.is_admin.is_(True), User.is_active.is_(True)))).scalar_one()
+                if admins < 1:
+                    raise Conflict("last_admin", "At least one active admin must remain.")
+        await self._audit("account_changed", info, actor_id, target_user_id=user_id,
+                          action=action)
+        return user
+
+    async def set_active(self, actor_id: int, user_id: int, active: bool, info: Any) -> None:
+        action = "enable" if active else "disable"
+        await self._admin_change(actor_id, user_id, info, action, {"is_active": active})
+        if not active:
+            await self._end_sessions(user_id, "disabled", None)
+
+    async def unlock(self, actor_id: int, user_id: int, info: Any) -> None:
+        await self._admin_change(actor_id, user_id, info, "unlock",
+                                 {"locked_until": None, "failed_logins": 0})
+
+    async def set_admin(self, actor_id: int, user_id: int, admin: bool, info: Any) -> None:
+        action = "grant_admin" if admin else "revoke_admin"
+        await self._admin_change(actor_id, user_id, info, action, {"is_admin": admin})
+
+    async def reset_password(self, actor_id: int, user_id: int, info: Any) -> str:
+        """Give the user a new one-time password (shown once); ends their sessions."""
+        target = await self.get(user_id)
+        if target is not None and target.is_bot:
+            raise Invalid("bot_account", "Bots sign in with tokens, not passwords.")
+        password = generate_password()
+        hashed = await self._hasher.hash(password)
+        expires = self._clock.now() + timedelta(hours=self.policy.one_time_password_hours)
+        await self._admin_change(actor_id, user_id, info, "reset_password", {
+            "password_hash": hashed, "must_change_password": True,
+            "password_expires_at": expires, "failed_logins": 0, "locked_until": None,
+        })
+        await self._end_sessions(user_id, "password_reset", None)
+        return password

@@ -1,0 +1,95 @@
+"""Password hashing, checking and generation.
+
+bcrypt only reads 72 bytes and bcrypt 5 raises past that, so every password is first
+reduced to a fixed 44-byte value: base64(HMAC-SHA256(pepper, utf8(password))). Nothing
+is ever truncated, and the pepper keeps a stolen database from being brute-forced alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+import string
+from functools import cache
+from importlib import resources
+
+import bcrypt
+
+MAX_PASSWORD_CHARS = 4096
+SYMBOLS = "!@#$%^&*()-_=+[]{};:,.?"
+GENERATED_LENGTH = 16
+
+
+def _prehash(password: str, pepper: bytes) -> bytes:
+    digest = hmac.new(pepper, password.encode("utf-8"), hashlib.sha256).digest()
+    return base64.b64encode(digest)
+
+
+class PasswordHasher:
+    """bcrypt over a peppered pre-hash, always run in a worker thread."""
+
+    def __init__(self, pepper: str, rounds: int = 12) -> None:
+        self._pepper = pepper.encode("utf-8")
+        self.rounds = rounds
+        self._dummy: str | None = None
+
+    async def hash(self, password: str) -> str:
+        prehashed = _prehash(password, self._pepper)
+        salt = bcrypt.gensalt(self.rounds)
+        hashed = await asyncio.to_thread(bcrypt.hashpw, prehashed, salt)
+        return hashed.decode("ascii")
+
+    async def verify(self, password: str, hashed: str | None) -> bool:
+        """Check ``password``; with no hash (unknown user) spend the same time and fail."""
+        if not hashed:
+            hashed = await self._dummy_hash()
+            await asyncio.to_thread(bcrypt.checkpw, _prehash(password, self._pepper),
+                                    hashed.encode("ascii"))
+            return False
+        try:
+            return await asyncio.to_thread(
+                bcrypt.checkpw, _prehash(password, self._pepper), hashed.encode("ascii")
+            )
+        except ValueError:  # a malformed stored hash never matches
+            return False
+
+    async def _dummy_hash(self) -> str:
+        if self._dummy is None:
+            self._dummy = await self.hash(secrets.token_urlsafe(16))
+        return self._dummy
+
+
+def generate_password(length: int = GENERATED_LENGTH) -> str:
+    """A random password with at least one upper, lower, digit and symbol."""
+    alphabet = string.ascii_letters + string.digits + SYMBOLS
+    while True:
+        candidate = "".join(secrets.choice(alphabet) for _ in range(length))
+        if (any(c.isupper() for c in candidate) and any(c.islower() for c in candidate)
+                and any(c.isdigit() for c in candidate) and any(c in SYMBOLS for c in candidate)):
+            return candidate
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    text = resources.files("streamzy.data").joinpath("common-passwords.txt").read_text("utf-8")
+    return frozenset(line.strip().casefold() for line in text.splitlines() if line.strip())
+
+
+def password_problems(password: str, *, min_length: int, username: str = "") -> list[str]:
+    """Why ``password`` may not be chosen; empty when it is acceptable."""
+    problems = []
+    if len(password) < min_length:
+        problems.append(f"Use at least {min_length} characters.")
+    if len(password) > MAX_PASSWORD_CHARS:
+        problems.append(f"Use at most {MAX_PASSWORD_CHARS} characters.")
+    folded = password.casefold()
+    if folded in common_passwords() or folded.rstrip("0123456789!") in common_passwords():
+        problems.append("This password is on the list of commonly used passwords.")
+    if username and username.casefold() in folded:
+        problems.append("The password must not contain your username.")
+    if len(set(password)) < 5:
+        problems.append("Use more different characters.")
+    return problems

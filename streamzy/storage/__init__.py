@@ -1,0 +1,1 @@
+"""Persistence: engine and units of work, ORM models, message encryption, migrations."""

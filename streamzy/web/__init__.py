@@ -1,0 +1,1 @@
+"""The HTTP edge: Quart blueprints that parse, call one service and render."""

@@ -1,0 +1,55 @@
+"""The shapes of every form and JSON body the HTTP edge accepts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import EmailStr, StringConstraints
+
+from streamzy.guards.validation import Line, StrictModel, Text
+
+Password = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class LoginForm(StrictModel):
+    username: Annotated[Line, StringConstraints(min_length=1, max_length=128)]
+    # Passwords are taken exactly as typed: no trimming, no normalisation.
+    password: Password
+    next: Annotated[str, StringConstraints(max_length=512)] = ""
+
+
+class ApplyForm(StrictModel):
+    username: Annotated[Line, StringConstraints(min_length=1, max_length=64)]
+    display_name: Annotated[Line, StringConstraints(min_length=1, max_length=64)]
+    email: Annotated[EmailStr, StringConstraints(max_length=254)]
+    reason: Annotated[Text, StringConstraints(min_length=10, max_length=1000)]
+
+
+class PasswordForm(StrictModel):
+    current_password: Password
+    new_password: Password
+    confirm_password: Password
+    end_other_sessions: Literal["on", "1", "true"] | None = None
+
+
+class RejectForm(StrictModel):
+    reason: Annotated[Text, StringConstraints(min_length=3, max_length=500)]
+
+
+class UserActionForm(StrictModel):
+    action: Literal["disable", "enable", "unlock", "reset_password", "grant_admin",
+                    "revoke_admin"]
+
+
+class AuditFilter(StrictModel):
+    event: Annotated[str, StringConstraints(max_length=48, pattern=r"^[a-z_]*$")] = ""
+    user_id: Annotated[str, StringConstraints(max_length=18, pattern=r"^\d*$")] = ""
+    since: Annotated[str, StringConstraints(max_length=32)] = ""
+    until: Annotated[str, StringConstraints(max_length=32)] = ""
+    page: Annotated[str, StringConstraints(max_length=6, pattern=r"^\d*$")] = ""
+    format: Literal["", "html", "csv", "json"] = ""
+
+
+class EmptyForm(StrictModel):
+    pass
+

@@ -1,0 +1,67 @@
+"""Route policy: every route declares who may call it, its CSRF rule and its rate limits.
+
+The hooks enforce these attributes, and a test walks every route and fails if any route
+lacks one, so a new route cannot ship unguarded by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+AUTH_ATTR = "_streamzy_auth"
+LIMITS_ATTR = "_streamzy_limits"
+CSRF_EXEMPT_ATTR = "_streamzy_csrf_exempt"
+PASSWORD_CHANGE_ATTR = "_streamzy_during_password_change"
+
+Auth = Literal["public", "user", "admin", "bot"]
+F = Callable[..., Any]
+
+
+def _set(attr: str, value: Any) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        setattr(func, attr, value)
+        return func
+    return decorate
+
+
+def public(func: F) -> F:
+    """Anyone may call this route."""
+    return _set(AUTH_ATTR, "public")(func)
+
+
+def signed_in(func: F) -> F:
+    """A signed-in person may call this route."""
+    return _set(AUTH_ATTR, "user")(func)
+
+
+def admin_only(func: F) -> F:
+    return _set(AUTH_ATTR, "admin")(func)
+
+
+def bot_token(func: F) -> F:
+    """Called with a Bearer bot token instead of a browser session."""
+    return _set(AUTH_ATTR, "bot")(func)
+
+
+def limited(*names: str) -> Callable[[F], F]:
+    """Rate limits by setting name (``login`` -> ``STREAMZY_RATE_LOGIN``)."""
+    return _set(LIMITS_ATTR, names)
+
+
+def csrf_exempt(reason: str) -> Callable[[F], F]:
+    """Only for routes that no browser cookie can authorise (bearer-token API)."""
+    return _set(CSRF_EXEMPT_ATTR, reason)
+
+
+def allowed_before_password_change(func: F) -> F:
+    """Reachable while a first-login password change is still owed."""
+    return _set(PASSWORD_CHANGE_ATTR, True)(func)
+
+
+def policy_of(view: Any) -> dict[str, Any]:
+    return {
+        "auth": getattr(view, AUTH_ATTR, None),
+        "limits": getattr(view, LIMITS_ATTR, ()),
+        "csrf_exempt": getattr(view, CSRF_EXEMPT_ATTR, None),
+    }

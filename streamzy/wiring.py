@@ -1,0 +1,66 @@
+"""Builds every component from settings, in one place (backends chosen here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamzy.clock import Clock, SystemClock
+from streamzy.config import Settings
+from streamzy.guards.audit import AuditLog
+from streamzy.guards.ratelimit import MemoryRateStore, RateLimiter, RateStore, RedisRateStore
+from streamzy.guards.sessions import SessionStore
+from streamzy.services.accounts import Accounts, Policy
+from streamzy.services.applications import Applications
+from streamzy.services.passwords import PasswordHasher
+from streamzy.storage.db import Database
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    db: Database
+    audit_log: AuditLog
+    sessions: SessionStore
+    limiter: RateLimiter
+    hasher: PasswordHasher
+    accounts: Accounts
+    applications: Applications
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def audit(self, event: str, info: Any, user_id: int | None = None,
+                    **detail: Any) -> None:
+        await self.audit_log.record(event, info, user_id, **detail)
+
+    async def close(self) -> None:
+        await self.limiter.store.close()
+        self.audit_log.close()
+        await self.db.dispose()
+
+
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    clock = clock or SystemClock()
+    db = Database(settings.database_url)
+    audit_log = AuditLog(db, clock, settings.audit_log_path)
+    sessions = SessionStore(db, clock, settings.session_idle_seconds,
+                            settings.session_absolute_seconds)
+    store: RateStore = (RedisRateStore(settings.redis_url) if settings.redis_url
+                        else MemoryRateStore())
+    limiter = RateLimiter(store, clock)
+    hasher = PasswordHasher(settings.password_pepper.get_secret_value(), settings.bcrypt_rounds)
+
+    async def end_sessions(user_id: int, reason: str, keep: int | None) -> int:
+        return await sessions.revoke_user(user_id, reason, keep=keep)
+
+    policy = Policy(
+        lockout_threshold=settings.lockout_threshold,
+        lockout_seconds=settings.lockout_seconds,
+        one_time_password_hours=settings.one_time_password_hours,
+        password_min_length=settings.password_min_length,
+    )
+    accounts = Accounts(db, clock, hasher, audit_log.record, end_sessions, policy)
+    applications = Applications(db, clock, accounts, audit_log.record)
+    return Services(settings=settings, clock=clock, db=db, audit_log=audit_log,
+                    sessions=sessions, limiter=limiter, hasher=hasher, accounts=accounts,
+                    applications=applications)

@@ -1,0 +1,181 @@
+"""Fixtures that start the real app: a real Hypercorn on 127.0.0.1, a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from sqlalchemy import update
+
+from streamzy.app import StreamzyApp, create_app
+from streamzy.clock import ManualClock
+from streamzy.config import Settings
+from streamzy.storage.migrate import upgrade
+from streamzy.storage.models import User
+
+REQUIRE_SERVICES = os.environ.get("STREAMZY_REQUIRE_SERVICES") == "1"
+TEST_PASSWORD = "a sturdy passphrase 4 tests"
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+
+
+def need_service(env_name: str, what: str) -> str:
+    """The URL of an external service, or skip (fail when CI requires services)."""
+    url = os.environ.get(env_name, "")
+    if not url:
+        message = f"{what} not configured: set {env_name} to run this test"
+        if REQUIRE_SERVICES:
+            pytest.fail(message + " (STREAMZY_REQUIRE_SERVICES=1)")
+        pytest.skip(message)
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrate once through Alembic; every test gets a copy of the migrated file."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+def make_settings(tmp_path: Path, template_db: Path, **overrides: Any) -> Settings:
+    db_file = tmp_path / "streamzy.db"
+    if not db_file.exists():
+        shutil.copy(template_db, db_file)
+    values: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{db_file}",
+        "secret_key": "test-secret-" + "x9" * 20,
+        "password_pepper": "test-pepper-" + "y8" * 20,
+        "message_keys": [Fernet.generate_key().decode()],
+        "bcrypt_rounds": 4,
+        "audit_log_path": str(tmp_path / "logs" / "security_audit.log"),
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+class LiveServer:
+    """A running Hypercorn serving the app, plus helpers that talk to it like a browser."""
+
+    def __init__(self, app: StreamzyApp, clock: ManualClock, port: int) -> None:
+        self.app = app
+        self.clock = clock
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.services = app.services
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        headers = {"User-Agent": "streamzy-tests/1.0", **kwargs.pop("headers", {})}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, follow_redirects=False,
+                                 timeout=10, **kwargs)
+
+    async def make_user(self, username: str, password: str = TEST_PASSWORD, *,
+                        admin: bool = False, must_change: bool = False) -> User:
+        user, _ = await self.services.accounts.create_user(username, username.title(),
+                                                           f"{username}@example.org",
+                                                           is_admin=admin)
+        hashed = await self.services.hasher.hash(password)
+        async with self.services.db.unit() as db:
+            await db.execute(update(User).where(User.id == user.id).values(
+                password_hash=hashed, must_change_password=must_change,
+                password_expires_at=None))
+        return user
+
+    async def audit_rows(self, event: str | None = None) -> list[Any]:
+        from sqlalchemy import select
+
+        from streamzy.storage.models import AuditEvent
+
+        async with self.services.db.unit() as db:
+            query = select(AuditEvent).order_by(AuditEvent.id)
+            if event:
+                query = query.where(AuditEvent.event == event)
+            return list((await db.execute(query)).scalars())
+
+
+async def csrf_of(client: httpx.AsyncClient, path: str = "/login") -> str:
+    page = await client.get(path)
+    match = CSRF_META.search(page.text)
+    assert match, f"no csrf token on {path}: {page.status_code}"
+    return match.group(1)
+
+
+async def login(client: httpx.AsyncClient, username: str,
+                password: str = TEST_PASSWORD) -> httpx.Response:
+    token = await csrf_of(client, "/login")
+    return await client.post("/login", data={"username": username, "password": password,
+                                              "csrf_token": token})
+
+
+async def post_form(client: httpx.AsyncClient, path: str, data: dict[str, str] | None = None,
+                    page: str = "/account") -> httpx.Response:
+    token = await csrf_of(client, page)
+    return await client.post(path, data={**(data or {}), "csrf_token": token})
+
+
+async def start_server(settings: Settings, clock: ManualClock) -> tuple[LiveServer, Callable]:
+    app = create_app(settings, clock)
+    port = free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 1
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    server = LiveServer(app, clock, port)
+    async with httpx.AsyncClient() as probe:
+        for _ in range(200):
+            if task.done():
+                task.result()
+            try:
+                if (await probe.get(server.url + "/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                await asyncio.sleep(0.02)
+
+    async def shutdown() -> None:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    return server, shutdown
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path, template_db: Path) -> Callable[..., Settings]:
+    def factory(**overrides: Any) -> Settings:
+        return make_settings(tmp_path, template_db, **overrides)
+    return factory
+
+
+@pytest.fixture
+def server_settings() -> dict[str, Any]:
+    """Override in a test module to change the settings of the ``server`` fixture."""
+    return {}
+
+
+@pytest.fixture
+async def server(settings_factory: Callable[..., Settings],
+                 server_settings: dict[str, Any]) -> AsyncIterator[LiveServer]:
+    clock = ManualClock()
+    live, shutdown = await start_server(settings_factory(**server_settings), clock)
+    try:
+        yield live
+    finally:
+        await shutdown()
