@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+import socketio
 from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 
 from streamzy.clock import Clock
-from streamzy.config import Settings, validate_for_start
+from streamzy.config import ConfigError, Settings, validate_for_start
 from streamzy.guards.headers import SecurityHeadersMiddleware
-from streamzy.web import admin, apply, auth, health, hooks
+from streamzy.realtime.delivery import Delivery
+from streamzy.realtime.events import ChatEvents
+from streamzy.realtime.server import create_sio
+from streamzy.storage.crypto import KeyUnavailable
+from streamzy.web import admin, admin_chat, api, apply, auth, health, hooks, rooms
 from streamzy.wiring import Services, build_services
 
 ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("streamzy")
 
 
 def create_quart(services: Services) -> Quart:
@@ -31,22 +38,20 @@ def create_quart(services: Services) -> Quart:
     )
     app.extensions["streamzy"] = services
     hooks.install(app)
-    for blueprint in (health.bp, apply.bp, auth.bp, admin.bp):
+    for blueprint in (health.bp, apply.bp, auth.bp, admin.bp, admin_chat.bp, rooms.bp, api.bp):
         app.register_blueprint(blueprint)
-
-    @app.after_serving
-    async def _close() -> None:
-        await services.close()
-
     return app
 
 
 class StreamzyApp:
     """The outer ASGI callable; keeps handles to the parts tests and the CLI need."""
 
-    def __init__(self, services: Services, quart: Quart, asgi: Any) -> None:
+    def __init__(self, services: Services, quart: Quart, sio: socketio.AsyncServer,
+                 events: ChatEvents, asgi: Any) -> None:
         self.services = services
         self.quart = quart
+        self.sio = sio
+        self.events = events
         self._asgi = asgi
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -58,8 +63,43 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     validate_for_start(settings)
     services = build_services(settings, clock)
     quart = create_quart(services)
-    inner: Any = quart
+
+    sio = create_sio(settings, services.audit)
+    delivery = Delivery(sio)
+    events = ChatEvents(sio, services, delivery, settings.redis_url)
+    events.register()
+    registry = events.registry
+
+    async def sessions_ended(ids: list[int], reason: str) -> None:
+        await registry.end([f"session:{i}" for i in ids], reason)
+
+    async def token_revoked(token_id: int) -> None:
+        await registry.end([f"bot:{token_id}"], "token_revoked")
+
+    async def user_disabled(user_id: int) -> None:
+        await registry.end([f"user:{user_id}"], "disabled")
+
+    services.sessions.on_end(sessions_ended)
+    services.bots.on_revoke(token_revoked)
+    services.accounts.on_disabled(user_disabled)
+    services.messages.on_stored(delivery.messages)
+
+    @quart.before_serving
+    async def _start() -> None:
+        try:
+            await services.keyring.verify_master()
+        except KeyUnavailable as exc:
+            log.critical("refusing to start: %s", exc)
+            raise ConfigError(f"refusing to start: {exc}") from None
+        await registry.start()
+
+    @quart.after_serving
+    async def _stop() -> None:
+        await registry.stop()
+        await services.close()
+
+    inner: Any = socketio.ASGIApp(sio, other_asgi_app=quart, socketio_path="socket.io")
     inner = SecurityHeadersMiddleware(inner, hsts=settings.production)
     if settings.trusted_hops:
         inner = ProxyFixMiddleware(inner, mode="legacy", trusted_hops=settings.trusted_hops)
-    return StreamzyApp(services, quart, inner)
+    return StreamzyApp(services, quart, sio, events, inner)

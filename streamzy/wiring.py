@@ -12,7 +12,11 @@ from streamzy.guards.ratelimit import MemoryRateStore, RateLimiter, RateStore, R
 from streamzy.guards.sessions import SessionStore
 from streamzy.services.accounts import Accounts, Policy
 from streamzy.services.applications import Applications
+from streamzy.services.bots import Bots
+from streamzy.services.messages import Messages
 from streamzy.services.passwords import PasswordHasher
+from streamzy.services.rooms import Rooms
+from streamzy.storage.crypto import Keyring, MasterKeys
 from streamzy.storage.db import Database
 
 
@@ -27,13 +31,22 @@ class Services:
     hasher: PasswordHasher
     accounts: Accounts
     applications: Applications
+    keyring: Keyring
+    rooms: Rooms
+    messages: Messages
+    bots: Bots
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
         await self.audit_log.record(event, info, user_id, **detail)
 
+    async def audit_throttled(self, key: str, event: str, info: Any,
+                              user_id: int | None = None, **detail: Any) -> None:
+        await self.audit_log.record_throttled(key, event, info, user_id, **detail)
+
     async def close(self) -> None:
+        await self.messages.close()
         await self.limiter.store.close()
         self.audit_log.close()
         await self.db.dispose()
@@ -61,6 +74,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     )
     accounts = Accounts(db, clock, hasher, audit_log.record, end_sessions, policy)
     applications = Applications(db, clock, accounts, audit_log.record)
+    keyring = Keyring(db, MasterKeys([k.get_secret_value() for k in settings.message_keys]),
+                      clock)
+    rooms = Rooms(db, clock, keyring, audit_log.record)
+    messages = Messages(db, clock, keyring, audit_log.record,
+                        max_chars=settings.message_max_chars,
+                        block_suspicious=settings.block_suspicious_messages)
+    bots = Bots(db, clock, accounts, audit_log.record)
     return Services(settings=settings, clock=clock, db=db, audit_log=audit_log,
                     sessions=sessions, limiter=limiter, hasher=hasher, accounts=accounts,
-                    applications=applications)
+                    applications=applications, keyring=keyring, rooms=rooms,
+                    messages=messages, bots=bots)

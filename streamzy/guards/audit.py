@@ -41,6 +41,7 @@ class AuditLog:
         self._logger.propagate = False
         self._logger.setLevel(logging.INFO)
         self._listener: logging.handlers.QueueListener | None = None
+        self._last_throttled: dict[str, float] = {}
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             file_handler = logging.FileHandler(path, encoding="utf-8")
@@ -67,6 +68,18 @@ class AuditLog:
             "time": at.isoformat(), "event": event, "user_id": user_id, "ip": info.ip,
             "user_agent": info.user_agent, "request_id": info.request_id, "detail": clean,
         }, ensure_ascii=True, sort_keys=True))
+
+    async def record_throttled(self, key: str, event: str, info: RequestInfo,
+                               user_id: int | None = None, *, every: float = 60.0,
+                               **detail: Any) -> None:
+        """Record ``event`` at most once per ``every`` seconds for ``key`` (floods stay short)."""
+        now = self._clock.now().timestamp()
+        if now - self._last_throttled.get(key, float("-inf")) < every:
+            return
+        if len(self._last_throttled) > 50_000:
+            self._last_throttled.clear()
+        self._last_throttled[key] = now
+        await self.record(event, info, user_id, **detail)
 
     def close(self) -> None:
         if self._listener is not None:

@@ -88,22 +88,22 @@ class SessionStore:
         """Find the live session for ``token``; an expired one is deleted on sight."""
         if not token or len(token) > 200:
             return Resolution(None, "missing")
+        return await self._resolve(Session.token_hash == hash_token(token), touch)
+
+    async def check(self, session_id: int, *, touch: bool = False) -> Resolution:
+        """Re-check a session known by id (the socket edge does this on every event)."""
+        return await self._resolve(Session.id == session_id, touch)
+
+    async def _resolve(self, condition: Any, touch: bool) -> Resolution:
         now = self._clock.now()
         async with self._db.unit() as db:
             found = (await db.execute(
-                select(Session, User).join(User, User.id == Session.user_id)
-                .where(Session.token_hash == hash_token(token))
+                select(Session, User).join(User, User.id == Session.user_id).where(condition)
             )).first()
             if found is None:
                 return Resolution(None, "unknown")
             row, user = found
-            reason = "ok"
-            if now - as_utc(row.created_at) > self.absolute:
-                reason = "absolute"
-            elif now - as_utc(row.last_seen_at) > self.idle:
-                reason = "idle"
-            elif not user.is_active:
-                reason = "disabled"
+            reason = self._expiry_reason(row, user, now)
             if reason != "ok":
                 await db.execute(delete(Session).where(Session.id == row.id))
             elif touch and now - as_utc(row.last_seen_at) >= TOUCH_EVERY:
@@ -113,12 +113,25 @@ class SessionStore:
         if reason != "ok":
             await self._ended([row.id], reason)
             return Resolution(None, reason)
-        return Resolution(ActiveSession(
+        return Resolution(self._active(row, user), "ok")
+
+    def _expiry_reason(self, row: Session, user: User, now: datetime) -> str:
+        if now - as_utc(row.created_at) > self.absolute:
+            return "absolute"
+        if now - as_utc(row.last_seen_at) > self.idle:
+            return "idle"
+        if not user.is_active:
+            return "disabled"
+        return "ok"
+
+    @staticmethod
+    def _active(row: Session, user: User) -> ActiveSession:
+        return ActiveSession(
             id=row.id, user_id=user.id, username=user.username, display_name=user.display_name,
             is_admin=user.is_admin, must_change_password=user.must_change_password,
             csrf_token=row.csrf_token, created_at=as_utc(row.created_at),
             last_seen_at=as_utc(row.last_seen_at),
-        ), "ok")
+        )
 
     async def touch(self, session_id: int) -> None:
         """Count activity that is not an HTTP request (a chat message) for the idle timeout."""

@@ -44,6 +44,11 @@ class Accounts:
         self._audit = audit
         self._end_sessions = end_sessions
         self.policy = policy
+        self._disabled_listeners: list[Callable[[int], Awaitable[None]]] = []
+
+    def on_disabled(self, listener: Callable[[int], Awaitable[None]]) -> None:
+        """Called with a user id when an admin disables the account (bots included)."""
+        self._disabled_listeners.append(listener)
 
     async def get(self, user_id: int) -> User | None:
         async with self._db.unit() as db:
@@ -181,6 +186,8 @@ class Accounts:
         await self._admin_change(actor_id, user_id, info, action, {"is_active": active})
         if not active:
             await self._end_sessions(user_id, "disabled", None)
+            for listener in self._disabled_listeners:
+                await listener(user_id)
 
     async def unlock(self, actor_id: int, user_id: int, info: Any) -> None:
         await self._admin_change(actor_id, user_id, info, "unlock",

@@ -26,7 +26,6 @@ from streamzy.web.policy import (
 )
 
 log = logging.getLogger("streamzy.web")
-RATE_AUDIT_EVERY = 60.0  # seconds: one "rate_limited" row per key per minute, not per hit
 
 
 class HttpRateLimiter(QuartRateLimiter):
@@ -37,10 +36,6 @@ class HttpRateLimiter(QuartRateLimiter):
     after ProxyFix and counts through one atomic store shared with the socket edge.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._last_audit: dict[str, float] = {}
-
     async def _before_request(self) -> None:
         view = current_app.view_functions.get(request.endpoint or "")
         names: tuple[str, ...] = getattr(view, LIMITS_ATTR, ())
@@ -49,13 +44,10 @@ class HttpRateLimiter(QuartRateLimiter):
             key = f"{name}:{self.key_for(name)}"
             decision = await svc.limiter.hit(key, svc.settings.rate(name))
             if not decision.allowed:
-                now = svc.clock.now().timestamp()
-                if now - self._last_audit.get(key, -math.inf) >= RATE_AUDIT_EVERY:
-                    self._last_audit[key] = now
-                    session = g.get("session")
-                    await svc.audit("rate_limited", info(),
-                                    session.user_id if session else None,
-                                    limit=name, path=request.path)
+                session = g.get("session")
+                await svc.audit_throttled(key, "rate_limited", info(),
+                                          session.user_id if session else None,
+                                          limit=name, path=request.path)
                 raise RateLimitExceeded(max(1, math.ceil(decision.retry_after)))
 
     @staticmethod
@@ -85,6 +77,10 @@ async def load_session() -> None:
         await svc.audit("session_expired", info(), None, reason=resolution.reason)
     if g.session is not None and g.session.is_admin and request.method == "GET":
         g.pending_count = await svc.applications.pending_count()
+    g.bot = None
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("Bearer ") and request.path.startswith("/api/"):
+        g.bot = await svc.bots.resolve(authorization[7:].strip())
     g.anon_cookie = request.cookies.get(svc.settings.anon_cookie_name) or ""
     if len(g.anon_cookie) != 43:
         g.anon_cookie = secrets.token_urlsafe(32)
@@ -113,7 +109,14 @@ async def enforce_auth() -> Response | None:
         return None  # 404/405 are raised by routing itself
     rule = getattr(view, AUTH_ATTR, None)
     session = g.get("session")
-    if rule == "public" or rule == "bot":
+    if rule == "public":
+        return None
+    if rule == "bot":
+        if g.get("bot") is None:
+            await services().audit_throttled(f"api-auth:{info().ip}", "api_auth_failed",
+                                             info(), None, path=request.path)
+            return await error_response(401, "invalid_token",
+                                        "Send a valid bot token: Authorization: Bearer szb_...")
         return None
     if rule not in ("user", "admin"):
         log.error("route %s has no auth rule; refusing", request.endpoint)
@@ -208,7 +211,8 @@ async def handle_input_error(error: InputError) -> Response:
                                 f"{error.message} {detail}".strip())
 
 
-_KIND_STATUS = {"not_found": 404, "conflict": 409, "forbidden": 403, "invalid": 400}
+_KIND_STATUS = {"not_found": 404, "conflict": 409, "forbidden": 403, "invalid": 400,
+                "unavailable": 503}
 
 
 async def handle_service_error(error: ServiceError) -> Response:

@@ -1,0 +1,306 @@
+"""Socket.IO events: connect (session cookie or bot token), join/leave, message, history.
+
+Socket.IO traffic never passes through Quart, so every guard is applied here explicitly:
+the session is re-checked on every event, payloads are validated, rate limits counted, and
+security-relevant refusals audited. Every failure is an ack ``{ok: false, code, message}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Annotated, Any
+
+import socketio
+from pydantic import Field, StringConstraints
+
+from streamzy.guards.context import RequestInfo
+from streamzy.guards.sessions import cookie_from_headers
+from streamzy.guards.validation import InputError, StrictModel, parse
+from streamzy.realtime.delivery import Delivery, room_channel
+from streamzy.realtime.registry import SocketRegistry
+from streamzy.services.errors import ServiceError
+from streamzy.services.messages import Sender
+from streamzy.storage.models import Room
+
+log = logging.getLogger("streamzy.realtime")
+RoomRef = int | Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                               pattern=r"^[A-Za-z0-9_.:-]+$")]
+MISSED_LIMIT = 500
+
+
+class JoinEvent(StrictModel):
+    room: RoomRef
+    since_seq: Annotated[int, Field(ge=0)] | None = None
+
+
+class RoomEvent(StrictModel):
+    room: RoomRef
+
+
+class MessageEvent(StrictModel):
+    room: RoomRef
+    client_msg_id: ClientMsgId
+    text: Annotated[str, StringConstraints(max_length=20_000)]
+
+
+class HistoryEvent(StrictModel):
+    room: RoomRef
+    before_seq: Annotated[int, Field(ge=1)] | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 50
+
+
+class ReadEvent(StrictModel):
+    room: RoomRef
+    seq: Annotated[int, Field(ge=0)]
+
+
+@dataclass
+class Principal:
+    """Who a socket speaks for; kept in the Socket.IO session."""
+
+    kind: str  # "user" or "bot"
+    user_id: int
+    username: str
+    display_name: str
+    ref_id: int  # session id, or bot token id
+    info: RequestInfo
+
+    @property
+    def sender(self) -> Sender:
+        return Sender(self.user_id, self.username, self.display_name, self.kind == "bot")
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.user_id, "username": self.username,
+                "display_name": self.display_name, "bot": self.kind == "bot"}
+
+
+def error(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"ok": False, "code": code, "message": message, **extra}
+
+
+class Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+Handler = Callable[..., Awaitable[dict[str, Any]]]
+
+
+class ChatEvents:
+    def __init__(self, sio: socketio.AsyncServer, services: Any, delivery: Delivery,
+                 redis_url: str = "") -> None:
+        self.sio = sio
+        self.svc = services
+        self.delivery = delivery
+        self.registry = SocketRegistry(self.drop, redis_url)
+        self._principals: dict[str, Principal] = {}
+        self._rooms_of: dict[str, set[int]] = {}
+
+    # -- wiring -----------------------------------------------------------------------
+    def register(self) -> None:
+        self.sio.on("connect", self.connect)
+        self.sio.on("disconnect", self.disconnect)
+        for name, handler in (("join", self.join), ("leave", self.leave),
+                              ("message", self.message), ("history", self.history),
+                              ("typing", self.typing), ("read", self.read),
+                              ("rooms", self.rooms)):
+            self.sio.on(name, self._guarded(name, handler))
+        self.sio.on("*", self.unknown_event)
+
+    def _guarded(self, name: str, handler: Handler) -> Callable[..., Awaitable[Any]]:
+        @wraps(handler)
+        async def run(sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
+            principal = self._principals.get(sid)
+            if principal is None:
+                return error("not_authenticated", "Connect with a valid session first.")
+            try:
+                if extra:
+                    raise InputError("invalid_payload", message="Send one object per event.")
+                if not await self._still_valid(sid, principal, touch=name == "message"):
+                    return error("session_ended", "Your session has ended.")
+                return await handler(sid, principal, data)
+            except InputError as exc:
+                return error(exc.code, exc.message, fields=exc.fields)
+            except ServiceError as exc:
+                return error(exc.code, exc.message)
+            except Exception:
+                log.exception("socket event %s failed", name)
+                return error("internal_error", "Something went wrong on our side.")
+        return run
+
+    async def unknown_event(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        return error("unknown_event", "Unknown event.")
+
+    # -- connection ---------------------------------------------------------------------
+    async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        info = RequestInfo.from_environ(environ)
+        try:
+            principal = await self._authenticate(environ, auth, info)
+        except Refused as exc:
+            await self.svc.audit("socket_refused", info, None, reason=exc.code)
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": exc.code, "message": exc.message}) from None
+        self._principals[sid] = principal
+        self._rooms_of[sid] = set()
+        key = f"session:{principal.ref_id}" if principal.kind == "user" \
+            else f"bot:{principal.ref_id}"
+        self.registry.add(sid, key, f"user:{principal.user_id}")
+        await self.sio.enter_room(sid, f"u:{principal.user_id}")
+
+    async def _authenticate(self, environ: dict[str, Any], auth: Any,
+                            info: RequestInfo) -> Principal:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if token is not None:
+            bot = await self.svc.bots.resolve(token if isinstance(token, str) else None)
+            if bot is None:
+                raise Refused("invalid_token", "The bot token is not valid.")
+            return Principal("bot", bot.user_id, bot.username, bot.display_name, bot.token_id,
+                             info)
+        scope = environ.get("asgi.scope") or {}
+        cookie = cookie_from_headers(scope.get("headers"),
+                                     self.svc.settings.session_cookie_name)
+        if not cookie:
+            raise Refused("not_authenticated", "Sign in first.")
+        resolution = await self.svc.sessions.resolve(cookie)
+        session = resolution.session
+        if session is None:
+            raise Refused("session_expired" if resolution.reason in ("idle", "absolute")
+                          else "not_authenticated", "Your session is not valid. Sign in again.")
+        if session.must_change_password:
+            raise Refused("password_change_required", "Change your password first.")
+        return Principal("user", session.user_id, session.username, session.display_name,
+                         session.id, info)
+
+    async def _still_valid(self, sid: str, principal: Principal, *, touch: bool) -> bool:
+        if principal.kind == "bot":
+            valid = await self.svc.bots.still_valid(principal.ref_id)
+            reason = "token_revoked"
+        else:
+            resolution = await self.svc.sessions.check(principal.ref_id, touch=touch)
+            valid = resolution.session is not None
+            reason = resolution.reason
+        if not valid:
+            await self.delivery.session_ended(sid, reason)
+        return valid
+
+    async def disconnect(self, sid: str, *args: Any) -> None:
+        principal = self._principals.pop(sid, None)
+        rooms = self._rooms_of.pop(sid, set())
+        self.registry.remove(sid)
+        if principal is not None:
+            for room_id in rooms:
+                await self._announce_presence(room_id)
+
+    async def drop(self, sid: str, reason: str) -> None:
+        if sid in self._principals:
+            await self.delivery.session_ended(sid, reason)
+
+    # -- rooms --------------------------------------------------------------------------
+    async def _room(self, ref: int | str) -> Room:
+        return await self.svc.rooms.resolve(ref)  # type: ignore[no-any-return]
+
+    async def _member_room(self, principal: Principal, ref: int | str, event: str) -> Room:
+        room = await self._room(ref)
+        if not await self.svc.rooms.is_member(principal.user_id, room.id):
+            await self.svc.audit("room_access_denied", principal.info, principal.user_id,
+                                 room_id=room.id, event=event)
+            raise ServiceError("not_a_member", "You are not a member of this room.")
+        return room
+
+    async def rooms(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        views = await self.svc.rooms.visible(principal.user_id)
+        if principal.kind == "bot":
+            views = [v for v in views if v.member]
+        return {"ok": True, "rooms": [v.public() for v in views]}
+
+    async def join(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        event = parse(JoinEvent, data)
+        room = await self._room(event.room)
+        try:
+            await self.svc.rooms.join(principal.user_id, room,
+                                      may_join_public=principal.kind == "user")
+        except ServiceError:
+            await self.svc.audit("room_access_denied", principal.info, principal.user_id,
+                                 room_id=room.id, event="join")
+            raise
+        # Enter first, then read: a message committed in between arrives live and in the
+        # missed list, and the client de-duplicates by sequence; none can fall in a gap.
+        await self.sio.enter_room(sid, room_channel(room.id))
+        self._rooms_of.setdefault(sid, set()).add(room.id)
+        if event.since_seq is None:
+            missed, has_more = await self.svc.messages.history(room.id, None, 50, principal.info)
+        else:
+            missed, has_more = await self.svc.messages.since(room.id, event.since_seq,
+                                                             MISSED_LIMIT, principal.info)
+        await self._announce_presence(room.id)
+        fresh = await self.svc.rooms.get(room.id)
+        return {"ok": True, "room": {"id": room.id, "name": room.name, "topic": room.topic,
+                                     "private": room.is_private,
+                                     "last_seq": fresh.last_seq if fresh else room.last_seq},
+                "messages": [m.payload() for m in missed], "has_more": has_more,
+                "mode": "history" if event.since_seq is None else "since"}
+
+    async def leave(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        event = parse(RoomEvent, data)
+        room = await self._room(event.room)
+        await self.sio.leave_room(sid, room_channel(room.id))
+        self._rooms_of.get(sid, set()).discard(room.id)
+        if principal.kind == "user":
+            await self.svc.rooms.leave(principal.user_id, room.id)
+        await self._announce_presence(room.id)
+        return {"ok": True}
+
+    async def _announce_presence(self, room_id: int) -> None:
+        seen: dict[int, dict[str, Any]] = {}
+        for sid, rooms in self._rooms_of.items():
+            principal = self._principals.get(sid)
+            if room_id in rooms and principal is not None:
+                seen[principal.user_id] = principal.public()
+        await self.delivery.presence(room_id, sorted(seen.values(),
+                                                     key=lambda p: p["username"]))
+
+    # -- messages -----------------------------------------------------------------------
+    async def message(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        event = parse(MessageEvent, data)
+        room = await self._member_room(principal, event.room, "message")
+        rate_name = "bot_messages" if principal.kind == "bot" else "messages"
+        decision = await self.svc.limiter.hit(f"msg:{principal.user_id}",
+                                              self.svc.settings.rate(rate_name))
+        if not decision.allowed:
+            await self.svc.audit_throttled(f"msg:{principal.user_id}", "rate_limited",
+                                           principal.info, principal.user_id, limit=rate_name)
+            return error("rate_limited", "You are sending too fast.",
+                         retry_after=round(decision.retry_after, 1))
+        result = await self.svc.messages.send(principal.sender, room, event.client_msg_id,
+                                              event.text, principal.info)
+        return {"ok": True, "id": result.id, "seq": result.seq, "room": room.id,
+                "duplicate": result.duplicate}
+
+    async def history(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        event = parse(HistoryEvent, data)
+        room = await self._member_room(principal, event.room, "history")
+        messages, has_more = await self.svc.messages.history(room.id, event.before_seq,
+                                                             event.limit, principal.info)
+        return {"ok": True, "room": room.id, "messages": [m.payload() for m in messages],
+                "has_more": has_more}
+
+    async def typing(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        event = parse(RoomEvent, data)
+        room = await self._room(event.room)
+        if room.id not in self._rooms_of.get(sid, set()):
+            return error("not_joined", "Join the room first.")
+        await self.delivery.typing(room.id, principal.public(), sid)
+        return {"ok": True}
+
+    async def read(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        event = parse(ReadEvent, data)
+        room = await self._member_room(principal, event.room, "read")
+        await self.svc.rooms.mark_read(principal.user_id, room.id, event.seq)
+        return {"ok": True}
+

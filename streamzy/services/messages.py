@@ -1,0 +1,271 @@
+"""Messages: validate -> encrypt -> store (group commit) -> ack -> publish, and history.
+
+A message is acknowledged only after the transaction holding it has committed. Messages
+that arrive together are written in one transaction (group commit): each sender still
+waits for its own row to be durable, but the database sees one commit per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+
+from streamzy.clock import Clock, as_utc
+from streamzy.services.content import clean_message, suspicious_pattern
+from streamzy.services.errors import Invalid, ServiceError
+from streamzy.storage.crypto import Keyring
+from streamzy.storage.db import Database
+from streamzy.storage.models import Message, Room, User
+
+log = logging.getLogger("streamzy.messages")
+Audit = Callable[..., Awaitable[None]]
+MAX_BATCH = 256
+UNREADABLE = "[unreadable message]"
+
+
+@dataclass(frozen=True)
+class Sender:
+    user_id: int
+    username: str
+    display_name: str
+    is_bot: bool = False
+
+
+@dataclass
+class StoredMessage:
+    id: int
+    room_id: int
+    seq: int
+    sender_id: int | None
+    username: str
+    display_name: str
+    client_msg_id: str
+    text: str | None
+    created_at: datetime
+    is_bot: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "room": self.room_id, "seq": self.seq,
+            "sender": {"id": self.sender_id, "username": self.username,
+                       "display_name": self.display_name, "bot": self.is_bot},
+            "client_msg_id": self.client_msg_id,
+            "text": self.text if self.text is not None else UNREADABLE,
+            "unreadable": self.text is None,
+            "created_at": as_utc(self.created_at).isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class SendResult:
+    id: int
+    seq: int
+    duplicate: bool
+
+
+class StoreUnavailable(ServiceError):
+    kind = "unavailable"
+
+
+@dataclass
+class _Pending:
+    sender: Sender
+    room_id: int
+    client_msg_id: str
+    text: str
+    key_version: int
+    ciphertext: bytes
+    future: asyncio.Future[SendResult] = field(repr=False)
+
+
+Publish = Callable[[list[StoredMessage]], Awaitable[None]]
+
+
+class Messages:
+    def __init__(self, db: Database, clock: Clock, keyring: Keyring, audit: Audit, *,
+                 max_chars: int, block_suspicious: bool) -> None:
+        self._db = db
+        self._clock = clock
+        self._keyring = keyring
+        self._audit = audit
+        self.max_chars = max_chars
+        self.block_suspicious = block_suspicious
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._publishers: list[Publish] = []
+        self._unreadable_seen: set[int] = set()
+
+    def on_stored(self, publish: Publish) -> None:
+        self._publishers.append(publish)
+
+    async def send(self, sender: Sender, room: Room, client_msg_id: str, text: str,
+                   info: Any) -> SendResult:
+        """Validate, seal and durably store one message; returns its id and sequence."""
+        text, problem = clean_message(text, self.max_chars)
+        if problem is not None:
+            raise Invalid(problem.code, problem.message)
+        pattern = suspicious_pattern(text)
+        if pattern is not None:
+            event = "message_blocked" if self.block_suspicious else "message_flagged"
+            await self._audit(event, info, sender.user_id, room_id=room.id, pattern=pattern,
+                              length=len(text))
+            if self.block_suspicious:
+                raise Invalid("blocked", "This message was blocked by the security policy.")
+        version = room.key_version
+        ciphertext = await self._keyring.seal(room.id, version, text)
+        future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self._ensure_writer()
+        await self._queue.put(_Pending(sender, room.id, client_msg_id, text, version,
+                                       ciphertext, future))
+        return await future
+
+    def _ensure_writer(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="message-writer")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+            self._writer = None
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                stored = await self._write(batch)
+            except IntegrityError:
+                # A concurrent writer (another process) took one of our client ids:
+                # write one by one so each gets its own answer.
+                stored = []
+                for item in batch:
+                    try:
+                        stored.extend(await self._write([item]))
+                    except Exception as exc:  # noqa: BLE001 - reported to that sender
+                        self._fail([item], exc)
+            except Exception as exc:  # noqa: BLE001 - database down etc.: nobody is acked
+                self._fail(batch, exc)
+                continue
+            if stored:
+                for publish in self._publishers:
+                    try:
+                        await publish(stored)
+                    except Exception:  # delivery trouble never loses a stored message
+                        log.exception("publishing stored messages failed")
+
+    def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
+        log.warning("message store failed: %s", type(exc).__name__)
+        for item in batch:
+            if not item.future.done():
+                item.future.set_exception(StoreUnavailable(
+                    "store_failed", "The message could not be stored. Retry it."))
+
+    async def _write(self, batch: list[_Pending]) -> list[StoredMessage]:
+        now = self._clock.now()
+        async with self._db.unit() as db:
+            pairs = list({(p.sender.user_id, p.client_msg_id) for p in batch})
+            existing = {
+                (row.sender_id, row.client_msg_id): SendResult(row.id, row.seq, True)
+                for row in (await db.execute(select(
+                    Message.id, Message.seq, Message.sender_id, Message.client_msg_id
+                ).where(tuple_(Message.sender_id, Message.client_msg_id).in_(pairs))))
+            } if pairs else {}
+            fresh: list[_Pending] = []
+            seen: set[tuple[int, str]] = set()
+            for item in batch:
+                pair = (item.sender.user_id, item.client_msg_id)
+                if pair not in existing and pair not in seen:
+                    seen.add(pair)
+                    fresh.append(item)
+            by_room: dict[int, list[_Pending]] = {}
+            for item in fresh:
+                by_room.setdefault(item.room_id, []).append(item)
+            rows: list[dict[str, Any]] = []
+            for room_id, items in by_room.items():
+                last = (await db.execute(
+                    update(Room).where(Room.id == room_id)
+                    .values(last_seq=Room.last_seq + len(items)).returning(Room.last_seq)
+                )).scalar_one()
+                first = last - len(items) + 1
+                for offset, item in enumerate(items):
+                    rows.append({"room_id": room_id, "seq": first + offset,
+                                 "sender_id": item.sender.user_id,
+                                 "client_msg_id": item.client_msg_id,
+                                 "key_version": item.key_version,
+                                 "ciphertext": item.ciphertext, "created_at": now})
+            ids: list[int] = []
+            if rows:
+                result = await db.execute(
+                    insert(Message).returning(Message.id, sort_by_parameter_order=True), rows)
+                ids = [row[0] for row in result]
+        # Committed: now, and only now, acknowledge.
+        stored: list[StoredMessage] = []
+        results: dict[tuple[int, str], SendResult] = dict(existing)
+        fresh_items = [item for items in by_room.values() for item in items]
+        for item, row, new_id in zip(fresh_items, rows, ids, strict=True):
+            results[(item.sender.user_id, item.client_msg_id)] = SendResult(new_id, row["seq"],
+                                                                           False)
+            stored.append(StoredMessage(new_id, item.room_id, row["seq"], item.sender.user_id,
+                                        item.sender.username, item.sender.display_name,
+                                        item.client_msg_id, item.text, now, item.sender.is_bot))
+        fresh_ids = {id(item) for item in fresh_items}
+        for item in batch:
+            pair = (item.sender.user_id, item.client_msg_id)
+            result = results[pair]
+            if id(item) not in fresh_ids:
+                result = SendResult(result.id, result.seq, True)
+            if not item.future.done():
+                item.future.set_result(result)
+        stored.sort(key=lambda m: (m.room_id, m.seq))
+        return stored
+
+    async def _rows(self, query: Any, info: Any) -> list[StoredMessage]:
+        async with self._db.unit() as db:
+            rows = (await db.execute(query)).all()
+        out = []
+        for message, username, display_name, is_bot in rows:
+            text = await self._keyring.open(message.room_id, message.key_version,
+                                            message.ciphertext)
+            if text is None and message.id not in self._unreadable_seen:
+                self._unreadable_seen.add(message.id)
+                await self._audit("message_unreadable", info, None, room_id=message.room_id,
+                                  message_id=message.id)
+            out.append(StoredMessage(message.id, message.room_id, message.seq,
+                                     message.sender_id, username or "[deleted]",
+                                     display_name or "[deleted]", message.client_msg_id, text,
+                                     message.created_at, bool(is_bot)))
+        return out
+
+    def _select(self) -> Any:
+        return (select(Message, User.username, User.display_name, User.is_bot)
+                .outerjoin(User, User.id == Message.sender_id))
+
+    async def history(self, room_id: int, before_seq: int | None, limit: int,
+                      info: Any) -> tuple[list[StoredMessage], bool]:
+        """Up to ``limit`` messages before ``before_seq`` (newest page first), oldest first."""
+        query = self._select().where(Message.room_id == room_id)
+        if before_seq is not None:
+            query = query.where(Message.seq < before_seq)
+        rows = await self._rows(query.order_by(Message.seq.desc()).limit(limit + 1), info)
+        has_more = len(rows) > limit
+        return list(reversed(rows[:limit])), has_more
+
+    async def since(self, room_id: int, since_seq: int, limit: int,
+                    info: Any) -> tuple[list[StoredMessage], bool]:
+        """Messages after ``since_seq`` in order (what a reconnecting client missed)."""
+        query = (self._select().where(Message.room_id == room_id, Message.seq > since_seq)
+                 .order_by(Message.seq).limit(limit + 1))
+        rows = await self._rows(query, info)
+        return rows[:limit], len(rows) > limit

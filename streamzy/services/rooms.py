@@ -1,0 +1,139 @@
+"""Rooms: public and private rooms, membership, invitations."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from streamzy.clock import Clock
+from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
+from streamzy.storage.crypto import Keyring
+from streamzy.storage.db import Database
+from streamzy.storage.models import Membership, Room, User
+
+Audit = Callable[..., Awaitable[None]]
+ROOM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}[a-z0-9]$|^[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class RoomView:
+    id: int
+    name: str
+    topic: str
+    is_private: bool
+    last_seq: int
+    member: bool
+    last_read_seq: int
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "topic": self.topic,
+                "private": self.is_private, "last_seq": self.last_seq, "member": self.member,
+                "unread": max(0, self.last_seq - self.last_read_seq) if self.member else 0}
+
+
+class Rooms:
+    def __init__(self, db: Database, clock: Clock, keyring: Keyring, audit: Audit) -> None:
+        self._db = db
+        self._clock = clock
+        self._keyring = keyring
+        self._audit = audit
+
+    async def create(self, actor_id: int, name: str, topic: str, private: bool,
+                     info: Any) -> Room:
+        name = name.strip().lower()
+        if not ROOM_NAME.match(name):
+            raise Invalid("invalid_room_name",
+                          "Room names use 1-64 lowercase letters, digits, - or _.")
+        try:
+            async with self._db.unit() as db:
+                room = Room(name=name, topic=topic, is_private=private, created_by=actor_id,
+                            created_at=self._clock.now(), last_seq=0, key_version=1)
+                db.add(room)
+                await db.flush()
+                await self._keyring.create_room_key(db, room.id, 1)
+                db.add(Membership(room_id=room.id, user_id=actor_id,
+                                  joined_at=self._clock.now(), last_read_seq=0))
+        except IntegrityError:
+            raise Conflict("room_exists", "A room with that name exists.") from None
+        await self._audit("room_created", info, actor_id, room_id=room.id, name=name,
+                          private=private)
+        return room
+
+    async def get(self, room_id: int) -> Room | None:
+        async with self._db.unit() as db:
+            return await db.get(Room, room_id)
+
+    async def by_name(self, name: str) -> Room | None:
+        async with self._db.unit() as db:
+            return (await db.execute(select(Room).where(Room.name == name))).scalar_one_or_none()
+
+    async def resolve(self, ref: int | str) -> Room:
+        room = await (self.get(ref) if isinstance(ref, int) else self.by_name(ref))
+        if room is None:
+            raise NotFound("unknown_room", "No such room.")
+        return room
+
+    async def visible(self, user_id: int) -> list[RoomView]:
+        """Public rooms and the private rooms the user belongs to."""
+        async with self._db.unit() as db:
+            rows = await db.execute(
+                select(Room, Membership)
+                .outerjoin(Membership, (Membership.room_id == Room.id)
+                           & (Membership.user_id == user_id))
+                .where(or_(Room.is_private.is_(False), Membership.user_id.is_not(None)))
+                .order_by(Room.name))
+            return [RoomView(r.id, r.name, r.topic, r.is_private, r.last_seq, m is not None,
+                             m.last_read_seq if m else 0) for r, m in rows]
+
+    async def is_member(self, user_id: int, room_id: int) -> bool:
+        async with self._db.unit() as db:
+            return await db.get(Membership, (room_id, user_id)) is not None
+
+    async def join(self, user_id: int, room: Room, *, may_join_public: bool = True) -> None:
+        """Join a public room, or check membership of a private one (invitation only)."""
+        if await self.is_member(user_id, room.id):
+            return
+        if room.is_private or not may_join_public:
+            raise Forbidden("not_a_member", "You are not a member of this room.")
+        try:
+            async with self._db.unit() as db:
+                db.add(Membership(room_id=room.id, user_id=user_id,
+                                  joined_at=self._clock.now(), last_read_seq=0))
+        except IntegrityError:
+            pass  # joined concurrently: same outcome
+
+    async def leave(self, user_id: int, room_id: int) -> None:
+        async with self._db.unit() as db:
+            membership = await db.get(Membership, (room_id, user_id))
+            if membership is not None:
+                await db.delete(membership)
+
+    async def invite(self, actor_id: int, room_id: int, username: str, info: Any) -> User:
+        async with self._db.unit() as db:
+            user = (await db.execute(select(User).where(User.username == username.strip()
+                                                        .lower()))).scalar_one_or_none()
+            if user is None or not user.is_active:
+                raise NotFound("no_user", "No such active user.")
+            if await db.get(Room, room_id) is None:
+                raise NotFound("unknown_room", "No such room.")
+            if await db.get(Membership, (room_id, user.id)) is None:
+                db.add(Membership(room_id=room_id, user_id=user.id,
+                                  joined_at=self._clock.now(), last_read_seq=0))
+        await self._audit("room_invited", info, actor_id, room_id=room_id,
+                          target_user_id=user.id)
+        return user
+
+    async def mark_read(self, user_id: int, room_id: int, seq: int) -> None:
+        async with self._db.unit() as db:
+            await db.execute(update(Membership).where(
+                Membership.room_id == room_id, Membership.user_id == user_id,
+                Membership.last_read_seq < seq).values(last_read_seq=seq))
+
+    async def all_rooms(self) -> list[Room]:
+        async with self._db.unit() as db:
+            return list((await db.execute(select(Room).order_by(Room.name))).scalars())

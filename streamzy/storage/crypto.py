@@ -1,0 +1,106 @@
+"""Envelope encryption of messages.
+
+Master keys (``STREAMZY_MESSAGE_KEYS``, newest first) only wrap room data keys. Each room
+has its own Fernet data key; a message is sealed with its room's current key and records
+that key's version. Rotating a master key re-wraps the room keys (fast); destroying a
+room key makes that room's content unreadable for good. Unwrapped keys live in memory only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from streamzy.clock import Clock
+from streamzy.storage.db import Database
+from streamzy.storage.models import RoomKey
+
+
+class KeyUnavailable(Exception):
+    """A key cannot be unwrapped: wrong or missing master key."""
+
+
+class MasterKeys:
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
+            raise KeyUnavailable("no master keys configured (STREAMZY_MESSAGE_KEYS)")
+        self._fernet = MultiFernet([Fernet(k.encode() if isinstance(k, str) else k)
+                                    for k in keys])
+
+    def wrap(self, data_key: bytes) -> bytes:
+        return self._fernet.encrypt(data_key)
+
+    def unwrap(self, wrapped: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(wrapped)
+        except InvalidToken:
+            raise KeyUnavailable("a room key cannot be unwrapped with STREAMZY_MESSAGE_KEYS") from None
+
+    def rewrap(self, wrapped: bytes) -> bytes:
+        """Re-encrypt under the newest master key (for master-key rotation)."""
+        try:
+            return self._fernet.rotate(wrapped)
+        except InvalidToken:
+            raise KeyUnavailable("a room key cannot be unwrapped with STREAMZY_MESSAGE_KEYS") from None
+
+
+class Keyring:
+    """Room data keys: created wrapped, unwrapped on first use and cached in memory."""
+
+    def __init__(self, db: Database, master: MasterKeys, clock: Clock) -> None:
+        self._db = db
+        self._master = master
+        self._clock = clock
+        self._keys: dict[tuple[int, int], Fernet | None] = {}
+
+    async def create_room_key(self, session: AsyncSession, room_id: int, version: int = 1) -> None:
+        """Add a fresh data key for ``room_id`` inside the caller's transaction."""
+        raw = Fernet.generate_key()
+        session.add(RoomKey(room_id=room_id, version=version, wrapped_key=self._master.wrap(raw),
+                            created_at=self._clock.now()))
+        self._keys[(room_id, version)] = Fernet(raw)
+
+    async def _load(self, room_id: int, version: int) -> Fernet | None:
+        key = (room_id, version)
+        if key not in self._keys:
+            async with self._db.unit() as db:
+                row = (await db.execute(select(RoomKey).where(
+                    RoomKey.room_id == room_id, RoomKey.version == version))).scalar_one_or_none()
+            if row is None or row.wrapped_key is None:
+                self._keys[key] = None  # destroyed or never existed: content is unreadable
+            else:
+                self._keys[key] = Fernet(self._master.unwrap(row.wrapped_key))
+        return self._keys[key]
+
+    async def seal(self, room_id: int, version: int, text: str) -> bytes:
+        fernet = await self._load(room_id, version)
+        if fernet is None:
+            raise KeyUnavailable(f"room {room_id} has no usable key version {version}")
+        return fernet.encrypt(text.encode("utf-8"))
+
+    async def open(self, room_id: int, version: int, ciphertext: bytes) -> str | None:
+        """Decrypt, or None when the row is tampered with or its key is gone."""
+        try:
+            fernet = await self._load(room_id, version)
+        except KeyUnavailable:
+            return None
+        if fernet is None:
+            return None
+        try:
+            return fernet.decrypt(ciphertext).decode("utf-8")
+        except (InvalidToken, UnicodeDecodeError):
+            return None
+
+    async def verify_master(self) -> None:
+        """Fail at start, loudly, when the configured master keys cannot open stored keys."""
+        async with self._db.unit() as db:
+            row = (await db.execute(select(RoomKey).where(RoomKey.wrapped_key.is_not(None))
+                                    .order_by(RoomKey.id.desc()).limit(1))).scalar_one_or_none()
+        if row is not None and row.wrapped_key is not None:
+            self._master.unwrap(row.wrapped_key)
+
+    def forget(self) -> None:
+        self._keys.clear()

@@ -1,0 +1,93 @@
+"""Admin pages for chat: rooms (create, invite) and bots (create, revoke)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from quart import Blueprint, Response, redirect, render_template
+from pydantic import StringConstraints
+
+from streamzy.guards.validation import Line, StrictModel, parse
+from streamzy.web.current import info, services, session
+from streamzy.web.parsing import form_model
+from streamzy.web.forms import EmptyForm
+from streamzy.web.policy import admin_only, limited
+
+bp = Blueprint("admin_chat", __name__, url_prefix="/admin")
+
+
+class RoomForm(StrictModel):
+    name: Annotated[Line, StringConstraints(min_length=1, max_length=64)]
+    topic: Annotated[Line, StringConstraints(max_length=256)] = ""
+    private: str | None = None
+
+
+class InviteForm(StrictModel):
+    username: Annotated[Line, StringConstraints(min_length=1, max_length=64)]
+
+
+class BotForm(StrictModel):
+    name: Annotated[Line, StringConstraints(min_length=3, max_length=32)]
+    display_name: Annotated[Line, StringConstraints(min_length=1, max_length=64)]
+    rooms: Annotated[str, StringConstraints(max_length=2000, pattern=r"^[0-9,]*$")] = ""
+
+
+@bp.get("/rooms")
+@admin_only
+@limited("pages")
+async def rooms_page() -> str:
+    return await render_template("admin_rooms.html", rooms=await services().rooms.all_rooms())
+
+
+@bp.post("/rooms")
+@admin_only
+@limited("pages")
+async def create_room() -> Response:
+    form = await form_model(RoomForm)
+    await services().rooms.create(session().user_id, form.name, form.topic,
+                                  form.private is not None, info())
+    return redirect("/admin/rooms")  # type: ignore[return-value]
+
+
+@bp.post("/rooms/<int:room_id>/invite")
+@admin_only
+@limited("pages")
+async def invite(room_id: int) -> Response:
+    form = await form_model(InviteForm)
+    await services().rooms.invite(session().user_id, room_id, form.username, info())
+    return redirect("/admin/rooms")  # type: ignore[return-value]
+
+
+@bp.get("/bots")
+@admin_only
+@limited("pages")
+async def bots_page() -> str:
+    svc = services()
+    return await render_template("admin_bots.html", tokens=await svc.bots.list(),
+                                 rooms=await svc.rooms.all_rooms())
+
+
+@bp.post("/bots")
+@admin_only
+@limited("pages")
+async def create_bot() -> str:
+    from quart import request
+
+    form_data = await request.form
+    data = {"name": form_data.get("name", ""), "display_name": form_data.get("display_name", ""),
+            "rooms": ",".join(form_data.getlist("rooms"))}
+    form = parse(BotForm, data)
+    room_ids = [int(r) for r in form.rooms.split(",") if r]
+    user, token = await services().bots.create(session().user_id, form.name, form.display_name,
+                                               room_ids, info())
+    # Shown exactly once: only its SHA-256 is stored.
+    return await render_template("admin_bot_created.html", user=user, token=token)
+
+
+@bp.post("/bots/tokens/<int:token_id>/revoke")
+@admin_only
+@limited("pages")
+async def revoke_bot(token_id: int) -> Response:
+    await form_model(EmptyForm)
+    await services().bots.revoke(session().user_id, token_id, info())
+    return redirect("/admin/bots")  # type: ignore[return-value]

@@ -1,0 +1,158 @@
+"""The JSON API for bots and scripts (/api/v1, Bearer bot token) and its OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import StringConstraints
+from quart import Blueprint, Response, g, jsonify
+
+from streamzy.guards.validation import StrictModel
+from streamzy.services.errors import Forbidden
+from streamzy.services.messages import Sender
+from streamzy.web.current import info, services
+from streamzy.web.parsing import json_model, query_model
+from streamzy.web.policy import bot_token, csrf_exempt, limited, public
+
+bp = Blueprint("api", __name__)
+NO_COOKIES = "bearer-token only: browsers cannot attach it, so there is nothing to forge"
+
+
+class PostMessage(StrictModel):
+    client_msg_id: Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                                    pattern=r"^[A-Za-z0-9_.:-]+$")]
+    text: Annotated[str, StringConstraints(max_length=20_000)]
+
+
+class HistoryQuery(StrictModel):
+    before_seq: Annotated[str, StringConstraints(max_length=18, pattern=r"^\d*$")] = ""
+    limit: Annotated[str, StringConstraints(max_length=3, pattern=r"^\d*$")] = ""
+
+
+class MessageOut(StrictModel):
+    id: int
+    room: int
+    seq: int
+    sender: dict[str, Any]
+    client_msg_id: str
+    text: str
+    unreadable: bool
+    created_at: str
+
+
+class Ack(StrictModel):
+    ok: bool
+    id: int
+    seq: int
+    room: int
+    duplicate: bool
+
+
+class ErrorOut(StrictModel):
+    ok: bool = False
+    code: str
+    message: str
+
+
+async def _room_for_bot(room_id: int) -> Any:
+    svc = services()
+    room = await svc.rooms.resolve(room_id)
+    if not await svc.rooms.is_member(g.bot.user_id, room.id):
+        await svc.audit("room_access_denied", info(), g.bot.user_id, room_id=room.id,
+                        event="api")
+        raise Forbidden("not_a_member", "This bot is not allowed in that room.")
+    return room
+
+
+@bp.get("/api/v1/rooms")
+@bot_token
+@limited("api")
+async def list_rooms() -> Response:
+    views = await services().rooms.visible(g.bot.user_id)
+    return jsonify({"ok": True, "rooms": [v.public() for v in views if v.member]})
+
+
+@bp.get("/api/v1/rooms/<int:room_id>/messages")
+@bot_token
+@limited("api")
+async def history(room_id: int) -> Response:
+    query = query_model(HistoryQuery)
+    room = await _room_for_bot(room_id)
+    limit = min(100, max(1, int(query.limit or 50)))
+    before = int(query.before_seq) if query.before_seq else None
+    messages, has_more = await services().messages.history(room.id, before, limit, info())
+    return jsonify({"ok": True, "room": room.id, "messages": [m.payload() for m in messages],
+                    "has_more": has_more})
+
+
+@bp.post("/api/v1/rooms/<int:room_id>/messages")
+@bot_token
+@csrf_exempt(NO_COOKIES)
+@limited("api")
+async def post_message(room_id: int) -> tuple[Response, int]:
+    svc = services()
+    body = await json_model(PostMessage)
+    room = await _room_for_bot(room_id)
+    decision = await svc.limiter.hit(f"msg:{g.bot.user_id}", svc.settings.rate("bot_messages"))
+    if not decision.allowed:
+        await svc.audit_throttled(f"msg:{g.bot.user_id}", "rate_limited", info(),
+                                  g.bot.user_id, limit="bot_messages")
+        response = jsonify({"ok": False, "code": "rate_limited", "message": "Too fast.",
+                            "retry_after": round(decision.retry_after, 1)})
+        return response, 429
+    sender = Sender(g.bot.user_id, g.bot.username, g.bot.display_name, True)
+    result = await svc.messages.send(sender, room, body.client_msg_id, body.text, info())
+    return jsonify({"ok": True, "id": result.id, "seq": result.seq, "room": room.id,
+                    "duplicate": result.duplicate}), 200 if result.duplicate else 201
+
+
+def _schema(model: type[StrictModel]) -> dict[str, Any]:
+    return model.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Streamzy bot API", "version": "1"},
+    "components": {
+        "securitySchemes": {"bot": {"type": "http", "scheme": "bearer",
+                                    "description": "A bot token (szb_...), shown once."}},
+        "schemas": {"PostMessage": _schema(PostMessage), "Message": _schema(MessageOut),
+                    "Ack": _schema(Ack), "Error": _schema(ErrorOut)},
+    },
+    "security": [{"bot": []}],
+    "paths": {
+        "/api/v1/rooms": {"get": {"summary": "Rooms this bot may use",
+                                  "responses": {"200": {"description": "rooms"}}}},
+        "/api/v1/rooms/{room_id}/messages": {
+            "parameters": [{"name": "room_id", "in": "path", "required": True,
+                            "schema": {"type": "integer"}}],
+            "get": {"summary": "History, oldest first",
+                    "parameters": [
+                        {"name": "before_seq", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "limit", "in": "query",
+                         "schema": {"type": "integer", "maximum": 100}}],
+                    "responses": {"200": {"description": "messages"}}},
+            "post": {"summary": "Send a message (idempotent per client_msg_id)",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"$ref": "#/components/schemas/PostMessage"}}}},
+                     "responses": {
+                         "201": {"description": "stored", "content": {"application/json": {
+                             "schema": {"$ref": "#/components/schemas/Ack"}}}},
+                         "200": {"description": "a retry of a stored message"},
+                         "400": {"description": "invalid or blocked"},
+                         "401": {"description": "no or bad token"},
+                         "403": {"description": "not allowed in that room"},
+                         "429": {"description": "rate limited (retry_after)"}}},
+        },
+    },
+}
+
+
+@bp.get("/openapi.json")
+@public
+@limited("pages")
+async def openapi() -> Response:
+    return jsonify(OPENAPI)
+
+
+

@@ -1,0 +1,109 @@
+"""Real Socket.IO clients against the live server."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import socketio
+
+from streamzy.guards.context import SYSTEM, RequestInfo
+from tests.conftest import TEST_PASSWORD, LiveServer, login
+
+_ids = itertools.count(1)
+
+
+class ChatClient:
+    """A python-socketio client that records everything the server sends it."""
+
+    def __init__(self, server: LiveServer, *, cookie: str | None = None,
+                 token: str | None = None, headers: dict[str, str] | None = None,
+                 url: str | None = None) -> None:
+        self.server = server
+        self.url = url or server.url
+        self.cookie = cookie
+        self.token = token
+        self.headers = dict(headers or {})
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.messages: list[dict[str, Any]] = []
+        self.events: list[tuple[str, Any]] = []
+        self.ended: list[dict[str, Any]] = []
+        self.disconnected = asyncio.Event()
+        self.sio.on("message", self._on_message)
+        self.sio.on("session_ended", self._on_ended)
+        self.sio.on("disconnect", self._on_disconnect)
+        for name in ("presence", "typing"):
+            self.sio.on(name, self._recorder(name))
+
+    def _recorder(self, name: str) -> Callable[[Any], Any]:
+        async def record(data: Any) -> None:
+            self.events.append((name, data))
+        return record
+
+    async def _on_message(self, data: dict[str, Any]) -> None:
+        self.messages.append(data)
+
+    async def _on_ended(self, data: dict[str, Any]) -> None:
+        self.ended.append(data)
+
+    async def _on_disconnect(self, *args: Any) -> None:
+        self.disconnected.set()
+
+    async def connect(self) -> None:
+        headers = dict(self.headers)
+        if self.cookie:
+            headers["Cookie"] = f"streamzy_session={self.cookie}"
+        auth = {"token": self.token} if self.token else None
+        await self.sio.connect(self.url, headers=headers, auth=auth, transports=["websocket"],
+                               wait_timeout=5)
+
+    async def call(self, event: str, data: Any = None, timeout: float = 10) -> Any:
+        return await self.sio.call(event, data, timeout=timeout)
+
+    async def send(self, room: int, text: str, client_msg_id: str | None = None) -> Any:
+        cmid = client_msg_id or f"c{next(_ids)}"
+        return await self.call("message", {"room": room, "client_msg_id": cmid, "text": text})
+
+    def texts(self, room: int) -> list[str]:
+        return [m["text"] for m in sorted(self.messages, key=lambda m: m["seq"])
+                if m["room"] == room]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+async def signed_in_cookie(server: LiveServer, username: str, *, admin: bool = False,
+                           via_http: bool = False) -> str:
+    """A session cookie for a new user: through the login form, or issued directly (bulk)."""
+    user = await server.make_user(username, admin=admin)
+    if not via_http:
+        token, _ = await server.services.sessions.issue(
+            user.id, RequestInfo("127.0.0.1", "streamzy-tests/1.0", ""))
+        return token
+    async with server.client() as client:
+        response = await login(client, username, TEST_PASSWORD)
+        assert response.status_code == 302, response.text
+        return str(client.cookies["streamzy_session"])
+
+
+async def make_room(server: LiveServer, name: str, *, private: bool = False,
+                    owner: str = "roomadmin") -> int:
+    admin = await server.services.accounts.by_username(owner)
+    if admin is None:
+        admin = await server.make_user(owner, admin=True)
+    room = await server.services.rooms.create(admin.id, name, "", private, SYSTEM)
+    return room.id
+
+
+async def connected(server: LiveServer, username: str, **kwargs: Any) -> ChatClient:
+    client = ChatClient(server, cookie=await signed_in_cookie(server, username), **kwargs)
+    await client.connect()
+    return client
