@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     services = build_services(settings, clock)
     quart = create_quart(services)
 
-    sio = create_sio(settings, services.audit)
+    sio = create_sio(settings, services.audit_throttled)
     delivery = Delivery(sio)
     events = ChatEvents(sio, services, delivery, settings.redis_url)
     events.register()

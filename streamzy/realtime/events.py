@@ -7,6 +7,7 @@ security-relevant refusals audited. Every failure is an ack ``{ok: false, code, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -101,6 +102,8 @@ class ChatEvents:
         self.registry = SocketRegistry(self.drop, redis_url)
         self._principals: dict[str, Principal] = {}
         self._rooms_of: dict[str, set[int]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._dropping: set[str] = set()
 
     # -- wiring -----------------------------------------------------------------------
     def register(self) -> None:
@@ -145,7 +148,7 @@ class ChatEvents:
         except Refused as exc:
             await self.svc.audit("socket_refused", info, None, reason=exc.code)
             raise socketio.exceptions.ConnectionRefusedError(
-                {"code": exc.code, "message": exc.message}) from None
+                exc.code, {"code": exc.code, "message": exc.message}) from None
         self._principals[sid] = principal
         self._rooms_of[sid] = set()
         key = f"session:{principal.ref_id}" if principal.kind == "user" \
@@ -186,8 +189,20 @@ class ChatEvents:
             valid = resolution.session is not None
             reason = resolution.reason
         if not valid:
-            await self.delivery.session_ended(sid, reason)
+            await self.drop(sid, reason)
         return valid
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drop_soon(self, sid: str, reason: str) -> None:
+        try:
+            await asyncio.sleep(0.05)
+            await self.delivery.session_ended(sid, reason)
+        finally:
+            self._dropping.discard(sid)
 
     async def disconnect(self, sid: str, *args: Any) -> None:
         principal = self._principals.pop(sid, None)
@@ -198,8 +213,10 @@ class ChatEvents:
                 await self._announce_presence(room_id)
 
     async def drop(self, sid: str, reason: str) -> None:
-        if sid in self._principals:
-            await self.delivery.session_ended(sid, reason)
+        """End one socket: a moment later, so an error ack in flight still reaches it."""
+        if sid in self._principals and sid not in self._dropping:
+            self._dropping.add(sid)
+            self._background(self._drop_soon(sid, reason))
 
     # -- rooms --------------------------------------------------------------------------
     async def _room(self, ref: int | str) -> Room:
@@ -209,7 +226,7 @@ class ChatEvents:
         room = await self._room(ref)
         if not await self.svc.rooms.is_member(principal.user_id, room.id):
             await self.svc.audit("room_access_denied", principal.info, principal.user_id,
-                                 room_id=room.id, event=event)
+                                 room_id=room.id, on=event)
             raise ServiceError("not_a_member", "You are not a member of this room.")
         return room
 
@@ -227,7 +244,7 @@ class ChatEvents:
                                       may_join_public=principal.kind == "user")
         except ServiceError:
             await self.svc.audit("room_access_denied", principal.info, principal.user_id,
-                                 room_id=room.id, event="join")
+                                 room_id=room.id, on="join")
             raise
         # Enter first, then read: a message committed in between arrives live and in the
         # missed list, and the client de-duplicates by sequence; none can fall in a gap.

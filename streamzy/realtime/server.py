@@ -15,6 +15,7 @@ from streamzy.guards.context import RequestInfo
 # engine.io's 1 MB default.
 MAX_PACKET_BYTES = 32 * 1024
 Audit = Callable[..., Awaitable[None]]
+_pending: set[asyncio.Task[None]] = set()  # keep audit tasks referenced until they finish
 
 
 def own_origin(environ: Mapping[str, Any]) -> str:
@@ -36,8 +37,11 @@ def origin_checker(allowed: list[str], audit: Audit) -> Callable[[str, Mapping[s
         if origin.lower() in trusted or origin.lower() == own_origin(environ):
             return True
         info = RequestInfo.from_environ(environ)
-        asyncio.get_running_loop().create_task(
-            audit("socket_refused", info, None, reason="foreign_origin", origin=origin[:200]))
+        _pending.add(asyncio.get_running_loop().create_task(audit(
+            f"origin:{info.ip}:{origin[:200]}", "socket_refused", info, None,
+            reason="foreign_origin", origin=origin[:200])))
+        for task in [t for t in _pending if t.done()]:
+            _pending.discard(task)
         return False
 
     return check
@@ -50,11 +54,11 @@ def client_manager(settings: Settings) -> socketio.AsyncManager | None:
     return None
 
 
-def create_sio(settings: Settings, audit: Audit) -> socketio.AsyncServer:
+def create_sio(settings: Settings, audit_throttled: Audit) -> socketio.AsyncServer:
     return socketio.AsyncServer(
         async_mode="asgi",
         client_manager=client_manager(settings),
-        cors_allowed_origins=origin_checker(settings.allowed_origins, audit),
+        cors_allowed_origins=origin_checker(settings.allowed_origins, audit_throttled),
         cors_credentials=True,
         max_http_buffer_size=MAX_PACKET_BYTES,
         transports=["websocket", "polling"],

@@ -59,7 +59,7 @@ async def _room_for_bot(room_id: int) -> Any:
     room = await svc.rooms.resolve(room_id)
     if not await svc.rooms.is_member(g.bot.user_id, room.id):
         await svc.audit("room_access_denied", info(), g.bot.user_id, room_id=room.id,
-                        event="api")
+                        on="api")
         raise Forbidden("not_a_member", "This bot is not allowed in that room.")
     return room
 

@@ -30,10 +30,12 @@ class ChatClient:
         self.messages: list[dict[str, Any]] = []
         self.events: list[tuple[str, Any]] = []
         self.ended: list[dict[str, Any]] = []
+        self.connect_errors: list[Any] = []
         self.disconnected = asyncio.Event()
         self.sio.on("message", self._on_message)
         self.sio.on("session_ended", self._on_ended)
         self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("connect_error", self._on_connect_error)
         for name in ("presence", "typing"):
             self.sio.on(name, self._recorder(name))
 
@@ -47,6 +49,9 @@ class ChatClient:
 
     async def _on_ended(self, data: dict[str, Any]) -> None:
         self.ended.append(data)
+
+    async def _on_connect_error(self, data: Any = None) -> None:
+        self.connect_errors.append(data)
 
     async def _on_disconnect(self, *args: Any) -> None:
         self.disconnected.set()

@@ -1,0 +1,137 @@
+"""Two Streamzy processes over Redis: fan-out, revocation and one shared message budget."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from sqlalchemy import update
+
+from streamzy.config import Settings
+from streamzy.storage.models import User
+from streamzy.guards.context import SYSTEM
+from streamzy.wiring import build_services
+from tests.conftest import CSRF_META, free_port, need_service
+from tests.realtime.helpers import ChatClient
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, template_db: Path) -> AsyncIterator[dict]:
+    redis_url = need_service("STREAMZY_TEST_REDIS_URL", "Redis")
+    from redis.asyncio import Redis
+    redis = Redis.from_url(redis_url)
+    await redis.flushdb()
+    await redis.aclose()
+    db_file = tmp_path / "shared.db"
+    shutil.copy(template_db, db_file)
+    env = {
+        **os.environ,
+        "STREAMZY_DATABASE_URL": f"sqlite+aiosqlite:///{db_file}",
+        "STREAMZY_REDIS_URL": redis_url,
+        "STREAMZY_SECRET_KEY": "cluster-secret-" + "k7" * 20,
+        "STREAMZY_PASSWORD_PEPPER": "cluster-pepper-" + "p6" * 20,
+        "STREAMZY_MESSAGE_KEYS": Fernet.generate_key().decode(),
+        "STREAMZY_BCRYPT_ROUNDS": "4",
+        "STREAMZY_AUDIT_LOG_PATH": str(tmp_path / "audit.log"),
+    }
+    ports = [free_port(), free_port()]
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
+         "streamzy.asgi:app"], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for port in ports]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        async with httpx.AsyncClient() as probe:
+            for url, proc in zip(urls, procs, strict=True):
+                for _ in range(300):
+                    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+                    try:
+                        if (await probe.get(url + "/healthz")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.05)
+        settings = Settings(_env_file=None, database_url=env["STREAMZY_DATABASE_URL"],
+                            secret_key=env["STREAMZY_SECRET_KEY"],
+                            password_pepper=env["STREAMZY_PASSWORD_PEPPER"],
+                            message_keys=env["STREAMZY_MESSAGE_KEYS"], bcrypt_rounds=4,
+                            audit_log_path="")
+        services = build_services(settings)
+        yield {"urls": urls, "services": services}
+        await services.close()
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+
+
+async def session_for(services, name: str) -> str:  # noqa: ANN001
+    user, _ = await services.accounts.create_user(name, name.title(), "")
+    async with services.db.unit() as db:
+        await db.execute(update(User).where(User.id == user.id)
+                         .values(must_change_password=False))
+    token, _ = await services.sessions.issue(user.id, SYSTEM)
+    return token
+
+
+class Remote:
+    """Just enough of LiveServer for ChatClient."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+async def test_two_processes_share_delivery_revocation_and_budget(cluster: dict) -> None:
+    services = cluster["services"]
+    url_a, url_b = cluster["urls"]
+    admin, _ = await services.accounts.create_user("boss", "Boss", "", is_admin=True)
+    room = (await services.rooms.create(admin.id, "general", "", False, SYSTEM)).id
+    alice_cookie = await session_for(services, "alice")
+    bob_cookie = await session_for(services, "bob")
+    alice = ChatClient(Remote(url_a), cookie=alice_cookie)  # type: ignore[arg-type]
+    bob = ChatClient(Remote(url_b), cookie=bob_cookie)  # type: ignore[arg-type]
+    alice_on_b = ChatClient(Remote(url_b), cookie=alice_cookie)  # type: ignore[arg-type]
+    for client in (alice, bob, alice_on_b):
+        try:
+            await client.connect()
+        except Exception:
+            raise AssertionError(client.connect_errors) from None
+        assert (await client.call("join", {"room": room}))["ok"]
+    try:
+        ack = await alice.send(room, "across processes")
+        assert ack["ok"]
+        await bob.wait_for(lambda: bob.texts(room) == ["across processes"])
+
+        # One budget of 30 messages a minute, whichever process counts them.
+        sent = 1
+        while sent < 30:
+            client = alice if sent % 2 else alice_on_b
+            assert (await client.send(room, f"m{sent}"))["ok"]
+            sent += 1
+        over = await alice_on_b.send(room, "thirty-first")
+        assert not over["ok"] and over["code"] == "rate_limited"
+
+        # Logging out on A disconnects alice's socket on B within a second.
+        async with httpx.AsyncClient(base_url=url_a,
+                                     cookies={"streamzy_session": alice_cookie}) as http:
+            page = await http.get("/account")
+            token = CSRF_META.search(page.text).group(1)  # type: ignore[union-attr]
+            response = await http.post("/logout", data={"csrf_token": token})
+            assert response.status_code == 302
+        await asyncio.wait_for(alice_on_b.disconnected.wait(), 1.0)
+        assert alice_on_b.ended[0]["reason"] == "logout"
+        await asyncio.wait_for(alice.disconnected.wait(), 1.0)
+    finally:
+        for client in (alice, bob, alice_on_b):
+            await client.close()
