@@ -152,7 +152,13 @@ async def start_server(settings: Settings, clock: ManualClock) -> tuple[LiveServ
 
     async def shutdown() -> None:
         stop.set()
-        await asyncio.wait_for(task, 10)
+        # Hypercorn waits for open websockets to close; a test that failed mid-way may have
+        # left some, so don't let teardown hang on them.
+        done, _ = await asyncio.wait({task}, timeout=3)
+        if not done:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await app.services.close()
 
     return server, shutdown
 

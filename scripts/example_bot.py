@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""An example Streamzy bot: answers ``/roll NdM`` and ``/echo text`` in its rooms.
+
+Usage:
+    STREAMZY_URL=http://127.0.0.1:8000 STREAMZY_BOT_TOKEN=szb_... python scripts/example_bot.py
+
+The token comes from Admin -> Bots (shown once). The bot joins every room it is allowed in,
+speaks the same Socket.IO protocol as the browser, and retries a send with the same
+client_msg_id so a reconnect can never post its answer twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import signal
+import sys
+import uuid
+from typing import Any
+
+import socketio
+
+ROLL = re.compile(r"^/roll\s+(\d{1,2})d(\d{1,4})\s*$", re.IGNORECASE)
+ECHO = re.compile(r"^/echo\s+(.+)$", re.IGNORECASE | re.DOTALL)
+
+
+def answer(text: str) -> str | None:
+    """What the bot says to ``text``, or None to stay quiet."""
+    if match := ROLL.match(text):
+        count, sides = int(match.group(1)), int(match.group(2))
+        if not (1 <= count <= 20 and 2 <= sides <= 1000):
+            return "I roll 1-20 dice with 2-1000 sides."
+        rolls = [random.randint(1, sides) for _ in range(count)]  # noqa: S311 - not crypto
+        return f"🎲 {count}d{sides}: {' + '.join(map(str, rolls))} = {sum(rolls)}"
+    if match := ECHO.match(text):
+        return match.group(1)[:1000]
+    return None
+
+
+class Bot:
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.token = token
+        self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay_max=10)
+        self.me: int | None = None
+        self.last_seq: dict[int, int] = {}
+        self.sio.on("connect", self.on_connect)
+        self.sio.on("message", self.on_message)
+        self.sio.on("session_ended", self.on_ended)
+
+    async def on_connect(self) -> None:
+        rooms = await self.sio.call("rooms", {})
+        for room in rooms.get("rooms", []):
+            since = self.last_seq.get(room["id"])
+            joined = await self.sio.call("join", {"room": room["id"], **(
+                {"since_seq": since} if since is not None else {})})
+            if joined.get("ok"):
+                self.last_seq[room["id"]] = joined["room"]["last_seq"]
+                print(f"joined #{room['name']}", flush=True)
+
+    async def on_ended(self, data: dict[str, Any]) -> None:
+        print(f"session ended: {data.get('reason')}", flush=True)
+        await self.sio.disconnect()
+
+    async def on_message(self, message: dict[str, Any]) -> None:
+        room = message["room"]
+        self.last_seq[room] = max(self.last_seq.get(room, 0), message["seq"])
+        if message["sender"]["bot"]:
+            return  # never answer bots (ourselves included)
+        reply = answer(message["text"])
+        if reply is None:
+            return
+        client_msg_id = f"reply-{message['id']}-{uuid.uuid4().hex[:8]}"
+        for attempt in range(5):
+            ack = await self.sio.call("message", {"room": room, "client_msg_id": client_msg_id,
+                                                  "text": reply}, timeout=10)
+            if ack.get("ok") or ack.get("code") not in ("rate_limited", "store_failed"):
+                break
+            await asyncio.sleep(float(ack.get("retry_after", 1 + attempt)))
+
+    async def run(self) -> None:
+        await self.sio.connect(self.url, auth={"token": self.token}, transports=["websocket"])
+        await self.sio.wait()
+
+
+async def main() -> int:
+    url = os.environ.get("STREAMZY_URL", "http://127.0.0.1:8000")
+    token = os.environ.get("STREAMZY_BOT_TOKEN", "")
+    if not token:
+        print("set STREAMZY_BOT_TOKEN (Admin -> Bots shows it once)", file=sys.stderr)
+        return 2
+    bot = Bot(url, token)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.sio.disconnect()))
+    await bot.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
