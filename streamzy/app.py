@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,8 @@ class StreamzyApp:
         self.sio = sio
         self.events = events
         self._asgi = asgi
+        self.startup_error = ""
+        self.exit_on_refused_start = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self._asgi(scope, receive, send)
@@ -84,13 +88,26 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     services.accounts.on_disabled(user_disabled)
     services.messages.on_stored(delivery.messages)
 
+    def refuse(message: str) -> ConfigError:
+        log.critical(message)
+        streamzy_app.startup_error = message
+        if streamzy_app.exit_on_refused_start:
+            print(f"streamzy: {message}", file=sys.stderr, flush=True)
+            logging.shutdown()
+            os._exit(3)
+        return ConfigError(message)
+
     @quart.before_serving
     async def _start() -> None:
         try:
             await services.keyring.verify_master()
         except KeyUnavailable as exc:
-            log.critical("refusing to start: %s", exc)
-            raise ConfigError(f"refusing to start: {exc}") from None
+            raise refuse(f"refusing to start: {exc}") from None
+        if not settings.redis_url and not await services.db.claim_sole_server():
+            raise refuse("refusing to start: another Streamzy process already serves this "
+                         "database without Redis. Several processes or workers need "
+                         "STREAMZY_REDIS_URL (sockets, rate limits and revocations are "
+                         "shared through it); or stop the other process.")
         await registry.start()
 
     @quart.after_serving
@@ -102,4 +119,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     inner = SecurityHeadersMiddleware(inner, hsts=settings.production)
     if settings.trusted_hops:
         inner = ProxyFixMiddleware(inner, mode="legacy", trusted_hops=settings.trusted_hops)
-    return StreamzyApp(services, quart, sio, events, inner)
+    streamzy_app = StreamzyApp(services, quart, sio, events, inner)
+    return streamzy_app

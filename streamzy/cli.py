@@ -46,8 +46,11 @@ def ensure_dev_keys(env_file: Path) -> list[str]:
             lines[index] = entry
         written.append(name)
     if written:
-        env_file.write_text("\n".join(lines) + "\n", "utf-8")
-        env_file.chmod(0o600)
+        # Owner-only before the first secret byte lands (write-then-chmod left a window).
+        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing .env keeps its old mode through O_CREAT
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
     return written
 
 
@@ -148,7 +151,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config.bind = [f"{args.host or settings.host}:{args.port or settings.port}"]
     app = create_app(settings)
     print(f"Streamzy serving on http://{config.bind[0]}  ({settings.env})", flush=True)
-    asyncio.run(serve(app, config))  # type: ignore[arg-type]
+    try:
+        asyncio.run(serve(app, config))  # type: ignore[arg-type]
+    except Exception:  # a refused start (bad master key, second process without Redis)
+        if not app.startup_error:
+            raise
+    if app.startup_error:
+        print(f"streamzy: {app.startup_error}", file=sys.stderr)
+        return 3
     return 0
 
 

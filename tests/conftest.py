@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+BACKEND = os.environ.get("STREAMZY_TEST_BACKEND", "sqlite")
+
+
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Migrate once through Alembic; every test gets a copy of the migrated file."""
@@ -54,12 +58,60 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def make_settings(tmp_path: Path, template_db: Path, **overrides: Any) -> Settings:
-    db_file = tmp_path / "streamzy.db"
-    if not db_file.exists():
+def _pg_admin(url: str) -> str:
+    """asyncpg DSN of the database named in STREAMZY_TEST_DATABASE_URL (for CREATE DATABASE)."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _pg_url(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+async def _pg_execute(url: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_pg_admin(url))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Any:
+    """PostgreSQL mode: one migrated template database, copied per test."""
+    if BACKEND != "postgres":
+        yield None
+        return
+    base = need_service("STREAMZY_TEST_DATABASE_URL", "PostgreSQL")
+    name = f"streamzy_tpl_{os.getpid()}"
+    asyncio.run(_pg_execute(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+                            f"CREATE DATABASE {name}"))
+    upgrade(_pg_url(base, name))
+    yield base, name
+    asyncio.run(_pg_execute(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path, template_db: Path, pg_template: Any) -> Any:
+    """A fresh, migrated database for one test: SQLite by default, or PostgreSQL when
+    STREAMZY_TEST_BACKEND=postgres (then the whole suite runs against PostgreSQL)."""
+    if pg_template is None:
+        db_file = tmp_path / "streamzy.db"
         shutil.copy(template_db, db_file)
+        yield f"sqlite+aiosqlite:///{db_file}"
+        return
+    base, template = pg_template
+    name = f"streamzy_t_{uuid.uuid4().hex[:12]}"
+    await _pg_execute(base, f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield _pg_url(base, name)
+    await _pg_execute(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "database_url": f"sqlite+aiosqlite:///{db_file}",
+        "database_url": database_url,
         "secret_key": "test-secret-" + "x9" * 20,
         "password_pepper": "test-pepper-" + "y8" * 20,
         "message_keys": [Fernet.generate_key().decode()],
@@ -164,9 +216,9 @@ async def start_server(settings: Settings, clock: ManualClock) -> tuple[LiveServ
 
 
 @pytest.fixture
-def settings_factory(tmp_path: Path, template_db: Path) -> Callable[..., Settings]:
+def settings_factory(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
     def factory(**overrides: Any) -> Settings:
-        return make_settings(tmp_path, template_db, **overrides)
+        return make_settings(tmp_path, database_url, **overrides)
     return factory
 
 

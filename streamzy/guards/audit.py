@@ -17,6 +17,11 @@ from streamzy.storage.models import AuditEvent
 SECRET_HINTS = ("password", "token", "secret", "cookie", "authorization", "csrf", "pepper")
 DETAIL_VALUE_MAX = 500
 
+# aiosqlite traces every statement with its bound parameters (session CSRF tokens, emails)
+# at DEBUG. SQLAlchemy pins its own loggers to WARN for this reason; do the same for the
+# driver so a root logger at DEBUG never writes those values to the logs.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
 
 def scrub(detail: dict[str, Any]) -> dict[str, Any]:
     """Drop anything that looks like a secret; escape and cap the rest."""

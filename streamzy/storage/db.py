@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+
+SOLE_SERVER_LOCK = 0x5752_5A59  # an arbitrary advisory-lock key: "STRZY"
 
 
 def is_sqlite(url: str) -> bool:
@@ -44,6 +49,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._lock_file: IO[str] | None = None
+        self._lock_conn: AsyncConnection | None = None
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncSession]:
@@ -59,5 +66,39 @@ class Database:
             return False
         return True
 
+    async def claim_sole_server(self) -> bool:
+        """Claim "the only server process on this database" until dispose(); False if taken.
+
+        Without Redis, sockets, rate limits and revocations live in one process's memory, so
+        a second process on the same database would silently split them. SQLite uses an OS
+        file lock beside the database; PostgreSQL a session advisory lock.
+        """
+        if is_sqlite(self.url):
+            path = self.url.split(":///", 1)[-1]
+            if not path or path == ":memory:":
+                return True
+            handle = open(f"{path}.server-lock", "a")  # noqa: SIM115 - held for the lifetime
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+            self._lock_file = handle
+            return True
+        conn = await self.engine.connect()
+        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                  {"key": SOLE_SERVER_LOCK})).scalar()
+        if not got:
+            await conn.close()
+            return False
+        self._lock_conn = conn
+        return True
+
     async def dispose(self) -> None:
+        if self._lock_conn is not None:
+            await self._lock_conn.close()
+            self._lock_conn = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
         await self.engine.dispose()

@@ -27,8 +27,13 @@ END_REASONS = {
 
 
 def _safe_next(target: str) -> str:
-    """Only same-site relative paths; never //host or a scheme (no open redirect)."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only same-site relative paths; never //host or a scheme (no open redirect).
+
+    Browsers drop tabs and newlines from URLs, so ``/<TAB>/evil.example`` would become
+    ``//evil.example``: only printable ASCII is accepted.
+    """
+    if (target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and target.isascii() and target.isprintable()):
         return target
     return "/"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -27,17 +26,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path, template_db: Path) -> AsyncIterator[dict]:
+async def cluster(tmp_path: Path, database_url: str) -> AsyncIterator[dict]:
     redis_url = need_service("STREAMZY_TEST_REDIS_URL", "Redis")
     from redis.asyncio import Redis
     redis = Redis.from_url(redis_url)
     await redis.flushdb()
     await redis.aclose()
-    db_file = tmp_path / "shared.db"
-    shutil.copy(template_db, db_file)
     env = {
         **os.environ,
-        "STREAMZY_DATABASE_URL": f"sqlite+aiosqlite:///{db_file}",
+        "STREAMZY_DATABASE_URL": database_url,
         "STREAMZY_REDIS_URL": redis_url,
         "STREAMZY_SECRET_KEY": "cluster-secret-" + "k7" * 20,
         "STREAMZY_PASSWORD_PEPPER": "cluster-pepper-" + "p6" * 20,
@@ -135,3 +132,39 @@ async def test_two_processes_share_delivery_revocation_and_budget(cluster: dict)
     finally:
         for client in (alice, bob, alice_on_b):
             await client.close()
+
+
+def _server_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMZY_")}
+    return {**env, "PYTHONPATH": str(ROOT), "STREAMZY_DATABASE_URL": database_url,
+            "STREAMZY_SECRET_KEY": "solo-secret-" + "k7" * 20,
+            "STREAMZY_PASSWORD_PEPPER": "solo-pepper-" + "p6" * 20,
+            "STREAMZY_MESSAGE_KEYS": Fernet.generate_key().decode(),
+            "STREAMZY_AUDIT_LOG_PATH": str(tmp_path / "audit.log")}
+
+
+async def test_a_second_process_without_redis_refuses_to_start(
+        tmp_path: Path, database_url: str) -> None:
+    env = _server_env(tmp_path, database_url)
+    port = free_port()
+    first = subprocess.Popen([sys.executable, "-m", "hypercorn", "--bind",
+                              f"127.0.0.1:{port}", "streamzy.asgi:app"], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with httpx.AsyncClient() as probe:
+            for _ in range(300):
+                try:
+                    if (await probe.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+        second = subprocess.run(
+            [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{free_port()}",
+             "streamzy.asgi:app"], cwd=tmp_path, env=env, capture_output=True, timeout=60,
+            check=False)
+        # It ended by itself (hypercorn's master reports 0 even when its worker exits 3).
+        assert b"another Streamzy process already serves this database" in second.stderr
+        assert b"STREAMZY_REDIS_URL" in second.stderr
+    finally:
+        first.terminate()
+        first.wait(10)
