@@ -17,7 +17,7 @@ from streamzy.config import ConfigError, Settings, validate_for_start
 from streamzy.guards.headers import SecurityHeadersMiddleware
 from streamzy.realtime.delivery import Delivery
 from streamzy.realtime.events import ChatEvents
-from streamzy.realtime.server import create_sio
+from streamzy.realtime.server import ResilientRedisManager, create_sio
 from streamzy.storage.crypto import KeyUnavailable
 from streamzy.web import admin, admin_chat, api, apply, auth, health, hooks, rooms
 from streamzy.wiring import Services, build_services
@@ -87,6 +87,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     services.bots.on_revoke(token_revoked)
     services.accounts.on_disabled(user_disabled)
     services.messages.on_stored(delivery.messages)
+    if isinstance(sio.manager, ResilientRedisManager):
+        sio.manager.on_recovered = registry.announce_resync
 
     def refuse(message: str) -> ConfigError:
         log.critical(message)
@@ -114,6 +116,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def _stop() -> None:
         await registry.stop()
         await services.close()
+        await delivery.close()
 
     inner: Any = socketio.ASGIApp(sio, other_asgi_app=quart, socketio_path="socket.io")
     inner = SecurityHeadersMiddleware(inner, hsts=settings.production)

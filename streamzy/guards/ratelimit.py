@@ -7,17 +7,22 @@ themselves. Time comes from the injectable clock, so tests never sleep.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Protocol
 
 from streamzy.clock import Clock
 from streamzy.config import Rate
 
+log = logging.getLogger("streamzy.ratelimit")
+FAIL_CLOSED = frozenset({"login", "apply"})  # limits that guard credentials and admission
+
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
     retry_after: float = 0.0
+    unavailable: bool = False  # refused because the shared store could not be reached
 
 
 class RateStore(Protocol):
@@ -84,13 +89,36 @@ class RedisRateStore:
 
 
 class RateLimiter:
-    """Admits events per key at a configured rate."""
+    """Admits events per key at a configured rate.
+
+    If the shared store (Redis) is unreachable, limits guarding credentials fail closed
+    (refuse, as if exhausted) and the rest fall back to this process's own memory, so chat
+    keeps working with per-process budgets until Redis returns.
+    """
+
+    UNAVAILABLE_RETRY = 5.0
 
     def __init__(self, store: RateStore, clock: Clock) -> None:
         self.store = store
         self._clock = clock
+        self._fallback = MemoryRateStore()
+        self.degraded = False
 
-    async def hit(self, key: str, rate: Rate) -> Decision:
+    async def hit(self, key: str, rate: Rate, *, fail_closed: bool = False) -> Decision:
         interval = rate.period / rate.count
         tolerance = rate.period - interval
-        return await self.store.gcra(key, self._clock.now().timestamp(), interval, tolerance)
+        now = self._clock.now().timestamp()
+        try:
+            decision = await self.store.gcra(key, now, interval, tolerance)
+        except Exception:  # the shared store is down (network, timeout, Redis error)
+            if not self.degraded:
+                log.warning("rate-limit store unavailable: failing closed for credentials, "
+                            "per-process limits for the rest")
+            self.degraded = True
+            if fail_closed:
+                return Decision(False, self.UNAVAILABLE_RETRY, unavailable=True)
+            return await self._fallback.gcra(key, now, interval, tolerance)
+        if self.degraded:
+            log.warning("rate-limit store is back")
+            self.degraded = False
+        return decision

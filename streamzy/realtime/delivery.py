@@ -1,12 +1,20 @@
-"""The only place that emits to clients. Messages go out after their commit, in order."""
+"""The only place that emits to clients. Messages go out after their commit, in order.
+
+Stored batches are queued and emitted by one task, so the message writer never waits for
+fan-out (or for a slow Redis) before committing the next batch, and order is kept.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import socketio
 
 from streamzy.services.messages import StoredMessage
+
+log = logging.getLogger("streamzy.delivery")
 
 
 def room_channel(room_id: int) -> str:
@@ -16,11 +24,30 @@ def room_channel(room_id: int) -> str:
 class Delivery:
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self._sio = sio
+        self._queue: asyncio.Queue[list[StoredMessage]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
 
     async def messages(self, stored: list[StoredMessage]) -> None:
         """Called by the message writer after each committed batch (sequence order)."""
-        for message in stored:
-            await self._sio.emit("message", message.payload(), room=room_channel(message.room_id))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="delivery")
+        self._queue.put_nowait(stored)
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            for message in batch:
+                try:
+                    await self._sio.emit("message", message.payload(),
+                                         room=room_channel(message.room_id))
+                except Exception:  # one failed emit must not stop later deliveries
+                    log.exception("emitting message %s failed", message.id)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
 
     async def typing(self, room_id: int, who: dict[str, Any], skip_sid: str) -> None:
         await self._sio.emit("typing", {"room": room_id, "user": who},
@@ -29,6 +56,10 @@ class Delivery:
     async def presence(self, room_id: int, online: list[dict[str, Any]]) -> None:
         await self._sio.emit("presence", {"room": room_id, "online": online},
                              room=room_channel(room_id))
+
+    async def resync(self) -> None:
+        """Ask this process's clients to re-join with since_seq (after a Redis outage)."""
+        await self._sio.emit("resync", {}, ignore_queue=True)
 
     async def session_ended(self, sid: str, reason: str) -> None:
         """Tell the client why, then drop the connection."""

@@ -24,6 +24,7 @@ from streamzy.realtime.delivery import Delivery, room_channel
 from streamzy.realtime.registry import SocketRegistry
 from streamzy.services.errors import ServiceError
 from streamzy.services.messages import Sender
+from streamzy.storage.db import is_unavailable
 from streamzy.storage.models import Room
 
 log = logging.getLogger("streamzy.realtime")
@@ -99,7 +100,7 @@ class ChatEvents:
         self.sio = sio
         self.svc = services
         self.delivery = delivery
-        self.registry = SocketRegistry(self.drop, redis_url)
+        self.registry = SocketRegistry(self.drop, redis_url, delivery.resync)
         self._principals: dict[str, Principal] = {}
         self._rooms_of: dict[str, set[int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,7 +133,11 @@ class ChatEvents:
                 return error(exc.code, exc.message, fields=exc.fields)
             except ServiceError as exc:
                 return error(exc.code, exc.message)
-            except Exception:
+            except Exception as exc:
+                if is_unavailable(exc):
+                    log.warning("socket event %s: database unavailable", name)
+                    return error("unavailable", "The server cannot reach its database. "
+                                 "Nothing was stored; retry shortly.")
                 log.exception("socket event %s failed", name)
                 return error("internal_error", "Something went wrong on our side.")
         return run
@@ -144,7 +149,12 @@ class ChatEvents:
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         info = RequestInfo.from_environ(environ)
         try:
-            principal = await self._authenticate(environ, auth, info)
+            try:
+                principal = await self._authenticate(environ, auth, info)
+            except Exception as exc:
+                if isinstance(exc, Refused) or not is_unavailable(exc):
+                    raise
+                raise Refused("unavailable", "The server cannot reach its database.") from None
         except Refused as exc:
             await self.svc.audit("socket_refused", info, None, reason=exc.code)
             raise socketio.exceptions.ConnectionRefusedError(

@@ -16,11 +16,13 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger("streamzy.realtime")
 CHANNEL = "streamzy:revocations"
 Drop = Callable[[str, str], Awaitable[None]]  # (sid, reason)
+Resync = Callable[[], Awaitable[None]]
 
 
 class SocketRegistry:
-    def __init__(self, drop: Drop, redis_url: str = "") -> None:
+    def __init__(self, drop: Drop, redis_url: str = "", resync: Resync | None = None) -> None:
         self._drop = drop
+        self._resync = resync
         self._by_key: dict[str, set[str]] = defaultdict(set)
         self._keys_of: dict[str, set[str]] = defaultdict(set)
         self._redis_url = redis_url
@@ -53,6 +55,17 @@ class SocketRegistry:
                 log.warning("revocation fan-out over Redis failed; dropping local sockets only")
         await self._end_local(keys, reason)
 
+    async def announce_resync(self) -> None:
+        """Every process tells its clients to re-join with since_seq (Redis came back)."""
+        if self._redis is not None:
+            try:
+                await self._redis.publish(CHANNEL, json.dumps({"resync": True}))
+                return
+            except Exception:
+                log.warning("resync announcement over Redis failed")
+        if self._resync is not None:
+            await self._resync()
+
     async def _end_local(self, keys: list[str], reason: str) -> None:
         for key in keys:
             for sid in self.sids(key):
@@ -79,6 +92,9 @@ class SocketRegistry:
                         continue
                     try:
                         data = json.loads(message["data"])
+                        if data.get("resync") and self._resync is not None:
+                            await self._resync()
+                            continue
                         await self._end_local([str(k) for k in data["keys"]], str(data["reason"]))
                     except (ValueError, KeyError, TypeError):
                         log.warning("ignored a malformed revocation message")

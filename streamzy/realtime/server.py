@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ import socketio
 from streamzy.config import Settings
 from streamzy.guards.context import RequestInfo
 
+log = logging.getLogger("streamzy.realtime")
 # Large enough for a 4,000-character message in 4-byte UTF-8 plus JSON framing; nowhere near
 # engine.io's 1 MB default.
 MAX_PACKET_BYTES = 32 * 1024
@@ -47,10 +49,50 @@ def origin_checker(allowed: list[str], audit: Audit) -> Callable[[str, Mapping[s
     return check
 
 
+class ResilientRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    """python-socketio's Redis manager with short timeouts and a circuit breaker.
+
+    Emits always reach this process's own clients first. While Redis is unreachable the
+    cross-process publish is skipped for a few seconds at a time instead of stalling every
+    emit on connection timeouts; when it is back, ``on_recovered`` lets every process tell
+    its clients to resync, so they catch up on what other processes delivered meanwhile.
+    """
+
+    RETRY_AFTER = 2.0
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, channel="streamzy-socketio", redis_options={
+            "socket_connect_timeout": 1, "socket_timeout": 1})
+        self._down_until = 0.0
+        self.on_recovered: Callable[[], Awaitable[None]] | None = None
+
+    async def _publish(self, data: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._down_until:
+            return None
+        try:
+            if not self.connected:
+                self._redis_connect()
+            result = await self.redis.publish(self.channel, self.json.dumps(data))
+        except Exception as exc:
+            self.connected = False
+            if not self._down_until:
+                log.warning("Redis unavailable (%s): delivering to local clients only",
+                            type(exc).__name__)
+            self._down_until = loop.time() + self.RETRY_AFTER
+            return None
+        if self._down_until:
+            self._down_until = 0.0
+            log.warning("Redis is back: asking every process's clients to resync")
+            if self.on_recovered is not None:
+                await self.on_recovered()
+        return result
+
+
 def client_manager(settings: Settings) -> socketio.AsyncManager | None:
     """In-process by default; Redis pub/sub when STREAMZY_REDIS_URL is set."""
     if settings.redis_url:
-        return socketio.AsyncRedisManager(settings.redis_url, channel="streamzy-socketio")
+        return ResilientRedisManager(settings.redis_url)
     return None
 
 

@@ -17,7 +17,7 @@ from streamzy.storage.db import Database
 from streamzy.storage.models import BotToken, Membership, Room, User
 
 Audit = Callable[..., Awaitable[None]]
-TOKEN_PREFIX = "szb_"
+TOKEN_PREFIX = "szb_"  # noqa: S105 - a public prefix, not a secret
 # Called with the revoked token id; realtime uses it to drop the bot's sockets.
 RevokeListener = Callable[[int], Awaitable[None]]
 

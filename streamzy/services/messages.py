@@ -153,9 +153,9 @@ class Messages:
                 for item in batch:
                     try:
                         stored.extend(await self._write([item]))
-                    except Exception as exc:  # noqa: BLE001 - reported to that sender
+                    except Exception as exc:
                         self._fail([item], exc)
-            except Exception as exc:  # noqa: BLE001 - database down etc.: nobody is acked
+            except Exception as exc:
                 self._fail(batch, exc)
                 continue
             if stored:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import IO, Any
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -16,8 +18,24 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-
 SOLE_SERVER_LOCK = 0x5752_5A59  # an arbitrary advisory-lock key: "STRZY"
+
+
+def _lock_file(path: str) -> IO[str] | None:
+    handle = open(path, "a")  # held open for the process lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` means "the database cannot be reached", not a bug or bad data."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def is_sqlite(url: str) -> bool:
@@ -77,14 +95,8 @@ class Database:
             path = self.url.split(":///", 1)[-1]
             if not path or path == ":memory:":
                 return True
-            handle = open(f"{path}.server-lock", "a")  # noqa: SIM115 - held for the lifetime
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                return False
-            self._lock_file = handle
-            return True
+            self._lock_file = await asyncio.to_thread(_lock_file, f"{path}.server-lock")
+            return self._lock_file is not None
         conn = await self.engine.connect()
         got = (await conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
                                   {"key": SOLE_SERVER_LOCK})).scalar()

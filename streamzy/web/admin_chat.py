@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from quart import Blueprint, Response, redirect, render_template
 from pydantic import StringConstraints
+from quart import Blueprint, Response, redirect, render_template
 
 from streamzy.guards.validation import Line, StrictModel, parse
 from streamzy.web.current import info, services, session
-from streamzy.web.parsing import form_model
 from streamzy.web.forms import EmptyForm
+from streamzy.web.parsing import form_model
 from streamzy.web.policy import admin_only, limited
 
 bp = Blueprint("admin_chat", __name__, url_prefix="/admin")

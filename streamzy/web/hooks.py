@@ -11,12 +11,14 @@ from urllib.parse import quote
 from quart import Quart, Response, current_app, g, jsonify, redirect, render_template, request
 from quart_rate_limiter import RateLimiter as QuartRateLimiter
 from quart_rate_limiter import RateLimitExceeded
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from streamzy.guards import csrf
+from streamzy.guards.ratelimit import FAIL_CLOSED
 from streamzy.guards.sessions import Resolution
 from streamzy.guards.validation import InputError
 from streamzy.services.errors import ServiceError
+from streamzy.storage.db import is_unavailable
 from streamzy.web.current import info, services, wants_json
 from streamzy.web.policy import (
     AUTH_ATTR,
@@ -42,7 +44,12 @@ class HttpRateLimiter(QuartRateLimiter):
         svc = services()
         for name in names:
             key = f"{name}:{self.key_for(name)}"
-            decision = await svc.limiter.hit(key, svc.settings.rate(name))
+            decision = await svc.limiter.hit(key, svc.settings.rate(name),
+                                             fail_closed=name in FAIL_CLOSED)
+            if decision.unavailable:
+                await svc.audit_throttled("rate-store-down", "rate_limit_unavailable", info(),
+                                          None, limit=name, path=request.path)
+                raise ServiceUnavailable(retry_after=math.ceil(decision.retry_after))
             if not decision.allowed:
                 session = g.get("session")
                 await svc.audit_throttled(key, "rate_limited", info(),
@@ -187,17 +194,18 @@ async def error_response(status: int, code: str, message: str,
 
 _CODES = {400: "bad_request", 401: "not_signed_in", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
-          429: "rate_limited"}
+          429: "rate_limited", 503: "unavailable"}
 _MESSAGES_EXTRA = {415: "Send this as a form (or JSON where the API says so)."}
 _MESSAGES = {400: "The request could not be understood.", 404: "There is nothing here.",
              405: "That method is not allowed here.", 413: "The request is too large.",
-             429: "Too many requests. Wait a little and try again."}
+             429: "Too many requests. Wait a little and try again.",
+             503: "This is temporarily unavailable. Try again in a few seconds."}
 
 
 async def handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     headers = {}
-    if isinstance(error, RateLimitExceeded):
+    if isinstance(error, RateLimitExceeded | ServiceUnavailable) and error.retry_after:
         headers["Retry-After"] = str(error.retry_after)
     return await error_response(status, _CODES.get(status, "error"),
                                 _MESSAGES.get(status) or _MESSAGES_EXTRA.get(status)
@@ -220,6 +228,12 @@ async def handle_service_error(error: ServiceError) -> Response:
 
 
 async def handle_unexpected(error: Exception) -> Response:
+    if is_unavailable(error):
+        log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                    type(error).__name__)
+        return await error_response(503, "unavailable",
+                                    "The service cannot reach its database. Retry shortly.",
+                                    {"Retry-After": "5"})
     log.exception("unhandled error on %s %s", request.method, request.path, exc_info=error)
     return await error_response(500, "internal_error",
                                 "Something went wrong on our side. It has been logged.")

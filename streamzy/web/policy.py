@@ -12,7 +12,7 @@ from typing import Any, Literal
 AUTH_ATTR = "_streamzy_auth"
 LIMITS_ATTR = "_streamzy_limits"
 CSRF_EXEMPT_ATTR = "_streamzy_csrf_exempt"
-PASSWORD_CHANGE_ATTR = "_streamzy_during_password_change"
+PASSWORD_CHANGE_ATTR = "_streamzy_during_password_change"  # noqa: S105 - an attribute name
 
 Auth = Literal["public", "user", "admin", "bot"]
 F = Callable[..., Any]
