@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     rate_bot_messages: str = "60/m"
     rate_api: str = "100/h"
     rate_pages: str = "300/m"
+    rate_socket_events: str = "300/m"
+    flood_disconnect_after: int = Field(default=20, ge=1)
 
     max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     message_max_chars: int = Field(default=4000, ge=1, le=20000)
@@ -100,7 +102,7 @@ class Settings(BaseSettings):
         return [origin.rstrip("/") for origin in value]
 
     @field_validator("rate_login", "rate_apply", "rate_messages", "rate_bot_messages",
-                     "rate_api", "rate_pages")
+                     "rate_api", "rate_pages", "rate_socket_events")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         Rate.parse(value)

@@ -61,6 +61,11 @@ class Delivery:
         """Ask this process's clients to re-join with since_seq (after a Redis outage)."""
         await self._sio.emit("resync", {}, ignore_queue=True)
 
+    async def kick(self, sid: str, code: str, message: str) -> None:
+        """Drop one connection (not the session) after telling it why."""
+        await self._sio.emit("kicked", {"code": code, "message": message}, to=sid)
+        await self._sio.disconnect(sid)
+
     async def session_ended(self, sid: str, reason: str) -> None:
         """Tell the client why, then drop the connection."""
         await self._sio.emit("session_ended", {"reason": reason}, to=sid)

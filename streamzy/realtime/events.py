@@ -18,6 +18,7 @@ import socketio
 from pydantic import Field, StringConstraints
 
 from streamzy.guards.context import RequestInfo
+from streamzy.guards.ratelimit import Decision
 from streamzy.guards.sessions import cookie_from_headers
 from streamzy.guards.validation import InputError, StrictModel, parse
 from streamzy.realtime.delivery import Delivery, room_channel
@@ -32,6 +33,7 @@ RoomRef = int | Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64,
                                                pattern=r"^[A-Za-z0-9_.:-]+$")]
 MISSED_LIMIT = 500
+STRIKE_WINDOW = 60.0  # seconds over which rate-limit refusals add up towards a disconnect
 
 
 class JoinEvent(StrictModel):
@@ -105,6 +107,7 @@ class ChatEvents:
         self._rooms_of: dict[str, set[int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._dropping: set[str] = set()
+        self._strikes: dict[str, tuple[float, int]] = {}  # refusals per connection
 
     # -- wiring -----------------------------------------------------------------------
     def register(self) -> None:
@@ -128,6 +131,10 @@ class ChatEvents:
                     raise InputError("invalid_payload", message="Send one object per event.")
                 if not await self._still_valid(sid, principal, touch=name == "message"):
                     return error("session_ended", "Your session has ended.")
+                budget = await self.svc.limiter.hit(f"events:{sid}",
+                                                    self.svc.settings.rate("socket_events"))
+                if not budget.allowed:
+                    return await self._throttled(sid, principal, "socket_events", budget)
                 return await handler(sid, principal, data)
             except InputError as exc:
                 return error(exc.code, exc.message, fields=exc.fields)
@@ -217,6 +224,7 @@ class ChatEvents:
     async def disconnect(self, sid: str, *args: Any) -> None:
         principal = self._principals.pop(sid, None)
         rooms = self._rooms_of.pop(sid, set())
+        self._strikes.pop(sid, None)
         self.registry.remove(sid)
         if principal is not None:
             for room_id in rooms:
@@ -300,14 +308,34 @@ class ChatEvents:
         decision = await self.svc.limiter.hit(f"msg:{principal.user_id}",
                                               self.svc.settings.rate(rate_name))
         if not decision.allowed:
-            await self.svc.audit_throttled(f"msg:{principal.user_id}", "rate_limited",
-                                           principal.info, principal.user_id, limit=rate_name)
-            return error("rate_limited", "You are sending too fast.",
-                         retry_after=round(decision.retry_after, 1))
+            return await self._throttled(sid, principal, rate_name, decision)
         result = await self.svc.messages.send(principal.sender, room, event.client_msg_id,
                                               event.text, principal.info)
         return {"ok": True, "id": result.id, "seq": result.seq, "room": room.id,
                 "duplicate": result.duplicate}
+
+    async def _throttled(self, sid: str, principal: Principal, limit: str,
+                         decision: Decision) -> dict[str, Any]:
+        """Refuse one event; a client that keeps pushing past its limit is disconnected."""
+        await self.svc.audit_throttled(f"{limit}:{principal.user_id}", "rate_limited",
+                                       principal.info, principal.user_id, limit=limit)
+        now = self.svc.clock.now().timestamp()
+        first, strikes = self._strikes.get(sid, (now, 0))
+        if now - first > STRIKE_WINDOW:
+            first, strikes = now, 0
+        strikes += 1
+        self._strikes[sid] = (first, strikes)
+        if strikes == self.svc.settings.flood_disconnect_after:
+            await self.svc.audit("flood_disconnected", principal.info, principal.user_id,
+                                 limit=limit, refused=strikes)
+            self._background(self._kick_soon(sid))
+        return error("rate_limited", "You are sending too fast.",
+                     retry_after=round(decision.retry_after, 1))
+
+    async def _kick_soon(self, sid: str) -> None:
+        await asyncio.sleep(0.05)
+        await self.delivery.kick(sid, "flooding",
+                                 "Disconnected for sending too fast. Reconnect and slow down.")
 
     async def history(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(HistoryEvent, data)
