@@ -158,11 +158,13 @@ async def test_a_second_process_without_redis_refuses_to_start(
                         break
                 except httpx.TransportError:
                     await asyncio.sleep(0.05)
+        # --workers 0 serves in-process, so the refusal's exit status reaches us (Hypercorn's
+        # worker-spawning master reports 0 for a worker that exited 3).
         second = subprocess.run(
-            [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{free_port()}",
-             "streamzy.asgi:app"], cwd=tmp_path, env=env, capture_output=True, timeout=60,
-            check=False)
-        # It ended by itself (hypercorn's master reports 0 even when its worker exits 3).
+            [sys.executable, "-m", "hypercorn", "--workers", "0", "--bind",
+             f"127.0.0.1:{free_port()}", "streamzy.asgi:app"], cwd=tmp_path, env=env,
+            capture_output=True, timeout=60, check=False)
+        assert second.returncode == 3
         assert b"another Streamzy process already serves this database" in second.stderr
         assert b"STREAMZY_REDIS_URL" in second.stderr
     finally:

@@ -1,0 +1,153 @@
+"""deploy/nginx/streamzy.conf in front of two production-mode Streamzy processes: TLS, WSS,
+one trusted hop (a spoofed X-Forwarded-For changes nothing), Secure __Host- cookies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import socketio
+from sqlalchemy import select
+
+from streamzy.guards.context import SYSTEM
+from streamzy.storage.models import AuditEvent
+from tests.conftest import REQUIRE_SERVICES, free_port, need_service
+from tests.faults.processes import StreamzyProcess, admin_services, secrets_env, user_session
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _require(binary: str) -> str:
+    path = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists()
+                                    else None)
+    if path is None:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{binary} is not installed (.ci/run installs it)")
+        pytest.skip(f"{binary} is not installed")
+    return path
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, database_url: str) -> AsyncIterator[dict]:
+    nginx, openssl = _require("nginx"), _require("openssl")
+    redis_url = need_service("STREAMZY_TEST_REDIS_URL", "Redis")
+    tls_port, http_port = free_port(), free_port()
+    origin = f"https://127.0.0.1:{tls_port}"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True)
+    env = {**secrets_env(), "STREAMZY_DATABASE_URL": database_url,
+           "STREAMZY_REDIS_URL": redis_url, "STREAMZY_ENV": "production",
+           "STREAMZY_COOKIE_SECURE": "true", "STREAMZY_TRUSTED_HOPS": "1",
+           "STREAMZY_ALLOWED_ORIGINS": origin, "STREAMZY_BCRYPT_ROUNDS": "12",
+           "STREAMZY_AUDIT_LOG_PATH": str(tmp_path / "audit.log")}
+    apps = [StreamzyProcess(tmp_path, env), StreamzyProcess(tmp_path, env)]
+    site = (ROOT / "deploy" / "nginx" / "streamzy.conf").read_text()
+    site = site.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{tls_port} ssl http2;")
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
+    site = site.replace("/etc/ssl/streamzy/fullchain.pem", str(tmp_path / "cert.pem"))
+    site = site.replace("/etc/ssl/streamzy/privkey.pem", str(tmp_path / "key.pem"))
+    site = re.sub(r"server 127\.0\.0\.1:8001;\s*server 127\.0\.0\.1:8002;",
+                  f"server 127.0.0.1:{apps[0].port}; server 127.0.0.1:{apps[1].port};", site)
+    temp = tmp_path / "nginx-temp"
+    temp.mkdir()
+    (tmp_path / "nginx.conf").write_text(f"""
+daemon off;
+worker_processes 1;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/nginx-error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    {site}
+}}
+""")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        (tmp_path / "nginx.conf").write_text(
+            "user root;\n" + (tmp_path / "nginx.conf").read_text())
+    check = subprocess.run([nginx, "-t", "-c", str(tmp_path / "nginx.conf")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    for app in apps:
+        await app.start()
+    proc = subprocess.Popen([nginx, "-c", str(tmp_path / "nginx.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with httpx.AsyncClient(verify=False) as probe:
+            for _ in range(200):
+                try:
+                    if (await probe.get(origin + "/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+        yield {"origin": origin, "env": env, "http_port": http_port}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        for app in apps:
+            app.stop()
+
+
+async def test_tls_proxy_trusted_hop_and_wss(stack: dict) -> None:
+    origin = stack["origin"]
+    services = admin_services(stack["env"])
+    admin, _ = await services.accounts.create_user("boss", "Boss", "", is_admin=True)
+    room = (await services.rooms.create(admin.id, "general", "", False, SYSTEM)).id
+    cookies = [await user_session(services, n) for n in ("ann", "ben")]
+    async with httpx.AsyncClient(base_url=origin, verify=False) as http:
+        page = await http.get("/login")
+        assert page.status_code == 200
+        assert "max-age=63072000" in page.headers["strict-transport-security"]
+        assert "__Host-streamzy_anon" in page.headers["set-cookie"]
+        assert "Secure" in page.headers["set-cookie"]
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+        failed = await http.post("/login", headers={"X-Forwarded-For": "6.6.6.6",
+                                                    "Origin": origin},
+                                 data={"username": "ann", "password": "wrong password!",
+                                       "csrf_token": token})
+        assert failed.status_code == 401
+        plain = await http.get(f"http://127.0.0.1:{stack['http_port']}/login")
+        assert plain.status_code == 301 and plain.headers["location"].startswith("https://")
+    async with services.db.unit() as db:
+        rows = (await db.execute(select(AuditEvent).where(
+            AuditEvent.event == "login_failed"))).scalars().all()
+    assert [r.client_ip for r in rows] == ["127.0.0.1"]  # nginx's peer, not the spoofed value
+
+    clients = []
+    for cookie in cookies:
+        client = socketio.AsyncClient(ssl_verify=False)
+        await client.connect(origin, transports=["websocket"], wait_timeout=5, headers={
+            "Cookie": f"__Host-streamzy_session={cookie}", "Origin": origin})
+        clients.append(client)
+    got: list[dict] = []
+    clients[1].on("message", lambda data: got.append(data))
+    try:
+        for client in clients:
+            assert (await client.call("join", {"room": room}))["ok"]
+        assert (await clients[0].call("message", {"room": room, "client_msg_id": "tls-1",
+                                                  "text": "over wss"}))["ok"]
+        async with asyncio.timeout(5):
+            while not got:
+                await asyncio.sleep(0.02)
+        assert got[0]["text"] == "over wss"
+        evil = socketio.AsyncClient(ssl_verify=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await evil.connect(origin, transports=["websocket"], wait_timeout=5, headers={
+                "Cookie": f"__Host-streamzy_session={cookies[0]}",
+                "Origin": "https://evil.example"})
+    finally:
+        for client in clients:
+            await client.disconnect()
+        await services.close()
