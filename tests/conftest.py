@@ -25,6 +25,7 @@ from streamzy.config import Settings
 from streamzy.storage.migrate import upgrade
 from streamzy.storage.models import User
 
+ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_SERVICES = os.environ.get("STREAMZY_REQUIRE_SERVICES") == "1"
 TEST_PASSWORD = "a sturdy passphrase 4 tests"
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
@@ -184,7 +185,7 @@ async def post_form(client: httpx.AsyncClient, path: str, data: dict[str, str] |
 async def start_server(settings: Settings, clock: ManualClock) -> tuple[LiveServer, Callable]:
     app = create_app(settings, clock)
     port = free_port()
-    config = Config()
+    config = Config.from_toml(ROOT / "hypercorn.toml")  # the shipped limits, not defaults
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
     config.errorlog = None
