@@ -32,7 +32,7 @@ def answer(text: str) -> str | None:
         count, sides = int(match.group(1)), int(match.group(2))
         if not (1 <= count <= 20 and 2 <= sides <= 1000):
             return "I roll 1-20 dice with 2-1000 sides."
-        rolls = [random.randint(1, sides) for _ in range(count)]  # noqa: S311 - not crypto
+        rolls = [random.randint(1, sides) for _ in range(count)]
         return f"🎲 {count}d{sides}: {' + '.join(map(str, rolls))} = {sum(rolls)}"
     if match := ECHO.match(text):
         return match.group(1)[:1000]

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from streamzy.config import ConfigError, Settings, production_checks, validate_for_start
 from streamzy.guards.context import SYSTEM
+from streamzy.services.errors import ServiceError
 from streamzy.storage.migrate import upgrade
 from streamzy.storage.models import User
 
@@ -193,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"streamzy: {exc}", file=sys.stderr)
         return 2
+    except ServiceError as exc:
+        print(f"streamzy: {exc.message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -69,8 +69,10 @@ class Accounts:
         matches = await self._hasher.verify(password, user.password_hash if user else None)
         now = self._clock.now()
         if user is None:
+            # Not the typed text: people type passwords into the username box. A keyed
+            # fingerprint still shows repeated attempts at the same unknown name.
             await self._audit("login_failed", info, None, reason="unknown_user",
-                              username=raw_username[:64])
+                              name_fingerprint=self._hasher.fingerprint(raw_username))
             return LoginOutcome(None, "bad_credentials")
         if user.locked_until is not None and as_utc(user.locked_until) > now:
             await self._audit("login_failed", info, user.id, reason="locked")

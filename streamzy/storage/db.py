@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import IO, Any
@@ -33,8 +34,14 @@ def _lock_file(path: str) -> IO[str] | None:
 
 def is_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` means "the database cannot be reached", not a bug or bad data."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+    if isinstance(exc, InterfaceError | OSError | TimeoutError):
         return True
+    if isinstance(exc, OperationalError):
+        # PostgreSQL reports lost connections as OperationalError; SQLite uses it for
+        # schema mistakes too ("no such table"), which are bugs, not outages.
+        text_ = str(exc.orig).lower() if exc.orig is not None else ""
+        return not isinstance(exc.orig, sqlite3.OperationalError) or any(
+            hint in text_ for hint in ("unable to open", "locked", "disk i/o", "readonly"))
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
@@ -54,10 +61,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str) -> AsyncEngine:
     """Create the engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+                               hide_parameters=True)
 
 
 class Database:

@@ -12,12 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-
 from sqlalchemy import update
 
 from streamzy.config import Settings
-from streamzy.storage.models import User
 from streamzy.guards.context import SYSTEM
+from streamzy.storage.models import User
 from streamzy.wiring import build_services
 from tests.conftest import CSRF_META, free_port, need_service
 from tests.realtime.helpers import ChatClient
@@ -73,7 +72,7 @@ async def cluster(tmp_path: Path, database_url: str) -> AsyncIterator[dict]:
             proc.wait(10)
 
 
-async def session_for(services, name: str) -> str:  # noqa: ANN001
+async def session_for(services, name: str) -> str:
     user, _ = await services.accounts.create_user(name, name.title(), "")
     async with services.db.unit() as db:
         await db.execute(update(User).where(User.id == user.id)

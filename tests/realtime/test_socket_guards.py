@@ -87,7 +87,7 @@ async def test_invited_member_can_use_a_private_room(server: LiveServer) -> None
         await carol.close()
 
 
-async def kicked_within_a_second(client: ChatClient, action) -> float:  # noqa: ANN001
+async def kicked_within_a_second(client: ChatClient, action) -> float:
     start = time.monotonic()
     await action()
     await asyncio.wait_for(client.disconnected.wait(), 1.0)

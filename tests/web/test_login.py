@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import bcrypt
 import pytest
 
@@ -76,7 +78,8 @@ async def test_lockout_after_five_failures_and_expiry_with_clock(server: LiveSer
 async def test_lookalike_username_shares_the_lockout(server: LiveServer) -> None:
     await server.make_user("carol")
     async with server.client() as client:
-        for variant in ("CAROL", "Carol", "ｃａｒｏｌ", "carol", "ＣＡＲＯＬ"):
+        for variant in ("CAROL", "Carol", "\uff43\uff41\uff52\uff4f\uff4c", "carol",
+                        "\uff23\uff21\uff32\uff2f\uff2c"):  # full-width carol, CAROL
             await login(client, variant, "wrong wrong wrong")
         assert (await login(client, "carol")).status_code == 401
     assert len(await server.audit_rows("account_locked")) == 1
@@ -241,3 +244,40 @@ async def test_malformed_login_bodies_get_4xx_never_500(server: LiveServer) -> N
         huge = await client.post("/login", data={"username": "a", "password": "x" * 40_000,
                                                  "csrf_token": token})
         assert huge.status_code == 413
+
+
+@pytest.mark.parametrize("target", [
+    "//evil.example", "/\\evil.example", "https://evil.example", "/\t/evil.example",
+    "/\n/evil.example", "/\r/evil.example", "\t//evil.example", "/\x00/evil.example",
+])
+async def test_next_never_leaves_the_site(server: LiveServer, target: str) -> None:
+    await server.make_user("nina")
+    async with server.client() as client:
+        token = await csrf_of(client)
+        response = await client.post("/login", data={"username": "nina",
+                                                      "password": TEST_PASSWORD,
+                                                      "next": target, "csrf_token": token})
+    assert response.status_code == 302
+    assert response.headers["location"] == "/"
+
+
+async def test_next_keeps_a_local_path(server: LiveServer) -> None:
+    await server.make_user("otto")
+    async with server.client() as client:
+        token = await csrf_of(client)
+        response = await client.post("/login", data={"username": "otto",
+                                                      "password": TEST_PASSWORD,
+                                                      "next": "/account?tab=sessions",
+                                                      "csrf_token": token})
+    assert response.headers["location"] == "/account?tab=sessions"
+
+
+async def test_a_password_typed_as_username_is_not_kept_in_the_audit(server: LiveServer) -> None:
+    async with server.client() as client:
+        await login(client, "Tr0ub4dor&3-my-real-password", "oops")
+        await login(client, "Tr0ub4dor&3-my-real-password", "oops again")
+        await login(client, "someone-else", "x")
+    rows = await server.audit_rows("login_failed")
+    assert all("Tr0ub4dor" not in r.detail for r in rows)
+    prints = [json.loads(r.detail)["name_fingerprint"] for r in rows]
+    assert prints[0] == prints[1] != prints[2]  # repeated attempts still show up
