@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import wraps
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from pydantic import Field, StringConstraints
 
 from streamzy.guards.context import RequestInfo
 from streamzy.guards.ratelimit import Decision
-from streamzy.guards.sessions import cookie_from_headers
+from streamzy.guards.sessions import TOUCH_EVERY, cookie_from_headers
 from streamzy.guards.validation import InputError, StrictModel, parse
 from streamzy.realtime.delivery import Delivery, room_channel
 from streamzy.realtime.registry import SocketRegistry
@@ -33,6 +34,8 @@ RoomRef = int | Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64,
                                                pattern=r"^[A-Za-z0-9_.:-]+$")]
 MISSED_LIMIT = 500
+RECHECK_SECONDS = 5.0  # how stale a socket's session check may be
+ROOM_CACHE_SECONDS = 30.0
 STRIKE_WINDOW = 60.0  # seconds over which rate-limit refusals add up towards a disconnect
 
 
@@ -108,6 +111,8 @@ class ChatEvents:
         self._tasks: set[asyncio.Task[None]] = set()
         self._dropping: set[str] = set()
         self._strikes: dict[str, tuple[float, int]] = {}  # refusals per connection
+        self._checked: dict[str, tuple[datetime, datetime]] = {}  # sid -> (checked, seen)
+        self._room_cache: dict[int | str, tuple[float, Room]] = {}
 
     # -- wiring -----------------------------------------------------------------------
     def register(self) -> None:
@@ -198,16 +203,33 @@ class ChatEvents:
                          session.id, info)
 
     async def _still_valid(self, sid: str, principal: Principal, *, touch: bool) -> bool:
+        """Re-check the session or token, from the database at most every few seconds.
+
+        Logout, disable and revoke are pushed to the socket at once (registry); this check
+        catches expiry and anything a lost push missed, within RECHECK_SECONDS.
+        """
+        now = self.svc.clock.now()
+        cached = self._checked.get(sid)
+        if cached is not None:
+            checked_at, last_seen = cached
+            fresh = (now - checked_at).total_seconds() < RECHECK_SECONDS
+            if fresh and (not touch or now - last_seen < TOUCH_EVERY):
+                return True
         if principal.kind == "bot":
             valid = await self.svc.bots.still_valid(principal.ref_id)
             reason = "token_revoked"
+            last_seen = now
         else:
             resolution = await self.svc.sessions.check(principal.ref_id, touch=touch)
             valid = resolution.session is not None
             reason = resolution.reason
+            last_seen = resolution.session.last_seen_at if resolution.session else now
         if not valid:
+            self._checked.pop(sid, None)
             await self.drop(sid, reason)
-        return valid
+            return False
+        self._checked[sid] = (now, last_seen)
+        return True
 
     def _background(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -225,6 +247,7 @@ class ChatEvents:
         principal = self._principals.pop(sid, None)
         rooms = self._rooms_of.pop(sid, set())
         self._strikes.pop(sid, None)
+        self._checked.pop(sid, None)
         self.registry.remove(sid)
         if principal is not None:
             for room_id in rooms:
@@ -238,10 +261,22 @@ class ChatEvents:
 
     # -- rooms --------------------------------------------------------------------------
     async def _room(self, ref: int | str) -> Room:
-        return await self.svc.rooms.resolve(ref)  # type: ignore[no-any-return]
+        """Rooms are looked up on every event; their identity and key version rarely change."""
+        now = self.svc.clock.now().timestamp()
+        cached = self._room_cache.get(ref)
+        if cached is not None and now - cached[0] < ROOM_CACHE_SECONDS:
+            return cached[1]
+        room = await self.svc.rooms.resolve(ref)
+        if len(self._room_cache) > 10_000:
+            self._room_cache.clear()
+        self._room_cache[room.id] = self._room_cache[room.name] = (now, room)
+        return room  # type: ignore[no-any-return]
 
-    async def _member_room(self, principal: Principal, ref: int | str, event: str) -> Room:
+    async def _member_room(self, principal: Principal, ref: int | str, event: str,
+                           sid: str = "") -> Room:
         room = await self._room(ref)
+        if room.id in self._rooms_of.get(sid, ()):
+            return room  # membership was checked when this connection joined
         if not await self.svc.rooms.is_member(principal.user_id, room.id):
             await self.svc.audit("room_access_denied", principal.info, principal.user_id,
                                  room_id=room.id, on=event)
@@ -284,8 +319,11 @@ class ChatEvents:
     async def leave(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(RoomEvent, data)
         room = await self._room(event.room)
-        await self.sio.leave_room(sid, room_channel(room.id))
-        self._rooms_of.get(sid, set()).discard(room.id)
+        # Leaving ends the membership, so every connection of this user here stops using it.
+        for other, who in list(self._principals.items()):
+            if who.user_id == principal.user_id and room.id in self._rooms_of.get(other, ()):
+                await self.sio.leave_room(other, room_channel(room.id))
+                self._rooms_of[other].discard(room.id)
         if principal.kind == "user":
             await self.svc.rooms.leave(principal.user_id, room.id)
         await self._announce_presence(room.id)
@@ -303,7 +341,7 @@ class ChatEvents:
     # -- messages -----------------------------------------------------------------------
     async def message(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(MessageEvent, data)
-        room = await self._member_room(principal, event.room, "message")
+        room = await self._member_room(principal, event.room, "message", sid)
         rate_name = "bot_messages" if principal.kind == "bot" else "messages"
         decision = await self.svc.limiter.hit(f"msg:{principal.user_id}",
                                               self.svc.settings.rate(rate_name))
@@ -339,7 +377,7 @@ class ChatEvents:
 
     async def history(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(HistoryEvent, data)
-        room = await self._member_room(principal, event.room, "history")
+        room = await self._member_room(principal, event.room, "history", sid)
         messages, has_more = await self.svc.messages.history(room.id, event.before_seq,
                                                              event.limit, principal.info)
         return {"ok": True, "room": room.id, "messages": [m.payload() for m in messages],
@@ -355,7 +393,7 @@ class ChatEvents:
 
     async def read(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(ReadEvent, data)
-        room = await self._member_room(principal, event.room, "read")
+        room = await self._member_room(principal, event.room, "read", sid)
         await self.svc.rooms.mark_read(principal.user_id, room.id, event.seq)
         return {"ok": True}
 

@@ -260,3 +260,21 @@ async def test_typing_and_presence_reach_the_room(server: LiveServer) -> None:
             for name, data in alice.events))
     finally:
         await alice.close()
+
+
+async def test_leaving_ends_membership_for_every_connection(server: LiveServer) -> None:
+    room = await make_room(server, "general")
+    cookie = await signed_in_cookie(server, "dana")
+    tab_one, tab_two = ChatClient(server, cookie=cookie), ChatClient(server, cookie=cookie)
+    await tab_one.connect()
+    await tab_two.connect()
+    try:
+        await tab_one.call("join", {"room": room})
+        await tab_two.call("join", {"room": room})
+        assert (await tab_two.send(room, "hi"))["ok"]
+        assert (await tab_one.call("leave", {"room": room}))["ok"]
+        refused = await tab_two.send(room, "still here?")
+        assert not refused["ok"] and refused["code"] == "not_a_member"
+    finally:
+        await tab_one.close()
+        await tab_two.close()
