@@ -37,7 +37,18 @@
     return data;
   };
 
-  window.Streamzy = Object.freeze({ csrfToken, fetchJSON });
+  /* Signing out through the real logout form (POST /logout with the CSRF token). */
+  let leaving = false;
+  const isLeaving = () => leaving;
+  const signOut = (reason) => {
+    const form = document.getElementById("logout-form");
+    if (!form) { window.location.assign("/login"); return; }
+    leaving = true;
+    if (reason) form.action = "/logout?reason=" + encodeURIComponent(reason);
+    form.submit();
+  };
+
+  window.Streamzy = Object.freeze({ csrfToken, fetchJSON, signOut, isLeaving });
 
   /* (1) Copy buttons: <button data-copy="#selector">. */
   const legacyCopy = (target, text) => {
@@ -110,5 +121,75 @@
     update();
   };
 
-  document.addEventListener("DOMContentLoaded", () => { setupCopy(); setupStrength(); });
+  /* (3) Inactivity: warn before the deadline, then sign out through the real logout.
+     <body data-inactivity="seconds"> is set on signed-in pages. Activity in another tab of
+     this site counts too (shared through localStorage). */
+  const setupIdle = () => {
+    const seconds = Number(document.body.dataset.inactivity);
+    const modal = document.getElementById("idle-modal");
+    const countdown = document.getElementById("idle-countdown");
+    const stay = document.getElementById("idle-stay");
+    if (!seconds || !modal || !countdown || !stay) return;
+    const limit = seconds * 1000;
+    const lead = Math.min(60, seconds / 2) * 1000;  // how long the warning shows
+    const KEY = "streamzy:activity";
+    let last = Date.now(), shared = 0, warned = false, restore = null;
+
+    const share = (now) => {
+      if (now - shared < 5000) return;
+      shared = now;
+      try { localStorage.setItem(KEY, String(now)); } catch { /* private mode */ }
+    };
+    const behind = [document.querySelector(".topbar"), document.getElementById("main")];
+    const cover = (on) => behind.forEach((el) => { if (el) el.inert = on; });  // keep focus in the dialog
+    const close = () => {
+      warned = false;
+      modal.hidden = true;
+      cover(false);
+      if (restore && document.contains(restore)) restore.focus();
+    };
+    const active = () => {
+      if (warned || leaving) return;  // during the warning only "Stay signed in" counts
+      last = Date.now();
+      share(last);
+    };
+    const keep = () => { close(); shared = 0; active(); };
+    const tick = () => {
+      if (leaving) return;
+      const left = last + limit - Date.now();
+      if (left <= 0) { clearInterval(timer); signOut("inactive"); return; }
+      countdown.textContent = String(Math.ceil(left / 1000));
+      if (left <= lead && !warned) {
+        warned = true;
+        restore = document.activeElement;
+        modal.hidden = false;
+        cover(true);
+        stay.focus();
+      }
+    };
+    /* Not "scroll": the chat scrolls itself when messages arrive, which is not the person.
+       Scrolling by wheel, touch or keys is seen through these events instead. */
+    ["keydown", "pointerdown", "wheel", "touchmove"].forEach((name) =>
+      document.addEventListener(name, active, { capture: true, passive: true }));
+    window.addEventListener("focus", active);
+    window.addEventListener("storage", (event) => {
+      if (event.key !== KEY || !event.newValue) return;
+      const when = Number(event.newValue);
+      if (when > last) { last = when; if (warned) close(); }
+    });
+    stay.addEventListener("click", keep);
+    modal.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") { event.preventDefault(); keep(); }
+      if (event.key === "Tab") { event.preventDefault(); stay.focus(); }  // the only control
+    });
+    const timer = setInterval(tick, 1000);
+    share(last);
+  };
+
+  document.addEventListener("DOMContentLoaded", () => {
+    document.getElementById("logout-form")?.addEventListener("submit", () => { leaving = true; });
+    setupCopy();
+    setupStrength();
+    setupIdle();
+  });
 })();

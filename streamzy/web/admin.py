@@ -78,7 +78,8 @@ async def user_action(user_id: int) -> Response | str:
             user = await svc.accounts.get(user_id)
             return await render_template("admin_approved.html", user=user, password=password,
                                          reset=True)
-    return redirect("/admin/users")  # type: ignore[return-value]
+    # Where the admin lands says what happened (the page words it; ids only, no free text).
+    return redirect(f"/admin/users?done={form.action}&user={user_id}")  # type: ignore[return-value]
 
 
 def _parse_time(value: str, field: str) -> datetime | None:
@@ -112,12 +113,14 @@ async def audit() -> Response | str:
     async with svc.db.unit() as db:
         rows = list((await db.execute(query.limit(limit).offset(
             0 if export else (page - 1) * AUDIT_PAGE))).scalars())
+        events = [] if export else list((await db.execute(
+            select(AuditEvent.event).distinct().order_by(AuditEvent.event))).scalars())
     if export:
         await svc.audit("audit_exported", info(), session().user_id, format=filters.format,
                         rows=len(rows))
         return _export(rows, filters.format)
     return await render_template("admin_audit.html", rows=rows, filters=filters, page=page,
-                                 has_more=len(rows) == AUDIT_PAGE)
+                                 has_more=len(rows) == AUDIT_PAGE, events=events)
 
 
 def _export(rows: list[AuditEvent], fmt: str) -> Response:

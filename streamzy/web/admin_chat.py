@@ -44,9 +44,9 @@ async def rooms_page() -> str:
 @limited("pages")
 async def create_room() -> Response:
     form = await form_model(RoomForm)
-    await services().rooms.create(session().user_id, form.name, form.topic,
-                                  form.private is not None, info())
-    return redirect("/admin/rooms")  # type: ignore[return-value]
+    room = await services().rooms.create(session().user_id, form.name, form.topic,
+                                         form.private is not None, info())
+    return redirect(f"/admin/rooms?done=created&room={room.id}")  # type: ignore[return-value]
 
 
 @bp.post("/rooms/<int:room_id>/invite")
@@ -54,8 +54,9 @@ async def create_room() -> Response:
 @limited("pages")
 async def invite(room_id: int) -> Response:
     form = await form_model(InviteForm)
-    await services().rooms.invite(session().user_id, room_id, form.username, info())
-    return redirect("/admin/rooms")  # type: ignore[return-value]
+    user = await services().rooms.invite(session().user_id, room_id, form.username, info())
+    return redirect(  # type: ignore[return-value]
+        f"/admin/rooms?done=invited&room={room_id}&who={user.username}")
 
 
 @bp.get("/bots")
@@ -90,4 +91,4 @@ async def create_bot() -> str:
 async def revoke_bot(token_id: int) -> Response:
     await form_model(EmptyForm)
     await services().bots.revoke(session().user_id, token_id, info())
-    return redirect("/admin/bots")  # type: ignore[return-value]
+    return redirect(f"/admin/bots?done=revoked&token={token_id}")  # type: ignore[return-value]
