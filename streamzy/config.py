@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     rate_bot_messages: str = "60/m"
     rate_api: str = "100/h"
     rate_pages: str = "300/m"
+    rate_static: str = "1200/m"
     rate_socket_events: str = "300/m"
     flood_disconnect_after: int = Field(default=20, ge=1)
 
@@ -102,7 +103,7 @@ class Settings(BaseSettings):
         return [origin.rstrip("/") for origin in value]
 
     @field_validator("rate_login", "rate_apply", "rate_messages", "rate_bot_messages",
-                     "rate_api", "rate_pages", "rate_socket_events")
+                     "rate_api", "rate_pages", "rate_static", "rate_socket_events")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         Rate.parse(value)

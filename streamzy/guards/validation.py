@@ -54,9 +54,9 @@ class StrictModel(BaseModel):
 def _describe(error: dict[str, Any]) -> str:
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
-    if kind == "string_too_long":
+    if kind in ("string_too_long", "too_long"):
         return f"Use at most {ctx.get('max_length')} characters."
-    if kind == "string_too_short":
+    if kind in ("string_too_short", "too_short"):
         return "This field is required." if ctx.get("min_length") == 1 else \
             f"Use at least {ctx.get('min_length')} characters."
     if kind == "missing":

@@ -8,6 +8,7 @@ security-relevant refusals audited. Every failure is an ack ``{ok: false, code, 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import socketio
 from pydantic import Field, StringConstraints
 
 from streamzy.guards.context import RequestInfo
+from streamzy.guards.csrf import tokens_match
 from streamzy.guards.ratelimit import Decision
 from streamzy.guards.sessions import TOUCH_EVERY, cookie_from_headers
 from streamzy.guards.validation import InputError, StrictModel, parse
@@ -113,6 +115,7 @@ class ChatEvents:
         self._strikes: dict[str, tuple[float, int]] = {}  # refusals per connection
         self._checked: dict[str, tuple[datetime, datetime]] = {}  # sid -> (checked, seen)
         self._room_cache: dict[int | str, tuple[float, Room]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     # -- wiring -----------------------------------------------------------------------
     def register(self) -> None:
@@ -132,15 +135,24 @@ class ChatEvents:
             if principal is None:
                 return error("not_authenticated", "Connect with a valid session first.")
             try:
-                if extra:
-                    raise InputError("invalid_payload", message="Send one object per event.")
-                if not await self._still_valid(sid, principal, touch=name == "message"):
-                    return error("session_ended", "Your session has ended.")
-                budget = await self.svc.limiter.hit(f"events:{sid}",
-                                                    self.svc.settings.rate("socket_events"))
-                if not budget.allowed:
-                    return await self._throttled(sid, principal, "socket_events", budget)
-                return await handler(sid, principal, data)
+                # python-socketio runs one connection's events concurrently. Taking this
+                # lock first (tasks start in arrival order) processes them in the order the
+                # client sent them; a message releases it once queued, so waiting for its
+                # commit still overlaps with the next event.
+                async with self._locks.setdefault(sid, asyncio.Lock()):
+                    if extra:
+                        raise InputError("invalid_payload",
+                                         message="Send one object per event.")
+                    if not await self._still_valid(sid, principal, touch=name == "message"):
+                        return error("session_ended", "Your session has ended.")
+                    budget = await self.svc.limiter.hit(
+                        f"events:{sid}", self.svc.settings.rate("socket_events"))
+                    if not budget.allowed:
+                        return await self._throttled(sid, principal, "socket_events", budget)
+                    result = await handler(sid, principal, data)
+                if inspect.isawaitable(result):
+                    result = await result
+                return result  # type: ignore[no-any-return]
             except InputError as exc:
                 return error(exc.code, exc.message, fields=exc.fields)
             except ServiceError as exc:
@@ -199,6 +211,12 @@ class ChatEvents:
                           else "not_authenticated", "Your session is not valid. Sign in again.")
         if session.must_change_password:
             raise Refused("password_change_required", "Change your password first.")
+        if environ.get("HTTP_ORIGIN"):
+            # A browser: besides the Origin check, it must show the page's CSRF token, so
+            # a connection can only come from a page we served to this session.
+            given = auth.get("csrf") if isinstance(auth, dict) else None
+            if not tokens_match(session.csrf_token, given if isinstance(given, str) else None):
+                raise Refused("csrf_failed", "Reload the page and try again.")
         return Principal("user", session.user_id, session.username, session.display_name,
                          session.id, info)
 
@@ -248,6 +266,7 @@ class ChatEvents:
         rooms = self._rooms_of.pop(sid, set())
         self._strikes.pop(sid, None)
         self._checked.pop(sid, None)
+        self._locks.pop(sid, None)
         self.registry.remove(sid)
         if principal is not None:
             for room_id in rooms:
@@ -339,7 +358,8 @@ class ChatEvents:
                                                      key=lambda p: p["username"]))
 
     # -- messages -----------------------------------------------------------------------
-    async def message(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+    async def message(self, sid: str, principal: Principal, data: Any) -> Any:
+        """Queue the message; the returned awaitable is the ack, after the commit."""
         event = parse(MessageEvent, data)
         room = await self._member_room(principal, event.room, "message", sid)
         rate_name = "bot_messages" if principal.kind == "bot" else "messages"
@@ -347,10 +367,15 @@ class ChatEvents:
                                               self.svc.settings.rate(rate_name))
         if not decision.allowed:
             return await self._throttled(sid, principal, rate_name, decision)
-        result = await self.svc.messages.send(principal.sender, room, event.client_msg_id,
-                                              event.text, principal.info)
-        return {"ok": True, "id": result.id, "seq": result.seq, "room": room.id,
-                "duplicate": result.duplicate}
+        future = await self.svc.messages.submit(principal.sender, room, event.client_msg_id,
+                                                event.text, principal.info)
+
+        async def ack() -> dict[str, Any]:
+            result = await future
+            return {"ok": True, "id": result.id, "seq": result.seq, "room": room.id,
+                    "duplicate": result.duplicate}
+
+        return ack()
 
     async def _throttled(self, sid: str, principal: Principal, limit: str,
                          decision: Decision) -> dict[str, Any]:

@@ -108,6 +108,15 @@ class Messages:
     async def send(self, sender: Sender, room: Room, client_msg_id: str, text: str,
                    info: Any) -> SendResult:
         """Validate, seal and durably store one message; returns its id and sequence."""
+        return await (await self.submit(sender, room, client_msg_id, text, info))
+
+    async def submit(self, sender: Sender, room: Room, client_msg_id: str, text: str,
+                     info: Any) -> asyncio.Future[SendResult]:
+        """Validate, seal and queue one message; the future resolves once it is durable.
+
+        Messages are stored in the order they are submitted, so a caller that submits
+        one sender's messages in order gets them stored (and sequenced) in that order.
+        """
         text, problem = clean_message(text, self.max_chars)
         if problem is not None:
             raise Invalid(problem.code, problem.message)
@@ -122,9 +131,9 @@ class Messages:
         ciphertext = await self._keyring.seal(room.id, version, text)
         future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._ensure_writer()
-        await self._queue.put(_Pending(sender, room.id, client_msg_id, text, version,
-                                       ciphertext, future))
-        return await future
+        self._queue.put_nowait(_Pending(sender, room.id, client_msg_id, text, version,
+                                        ciphertext, future))
+        return future
 
     def _ensure_writer(self) -> None:
         if self._writer is None or self._writer.done():

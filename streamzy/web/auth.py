@@ -20,6 +20,7 @@ END_REASONS = {
     "idle": "You were signed out after a period of inactivity.",
     "inactive": "You were signed out after a period of inactivity.",
     "absolute": "Your session reached its maximum age. Please sign in again.",
+    "expired": "Your session expired. Please sign in again.",
     "disabled": "Your session ended.",
     "ended": "Your session ended (signed out elsewhere, or by an administrator).",
     "password_changed": "Your password changed. Please sign in again.",

@@ -32,7 +32,7 @@ async def readyz() -> tuple[Response, int]:
 
 @bp.get("/static/<path:filename>")
 @public
-@limited("pages")
+@limited("static")
 async def static_file(filename: str) -> Response:
     response = await send_from_directory(STATIC, filename)
     response.headers["Cache-Control"] = "public, max-age=3600"

@@ -73,8 +73,16 @@ def _view() -> Any:
     return current_app.view_functions.get(request.endpoint or "")
 
 
+STATIC_ENDPOINT = "health.static_file"
+
+
 async def load_session() -> None:
     svc = services()
+    if request.endpoint == STATIC_ENDPOINT:  # public files: no session, no database
+        g.session = g.bot = None
+        g.session_end_reason = None
+        g.anon_cookie = ""
+        return
     token = request.cookies.get(svc.settings.session_cookie_name)
     resolution = await svc.sessions.resolve(token) if token else Resolution(None, "missing")
     g.session = resolution.session
@@ -171,7 +179,7 @@ async def enforce_csrf() -> Response | None:
 
 
 async def set_cookies(response: Response) -> Response:
-    if g.get("set_anon_cookie"):
+    if g.get("set_anon_cookie") and request.endpoint != STATIC_ENDPOINT:
         settings = services().settings
         response.set_cookie(settings.anon_cookie_name, g.anon_cookie, httponly=True,
                             samesite="Lax", secure=settings.cookie_secure, path="/")

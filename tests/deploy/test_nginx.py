@@ -127,9 +127,14 @@ async def test_tls_proxy_trusted_hop_and_wss(stack: dict) -> None:
 
     clients = []
     for cookie in cookies:
+        async with httpx.AsyncClient(base_url=origin, verify=False, cookies={
+                "__Host-streamzy_session": cookie}) as http:
+            account = await http.get("/account")
+            csrf = re.search(r'name="csrf-token" content="([^"]+)"', account.text).group(1)
         client = socketio.AsyncClient(ssl_verify=False)
         await client.connect(origin, transports=["websocket"], wait_timeout=5, headers={
-            "Cookie": f"__Host-streamzy_session={cookie}", "Origin": origin})
+            "Cookie": f"__Host-streamzy_session={cookie}", "Origin": origin},
+            auth={"csrf": csrf})
         clients.append(client)
     got: list[dict] = []
     clients[1].on("message", lambda data: got.append(data))

@@ -20,11 +20,12 @@ class ChatClient:
 
     def __init__(self, server: LiveServer, *, cookie: str | None = None,
                  token: str | None = None, headers: dict[str, str] | None = None,
-                 url: str | None = None) -> None:
+                 url: str | None = None, csrf: str | None = None) -> None:
         self.server = server
         self.url = url or server.url
         self.cookie = cookie
         self.token = token
+        self.csrf = csrf
         self.headers = dict(headers or {})
         self.sio = socketio.AsyncClient(reconnection=False)
         self.messages: list[dict[str, Any]] = []
@@ -60,7 +61,9 @@ class ChatClient:
         headers = dict(self.headers)
         if self.cookie:
             headers["Cookie"] = f"streamzy_session={self.cookie}"
-        auth = {"token": self.token} if self.token else None
+        auth: dict[str, str] | None = {"token": self.token} if self.token else None
+        if self.csrf is not None:
+            auth = {**(auth or {}), "csrf": self.csrf}
         await self.sio.connect(self.url, headers=headers, auth=auth, transports=["websocket"],
                                wait_timeout=5)
 

@@ -145,3 +145,18 @@ async def test_history_paging(server: LiveServer) -> None:
         assert not too_many["ok"] and too_many["code"] == "invalid_input"
     finally:
         await alice.close()
+
+
+async def test_one_clients_unawaited_sends_keep_their_order(server: LiveServer) -> None:
+    room = await make_room(server, "pipeline")
+    alice = await connected(server, "alice")
+    try:
+        await alice.call("join", {"room": room})
+        # Fire 20 sends without waiting for acks, as a fast bot would.
+        acks = await asyncio.gather(*(alice.send(room, f"p{k}", f"pipe-{k:02d}")
+                                      for k in range(20)))
+        assert [a["seq"] for a in acks] == list(range(1, 21))
+        history = await alice.call("history", {"room": room})
+        assert [m["text"] for m in history["messages"]] == [f"p{k}" for k in range(20)]
+    finally:
+        await alice.close()

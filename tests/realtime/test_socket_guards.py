@@ -10,7 +10,7 @@ import socketio
 from sqlalchemy import update
 
 from streamzy.storage.models import Message
-from tests.conftest import LiveServer, post_form
+from tests.conftest import LiveServer, csrf_of, post_form
 from tests.realtime.helpers import ChatClient, connected, make_room, signed_in_cookie
 
 
@@ -46,7 +46,8 @@ async def test_foreign_origin_is_refused(server: LiveServer) -> None:
     evil = ChatClient(server, cookie=cookie, headers={"Origin": "https://evil.example"})
     with pytest.raises(socketio.exceptions.ConnectionError):
         await evil.connect()
-    same = ChatClient(server, cookie=cookie, headers={"Origin": server.url})
+    csrf = await session_csrf(server, cookie)
+    same = ChatClient(server, cookie=cookie, headers={"Origin": server.url}, csrf=csrf)
     await same.connect()
     await same.close()
     spoof = ChatClient(server, cookie=cookie, headers={
@@ -57,6 +58,24 @@ async def test_foreign_origin_is_refused(server: LiveServer) -> None:
     await asyncio.sleep(0)  # the audit task runs on the server's loop
     rows = await server.audit_rows("socket_refused")
     assert rows and all("evil.example" in r.detail for r in rows)  # throttled per origin
+
+
+async def session_csrf(server: LiveServer, cookie: str) -> str:
+    async with server.client(cookies={"streamzy_session": cookie}) as http:
+        return await csrf_of(http, "/account")
+
+
+async def test_browser_connects_need_the_pages_csrf_token(server: LiveServer) -> None:
+    cookie = await signed_in_cookie(server, "alice")
+    for token in (None, "forged-token"):
+        browser = ChatClient(server, cookie=cookie, headers={"Origin": server.url}, csrf=token)
+        assert "csrf_failed" in await refused(browser)
+    rows = await server.audit_rows("socket_refused")
+    assert sum("csrf_failed" in r.detail for r in rows) == 2
+    good = ChatClient(server, cookie=cookie, headers={"Origin": server.url},
+                      csrf=await session_csrf(server, cookie))
+    await good.connect()
+    await good.close()
 
 
 async def test_non_member_of_private_room_is_refused_and_audited(server: LiveServer) -> None:
