@@ -6,7 +6,6 @@ database cannot be replayed as cookies. The same resolver serves HTTP and Socket
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from sqlalchemy import delete, select, update
 
 from streamzy.clock import Clock, as_utc
 from streamzy.guards.context import RequestInfo
+from streamzy.storage.crypto import token_digest
 from streamzy.storage.db import Database
 from streamzy.storage.models import Session, User
 
@@ -25,10 +25,6 @@ TOUCH_EVERY = timedelta(seconds=60)
 
 # Called with the ids of sessions that ended and why; realtime uses it to drop sockets.
 EndListener = Callable[[list[int], str], Awaitable[None]]
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ class SessionStore:
         now = self._clock.now()
         async with self._db.unit() as db:
             row = Session(
-                token_hash=hash_token(token), user_id=user_id,
+                token_hash=token_digest(token), user_id=user_id,
                 csrf_token=secrets.token_urlsafe(32), created_at=now, last_seen_at=now,
                 client_ip=info.ip, user_agent=info.user_agent,
             )
@@ -88,7 +84,7 @@ class SessionStore:
         """Find the live session for ``token``; an expired one is deleted on sight."""
         if not token or len(token) > 200:
             return Resolution(None, "missing")
-        return await self._resolve(Session.token_hash == hash_token(token), touch)
+        return await self._resolve(Session.token_hash == token_digest(token), touch)
 
     async def check(self, session_id: int, *, touch: bool = False) -> Resolution:
         """Re-check a session known by id (the socket edge does this on every event)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from sqlalchemy import select, update
 from streamzy.clock import Clock
 from streamzy.services.accounts import Accounts
 from streamzy.services.errors import NotFound
+from streamzy.storage.crypto import token_digest
 from streamzy.storage.db import Database
 from streamzy.storage.models import BotToken, Membership, Room, User
 
@@ -20,10 +20,6 @@ Audit = Callable[..., Awaitable[None]]
 TOKEN_PREFIX = "szb_"  # noqa: S105 - a public prefix, not a secret
 # Called with the revoked token id; realtime uses it to drop the bot's sockets.
 RevokeListener = Callable[[int], Awaitable[None]]
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -65,7 +61,7 @@ class Bots:
         public = secrets.token_hex(4)
         token = f"{TOKEN_PREFIX}{public}_{secrets.token_urlsafe(32)}"
         async with self._db.unit() as db:
-            db.add(BotToken(user_id=user_id, token_hash=hash_token(token),
+            db.add(BotToken(user_id=user_id, token_hash=token_digest(token),
                             prefix=f"{TOKEN_PREFIX}{public}", created_at=self._clock.now(),
                             created_by=actor_id))
         return token
@@ -76,7 +72,7 @@ class Bots:
         async with self._db.unit() as db:
             row = (await db.execute(
                 select(BotToken, User).join(User, User.id == BotToken.user_id)
-                .where(BotToken.token_hash == hash_token(token),
+                .where(BotToken.token_hash == token_digest(token),
                        BotToken.revoked_at.is_(None)))).first()
         if row is None:
             return None

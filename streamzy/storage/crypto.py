@@ -8,6 +8,7 @@ room key makes that room's content unreadable for good. Unwrapped keys live in m
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -17,6 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from streamzy.clock import Clock
 from streamzy.storage.db import Database
 from streamzy.storage.models import RoomKey
+
+
+def token_digest(token: str) -> str:
+    """What we store instead of a bearer secret (session cookie, bot token): its SHA-256.
+
+    The secrets carry 256+ bits of randomness, so a plain hash is enough: a stolen database
+    cannot be replayed, and there is nothing to brute-force.
+    """
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 class KeyUnavailable(Exception):

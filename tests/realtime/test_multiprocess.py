@@ -12,13 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import update
 
 from streamzy.config import Settings
 from streamzy.guards.context import SYSTEM
-from streamzy.storage.models import User
 from streamzy.wiring import build_services
 from tests.conftest import CSRF_META, free_port, need_service
+from tests.faults.processes import user_session
 from tests.realtime.helpers import ChatClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,15 +71,6 @@ async def cluster(tmp_path: Path, database_url: str) -> AsyncIterator[dict]:
             proc.wait(10)
 
 
-async def session_for(services, name: str) -> str:
-    user, _ = await services.accounts.create_user(name, name.title(), "")
-    async with services.db.unit() as db:
-        await db.execute(update(User).where(User.id == user.id)
-                         .values(must_change_password=False))
-    token, _ = await services.sessions.issue(user.id, SYSTEM)
-    return token
-
-
 class Remote:
     """Just enough of LiveServer for ChatClient."""
 
@@ -93,8 +83,8 @@ async def test_two_processes_share_delivery_revocation_and_budget(cluster: dict)
     url_a, url_b = cluster["urls"]
     admin, _ = await services.accounts.create_user("boss", "Boss", "", is_admin=True)
     room = (await services.rooms.create(admin.id, "general", "", False, SYSTEM)).id
-    alice_cookie = await session_for(services, "alice")
-    bob_cookie = await session_for(services, "bob")
+    alice_cookie = await user_session(services, "alice")
+    bob_cookie = await user_session(services, "bob")
     alice = ChatClient(Remote(url_a), cookie=alice_cookie)  # type: ignore[arg-type]
     bob = ChatClient(Remote(url_b), cookie=bob_cookie)  # type: ignore[arg-type]
     alice_on_b = ChatClient(Remote(url_b), cookie=alice_cookie)  # type: ignore[arg-type]
