@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -111,6 +112,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                          "STREAMZY_REDIS_URL (sockets, rate limits and revocations are "
                          "shared through it); or stop the other process.")
         await registry.start()
+        # Everything built so far lives as long as the process: move it out of the
+        # collector's reach so full collections stay short (they paused ~100 ms under load).
+        gc.collect()
+        gc.freeze()
 
     @quart.after_serving
     async def _stop() -> None:
