@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import Connection, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from streamzy.clock import Clock, as_utc
@@ -86,6 +86,48 @@ class _Pending:
 
 
 Publish = Callable[[list[StoredMessage]], Awaitable[None]]
+
+
+def _write_batch(conn: Connection, batch: list[_Pending], now: datetime) -> tuple[
+        dict[tuple[int, str], SendResult], dict[int, list[_Pending]], list[dict[str, Any]],
+        list[int]]:
+    """One group-commit transaction (plain blocking Core, run by Database.run_transaction):
+    find retried client ids, take a block of sequence numbers per room, insert the rest."""
+    pairs = list({(p.sender.user_id, p.client_msg_id) for p in batch})
+    existing = {
+        (row.sender_id, row.client_msg_id): SendResult(row.id, row.seq, True)
+        for row in conn.execute(select(
+            Message.id, Message.seq, Message.sender_id, Message.client_msg_id
+        ).where(tuple_(Message.sender_id, Message.client_msg_id).in_(pairs)))
+    } if pairs else {}
+    fresh: list[_Pending] = []
+    seen: set[tuple[int, str]] = set()
+    for item in batch:
+        pair = (item.sender.user_id, item.client_msg_id)
+        if pair not in existing and pair not in seen:
+            seen.add(pair)
+            fresh.append(item)
+    by_room: dict[int, list[_Pending]] = {}
+    for item in fresh:
+        by_room.setdefault(item.room_id, []).append(item)
+    rows: list[dict[str, Any]] = []
+    for room_id, items in by_room.items():
+        last = conn.execute(
+            update(Room).where(Room.id == room_id)
+            .values(last_seq=Room.last_seq + len(items)).returning(Room.last_seq)
+        ).scalar_one()
+        first = last - len(items) + 1
+        for offset, item in enumerate(items):
+            rows.append({"room_id": room_id, "seq": first + offset,
+                         "sender_id": item.sender.user_id, "client_msg_id": item.client_msg_id,
+                         "key_version": item.key_version, "ciphertext": item.ciphertext,
+                         "created_at": now})
+    ids: list[int] = []
+    if rows:
+        result = conn.execute(
+            insert(Message).returning(Message.id, sort_by_parameter_order=True), rows)
+        ids = [row[0] for row in result]
+    return existing, by_room, rows, ids
 
 
 class Messages:
@@ -183,42 +225,7 @@ class Messages:
 
     async def _write(self, batch: list[_Pending]) -> list[StoredMessage]:
         now = self._clock.now()
-        async with self._db.unit() as db:
-            pairs = list({(p.sender.user_id, p.client_msg_id) for p in batch})
-            existing = {
-                (row.sender_id, row.client_msg_id): SendResult(row.id, row.seq, True)
-                for row in (await db.execute(select(
-                    Message.id, Message.seq, Message.sender_id, Message.client_msg_id
-                ).where(tuple_(Message.sender_id, Message.client_msg_id).in_(pairs))))
-            } if pairs else {}
-            fresh: list[_Pending] = []
-            seen: set[tuple[int, str]] = set()
-            for item in batch:
-                pair = (item.sender.user_id, item.client_msg_id)
-                if pair not in existing and pair not in seen:
-                    seen.add(pair)
-                    fresh.append(item)
-            by_room: dict[int, list[_Pending]] = {}
-            for item in fresh:
-                by_room.setdefault(item.room_id, []).append(item)
-            rows: list[dict[str, Any]] = []
-            for room_id, items in by_room.items():
-                last = (await db.execute(
-                    update(Room).where(Room.id == room_id)
-                    .values(last_seq=Room.last_seq + len(items)).returning(Room.last_seq)
-                )).scalar_one()
-                first = last - len(items) + 1
-                for offset, item in enumerate(items):
-                    rows.append({"room_id": room_id, "seq": first + offset,
-                                 "sender_id": item.sender.user_id,
-                                 "client_msg_id": item.client_msg_id,
-                                 "key_version": item.key_version,
-                                 "ciphertext": item.ciphertext, "created_at": now})
-            ids: list[int] = []
-            if rows:
-                result = await db.execute(
-                    insert(Message).returning(Message.id, sort_by_parameter_order=True), rows)
-                ids = [row[0] for row in result]
+        existing, by_room, rows, ids = await self._db.run_transaction(_write_batch, batch, now)
         # Committed: now, and only now, acknowledge.
         stored: list[StoredMessage] = []
         results: dict[tuple[int, str], SendResult] = dict(existing)

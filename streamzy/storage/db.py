@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import IO, Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -75,6 +75,15 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # aiosqlite runs every call (execute, fetch, commit...) as its own thread round trip;
+        # a hot transaction goes to one worker thread on a plain sqlite3 connection instead.
+        self._sync_engine: Engine | None = None
+        if is_sqlite(url):
+            self._sync_engine = create_engine(
+                url.replace("sqlite+aiosqlite://", "sqlite://", 1), pool_size=1,
+                max_overflow=0, hide_parameters=True,
+                connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(self._sync_engine, "connect", _sqlite_pragmas)
         self._lock_file: IO[str] | None = None
         self._lock_conn: AsyncConnection | None = None
 
@@ -83,6 +92,20 @@ class Database:
         """A transaction: commits when the block ends cleanly, rolls back otherwise."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    async def run_transaction[T](self, work: Callable[..., T], *args: Any) -> T:
+        """Run blocking Core ``work(connection, *args)`` in one transaction, committed on
+        return: in one worker-thread hop on SQLite, through the async driver otherwise."""
+        if self._sync_engine is not None:
+            engine = self._sync_engine
+
+            def run() -> T:
+                with engine.begin() as conn:
+                    return work(conn, *args)
+
+            return await asyncio.to_thread(run)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(work, *args)
 
     async def ping(self) -> bool:
         try:
@@ -122,3 +145,5 @@ class Database:
             self._lock_file.close()
             self._lock_file = None
         await self.engine.dispose()
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
