@@ -11,10 +11,14 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import os
 import secrets
 import string
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import bcrypt
 
@@ -28,6 +32,24 @@ def _prehash(password: str, pepper: bytes) -> bytes:
     return base64.b64encode(digest)
 
 
+def _lower_priority() -> None:
+    """bcrypt threads yield the CPU to the event loop (Linux: per-thread nice value)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not permitted: keep going
+        pass
+
+
+# A login storm must not stall chat: at most (cores - 1) bcrypt computations at a time, at a
+# lower priority, so one core stays with the event loop. Further logins queue here.
+_BCRYPT_POOL = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
+                                  thread_name_prefix="bcrypt", initializer=_lower_priority)
+
+
+async def _in_pool(func: Any, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(_BCRYPT_POOL, func, *args)
+
+
 class PasswordHasher:
     """bcrypt over a peppered pre-hash, always run in a worker thread."""
 
@@ -39,20 +61,19 @@ class PasswordHasher:
     async def hash(self, password: str) -> str:
         prehashed = _prehash(password, self._pepper)
         salt = bcrypt.gensalt(self.rounds)
-        hashed = await asyncio.to_thread(bcrypt.hashpw, prehashed, salt)
-        return hashed.decode("ascii")
+        hashed = await _in_pool(bcrypt.hashpw, prehashed, salt)
+        return str(hashed.decode("ascii"))
 
     async def verify(self, password: str, hashed: str | None) -> bool:
         """Check ``password``; with no hash (unknown user) spend the same time and fail."""
         if not hashed:
             hashed = await self._dummy_hash()
-            await asyncio.to_thread(bcrypt.checkpw, _prehash(password, self._pepper),
-                                    hashed.encode("ascii"))
+            await _in_pool(bcrypt.checkpw, _prehash(password, self._pepper),
+                           hashed.encode("ascii"))
             return False
         try:
-            return await asyncio.to_thread(
-                bcrypt.checkpw, _prehash(password, self._pepper), hashed.encode("ascii")
-            )
+            return bool(await _in_pool(
+                bcrypt.checkpw, _prehash(password, self._pepper), hashed.encode("ascii")))
         except ValueError:  # a malformed stored hash never matches
             return False
 
