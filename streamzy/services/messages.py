@@ -12,9 +12,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, tuple_, update
+from sqlalchemy import Connection, LargeBinary, TextClause, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 
 from streamzy.clock import Clock, as_utc
@@ -22,7 +23,7 @@ from streamzy.services.content import clean_message, suspicious_pattern
 from streamzy.services.errors import Invalid, ServiceError
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Database
-from streamzy.storage.models import Message, Room, User
+from streamzy.storage.models import Message, Room, User, UtcDateTime
 
 log = logging.getLogger("streamzy.messages")
 Audit = Callable[..., Awaitable[None]]
@@ -88,18 +89,49 @@ class _Pending:
 Publish = Callable[[list[StoredMessage]], Awaitable[None]]
 
 
+_COLUMNS = ("room_id", "seq", "sender_id", "client_msg_id", "key_version", "ciphertext",
+            "created_at")
+_TAKE_SEQ = text("UPDATE rooms SET last_seq = last_seq + :n WHERE id = :room RETURNING last_seq")
+
+
+# The hot transaction is written as prepared text statements, one per batch size: built
+# from SQL expressions on every call they cost ~15x the database's own work here
+# (statement construction, cache keys, result set-up: ~0.7 ms against ~0.04 ms per commit).
+@lru_cache(maxsize=MAX_BATCH)
+def _find_existing(pairs: int) -> TextClause:
+    """Already stored (sender, client id) pairs. An OR of equalities, not a row-value IN:
+    SQLite answers ``(a, b) IN ((..), ..)`` by scanning the whole index; this is one
+    unique-index search per pair on SQLite and PostgreSQL alike."""
+    where = " OR ".join(f"(sender_id = :s{i} AND client_msg_id = :c{i})" for i in range(pairs))
+    return text(f"SELECT id, seq, sender_id, client_msg_id FROM messages WHERE {where}")  # noqa: S608
+
+
+@lru_cache(maxsize=MAX_BATCH)
+def _insert_rows(rows: int) -> TextClause:
+    """A multi-row INSERT returning each row's id with its (room, seq) to match it by."""
+    values = ", ".join("(" + ", ".join(f":{name}{i}" for name in _COLUMNS) + ")"
+                       for i in range(rows))
+    statement = text(f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES {values} "  # noqa: S608
+                     "RETURNING id, room_id, seq")
+    return statement.bindparams(*(bindparam(f"created_at{i}", type_=UtcDateTime)
+                                  for i in range(rows)),
+                                *(bindparam(f"ciphertext{i}", type_=LargeBinary)
+                                  for i in range(rows)))
+
+
 def _write_batch(conn: Connection, batch: list[_Pending], now: datetime) -> tuple[
         dict[tuple[int, str], SendResult], dict[int, list[_Pending]], list[dict[str, Any]],
         list[int]]:
-    """One group-commit transaction (plain blocking Core, run by Database.run_transaction):
-    find retried client ids, take a block of sequence numbers per room, insert the rest."""
+    """One group-commit transaction (blocking, run by Database.run_transaction): find
+    retried client ids, take a block of sequence numbers per room, insert the rest."""
     pairs = list({(p.sender.user_id, p.client_msg_id) for p in batch})
+    params: dict[str, Any] = {}
+    for i, (sender, cid) in enumerate(pairs):
+        params[f"s{i}"], params[f"c{i}"] = sender, cid
     existing = {
         (row.sender_id, row.client_msg_id): SendResult(row.id, row.seq, True)
-        for row in conn.execute(select(
-            Message.id, Message.seq, Message.sender_id, Message.client_msg_id
-        ).where(tuple_(Message.sender_id, Message.client_msg_id).in_(pairs)))
-    } if pairs else {}
+        for row in conn.execute(_find_existing(len(pairs)), params)
+    }
     fresh: list[_Pending] = []
     seen: set[tuple[int, str]] = set()
     for item in batch:
@@ -112,10 +144,7 @@ def _write_batch(conn: Connection, batch: list[_Pending], now: datetime) -> tupl
         by_room.setdefault(item.room_id, []).append(item)
     rows: list[dict[str, Any]] = []
     for room_id, items in by_room.items():
-        last = conn.execute(
-            update(Room).where(Room.id == room_id)
-            .values(last_seq=Room.last_seq + len(items)).returning(Room.last_seq)
-        ).scalar_one()
+        last = conn.execute(_TAKE_SEQ, {"n": len(items), "room": room_id}).scalar_one()
         first = last - len(items) + 1
         for offset, item in enumerate(items):
             rows.append({"room_id": room_id, "seq": first + offset,
@@ -124,9 +153,11 @@ def _write_batch(conn: Connection, batch: list[_Pending], now: datetime) -> tupl
                          "created_at": now})
     ids: list[int] = []
     if rows:
-        result = conn.execute(
-            insert(Message).returning(Message.id, sort_by_parameter_order=True), rows)
-        ids = [row[0] for row in result]
+        values = {f"{name}{i}": row[name] for i, row in enumerate(rows) for name in _COLUMNS}
+        # RETURNING order is not guaranteed for a multi-row insert: match by (room, seq).
+        id_of = {(room, seq): new_id
+                 for new_id, room, seq in conn.execute(_insert_rows(len(rows)), values)}
+        ids = [id_of[(row["room_id"], row["seq"])] for row in rows]
     return existing, by_room, rows, ids
 
 
@@ -248,24 +279,26 @@ class Messages:
         return stored
 
     async def _rows(self, query: Any, info: Any) -> list[StoredMessage]:
-        async with self._db.unit() as db:
-            rows = (await db.execute(query)).all()
+        # Plain rows through Core, not ORM entities: half the time for a page of 100.
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
         out = []
-        for message, username, display_name, is_bot in rows:
-            text = await self._keyring.open(message.room_id, message.key_version,
-                                            message.ciphertext)
-            if text is None and message.id not in self._unreadable_seen:
-                self._unreadable_seen.add(message.id)
-                await self._audit("message_unreadable", info, None, room_id=message.room_id,
-                                  message_id=message.id)
-            out.append(StoredMessage(message.id, message.room_id, message.seq,
-                                     message.sender_id, username or "[deleted]",
-                                     display_name or "[deleted]", message.client_msg_id, text,
-                                     message.created_at, bool(is_bot)))
+        for row in rows:
+            text_ = await self._keyring.open(row.room_id, row.key_version, row.ciphertext)
+            if text_ is None and row.id not in self._unreadable_seen:
+                self._unreadable_seen.add(row.id)
+                await self._audit("message_unreadable", info, None, room_id=row.room_id,
+                                  message_id=row.id)
+            out.append(StoredMessage(row.id, row.room_id, row.seq, row.sender_id,
+                                     row.username or "[deleted]",
+                                     row.display_name or "[deleted]", row.client_msg_id,
+                                     text_, row.created_at, bool(row.is_bot)))
         return out
 
     def _select(self) -> Any:
-        return (select(Message, User.username, User.display_name, User.is_bot)
+        return (select(Message.id, Message.room_id, Message.seq, Message.sender_id,
+                       Message.client_msg_id, Message.key_version, Message.ciphertext,
+                       Message.created_at, User.username, User.display_name, User.is_bot)
                 .outerjoin(User, User.id == Message.sender_id))
 
     async def history(self, room_id: int, before_seq: int | None, limit: int,

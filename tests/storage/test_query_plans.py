@@ -1,0 +1,48 @@
+"""The hot queries search an index on SQLite, so their cost does not grow with the table.
+
+A row-value IN (``(sender_id, client_msg_id) IN (...)``) once made every message write scan
+the whole unique index: a write got slower with each message ever stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.dialects import sqlite
+
+from streamzy.services.messages import Messages, _find_existing
+from streamzy.storage.migrate import upgrade
+
+
+def _plan(path: Path, statement: Any, params: dict[str, Any]) -> str:
+    compiled = statement.compile(dialect=sqlite.dialect(paramstyle="named"))
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(f"EXPLAIN QUERY PLAN {compiled}", {**compiled.params, **params})
+        return "\n".join(str(row[-1]) for row in rows)
+
+
+def test_retry_lookup_searches_the_unique_index(tmp_path: Path) -> None:
+    path = tmp_path / "plan.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    for pairs in (1, 2, 50):
+        params = {**{f"s{i}": i for i in range(pairs)}, **{f"c{i}": f"m{i}" for i in range(pairs)}}
+        plan = _plan(path, _find_existing(pairs), params)
+        assert "SCAN" not in plan, plan
+        assert "SEARCH messages USING" in plan, plan
+        assert "sender_id=? AND client_msg_id=?" in plan, plan
+
+
+def test_history_page_searches_the_room_sequence_index(tmp_path: Path) -> None:
+    path = tmp_path / "plan.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    query = (Messages._select(None)  # type: ignore[arg-type]
+             .where(text("messages.room_id = :room AND messages.seq < :before"))
+             .order_by(text("messages.seq DESC")).limit(101))
+    plan = _plan(path, query, {"room": 1, "before": 500})
+    assert "SCAN messages" not in plan, plan
+    assert "SEARCH messages USING INDEX" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan  # no sort: the index gives the order
