@@ -19,6 +19,7 @@ from streamzy.guards.headers import SecurityHeadersMiddleware
 from streamzy.realtime.delivery import Delivery
 from streamzy.realtime.events import ChatEvents
 from streamzy.realtime.server import ResilientRedisManager, create_sio
+from streamzy.realtime.sweeper import SessionSweeper
 from streamzy.storage.crypto import KeyUnavailable
 from streamzy.web import admin, admin_chat, api, apply, auth, health, hooks, rooms
 from streamzy.wiring import Services, build_services
@@ -56,6 +57,7 @@ class StreamzyApp:
         self.sio = sio
         self.events = events
         self._asgi = asgi
+        self.sweeper: SessionSweeper | None = None
         self.startup_error = ""
         self.exit_on_refused_start = False
 
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     events = ChatEvents(sio, services, delivery, settings.redis_url)
     events.register()
     registry = events.registry
+    sweeper = SessionSweeper(events, settings.session_sweep_seconds)
 
     async def sessions_ended(ids: list[int], reason: str) -> None:
         await registry.end([f"session:{i}" for i in ids], reason)
@@ -112,6 +115,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                          "STREAMZY_REDIS_URL (sockets, rate limits and revocations are "
                          "shared through it); or stop the other process.")
         await registry.start()
+        sweeper.start()
         # Everything built so far lives as long as the process: move it out of the
         # collector's reach so full collections stay short (they paused ~100 ms under load).
         gc.collect()
@@ -119,6 +123,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @quart.after_serving
     async def _stop() -> None:
+        await sweeper.stop()
         await registry.stop()
         await services.close()
         await delivery.close()
@@ -128,4 +133,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     if settings.trusted_hops:
         inner = ProxyFixMiddleware(inner, mode="legacy", trusted_hops=settings.trusted_hops)
     streamzy_app = StreamzyApp(services, quart, sio, events, inner)
+    streamzy_app.sweeper = sweeper
     return streamzy_app

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
     session_idle_seconds: int = Field(default=2 * 3600, ge=60)
     session_absolute_seconds: int = Field(default=12 * 3600, ge=60)
+    # How often one bulk query re-checks every connected socket's session (0: never; each
+    # event then checks its own session when the last check is over 5 s old).
+    session_sweep_seconds: float = Field(default=4.0, ge=0, le=3600)
     inactivity_logout_seconds: int = Field(default=30 * 60, ge=30)
     lockout_threshold: int = Field(default=5, ge=1)
     lockout_seconds: int = Field(default=15 * 60, ge=1)

@@ -117,6 +117,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "password_pepper": "test-pepper-" + "y8" * 20,
         "message_keys": [Fernet.generate_key().decode()],
         "bcrypt_rounds": 4,
+        # Tests run the session sweep themselves (sweep_once), so a ManualClock jump is
+        # never raced by a periodic one.
+        "session_sweep_seconds": 0,
         "audit_log_path": str(tmp_path / "logs" / "security_audit.log"),
     }
     values.update(overrides)

@@ -7,10 +7,11 @@ database cannot be replayed as cookies. The same resolver serves HTTP and Socket
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.cookies import SimpleCookie
+from itertools import batched
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -22,6 +23,7 @@ from streamzy.storage.db import Database
 from streamzy.storage.models import Session, User
 
 TOUCH_EVERY = timedelta(seconds=60)
+CHECK_CHUNK = 500  # ids per IN list (SQLite and PostgreSQL both take far more)
 
 # Called with the ids of sessions that ended and why; realtime uses it to drop sockets.
 EndListener = Callable[[list[int], str], Awaitable[None]]
@@ -112,13 +114,58 @@ class SessionStore:
         return Resolution(self._active(row, user), "ok")
 
     def _expiry_reason(self, row: Session, user: User, now: datetime) -> str:
-        if now - as_utc(row.created_at) > self.absolute:
+        return self._reason(as_utc(row.created_at), as_utc(row.last_seen_at), user.is_active,
+                            now)
+
+    def _reason(self, created: datetime, seen: datetime, active: bool, now: datetime) -> str:
+        if now - created > self.absolute:
             return "absolute"
-        if now - as_utc(row.last_seen_at) > self.idle:
+        if now - seen > self.idle:
             return "idle"
-        if not user.is_active:
+        if not active:
             return "disabled"
         return "ok"
+
+    async def check_many(self, ids: Collection[int],
+                         touch: Collection[int] = ()) -> dict[int, datetime]:
+        """Re-check many sessions at once (the socket edge's periodic sweep).
+
+        Returns the live ones with their last activity. Expired ones are deleted, and
+        every ended or vanished one is announced to the listeners (which drop its
+        sockets). Live sessions in ``touch`` had activity: their last_seen_at moves to
+        now in one UPDATE. Plain rows, in chunks: no ORM entities for thousands of ids.
+        """
+        now = self._clock.now()
+        alive: dict[int, datetime] = {}
+        ended: dict[str, list[int]] = {}
+        async with self._db.engine.begin() as conn:
+            for chunk in batched(sorted(set(ids) | set(touch)), CHECK_CHUNK, strict=False):
+                found = await conn.execute(
+                    select(Session.id, Session.created_at, Session.last_seen_at, User.is_active)
+                    .join(User, User.id == Session.user_id).where(Session.id.in_(chunk)))
+                present: set[int] = set()
+                for session_id, created, seen, active in found:
+                    present.add(session_id)
+                    seen = as_utc(seen)
+                    reason = self._reason(as_utc(created), seen, active, now)
+                    if reason == "ok":
+                        alive[session_id] = seen
+                    else:
+                        ended.setdefault(reason, []).append(session_id)
+                vanished = [i for i in chunk if i not in present]  # revoked meanwhile
+                if vanished:
+                    ended.setdefault("unknown", []).extend(vanished)
+            expired = [i for reason, group in ended.items() if reason != "unknown" for i in group]
+            for chunk in batched(expired, CHECK_CHUNK, strict=False):
+                await conn.execute(delete(Session).where(Session.id.in_(chunk)))
+            due = sorted(i for i in set(touch) if i in alive)
+            for chunk in batched(due, CHECK_CHUNK, strict=False):
+                await conn.execute(update(Session).where(Session.id.in_(chunk))
+                                   .values(last_seen_at=now))
+            alive.update(dict.fromkeys(due, now))
+        for reason, group in ended.items():
+            await self._ended(group, reason)
+        return alive
 
     @staticmethod
     def _active(row: Session, user: User) -> ActiveSession:

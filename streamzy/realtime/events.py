@@ -116,6 +116,7 @@ class ChatEvents:
         self._checked: dict[str, tuple[datetime, datetime]] = {}  # sid -> (checked, seen)
         self._room_cache: dict[int | str, tuple[float, Room]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._touch_due: set[int] = set()  # sessions with activity not yet written
 
     # -- wiring -----------------------------------------------------------------------
     def register(self) -> None:
@@ -220,24 +221,44 @@ class ChatEvents:
         return Principal("user", session.user_id, session.username, session.display_name,
                          session.id, info)
 
+    # -- session freshness (kept up by realtime.sweeper; these are the fallback) ----------
+    def connections(self) -> list[tuple[str, Principal]]:
+        return list(self._principals.items())
+
+    def mark_checked(self, sid: str, at: datetime, last_seen: datetime) -> None:
+        if sid in self._principals and sid not in self._dropping:
+            self._checked[sid] = (at, last_seen)
+
+    def take_due_touches(self) -> set[int]:
+        due, self._touch_due = self._touch_due, set()
+        return due
+
+    def defer_touches(self, due: set[int]) -> None:
+        self._touch_due |= due
+
     async def _still_valid(self, sid: str, principal: Principal, *, touch: bool) -> bool:
         """Re-check the session or token, from the database at most every few seconds.
 
         Logout, disable and revoke are pushed to the socket at once (registry); this check
-        catches expiry and anything a lost push missed, within RECHECK_SECONDS.
+        catches expiry and anything a lost push missed, within RECHECK_SECONDS. Activity
+        (``touch``) inside a fresh check is written later, by the sweep or the next check.
         """
         now = self.svc.clock.now()
         cached = self._checked.get(sid)
         if cached is not None:
             checked_at, last_seen = cached
-            fresh = (now - checked_at).total_seconds() < RECHECK_SECONDS
-            if fresh and (not touch or now - last_seen < TOUCH_EVERY):
+            if (now - checked_at).total_seconds() < RECHECK_SECONDS:
+                if touch and principal.kind == "user" and now - last_seen >= TOUCH_EVERY:
+                    self._touch_due.add(principal.ref_id)
                 return True
         if principal.kind == "bot":
             valid = await self.svc.bots.still_valid(principal.ref_id)
             reason = "token_revoked"
             last_seen = now
         else:
+            if principal.ref_id in self._touch_due:
+                self._touch_due.discard(principal.ref_id)
+                touch = True
             resolution = await self.svc.sessions.check(principal.ref_id, touch=touch)
             valid = resolution.session is not None
             reason = resolution.reason

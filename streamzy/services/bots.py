@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from itertools import batched
 from typing import Any
 
 from sqlalchemy import select, update
@@ -88,6 +89,17 @@ class Bots:
                 .where(BotToken.id == token_id, BotToken.revoked_at.is_(None),
                        User.is_active.is_(True)))).first()
         return row is not None
+
+    async def valid_among(self, token_ids: Collection[int]) -> set[int]:
+        """Which of ``token_ids`` are still usable (not revoked, bot account active)."""
+        valid: set[int] = set()
+        async with self._db.engine.connect() as conn:
+            for chunk in batched(sorted(set(token_ids)), 500, strict=False):
+                valid.update((await conn.execute(
+                    select(BotToken.id).join(User, User.id == BotToken.user_id)
+                    .where(BotToken.id.in_(chunk), BotToken.revoked_at.is_(None),
+                           User.is_active.is_(True)))).scalars())
+        return valid
 
     async def revoke(self, actor_id: int, token_id: int, info: Any) -> None:
         async with self._db.unit() as db:
