@@ -109,7 +109,8 @@ class ChatEvents:
         self.delivery = delivery
         self.registry = SocketRegistry(self.drop, redis_url, delivery.resync)
         self._principals: dict[str, Principal] = {}
-        self._rooms_of: dict[str, set[int]] = {}
+        self._rooms_of: dict[str, set[int]] = {}  # sid -> joined room ids
+        self._members: dict[int, set[str]] = {}  # room id -> joined sids (the inverse)
         self._tasks: set[asyncio.Task[None]] = set()
         self._dropping: set[str] = set()
         self._strikes: dict[str, tuple[float, int]] = {}  # refusals per connection
@@ -285,6 +286,8 @@ class ChatEvents:
     async def disconnect(self, sid: str, *args: Any) -> None:
         principal = self._principals.pop(sid, None)
         rooms = self._rooms_of.pop(sid, set())
+        for room_id in rooms:
+            self._forget_member(room_id, sid)
         self._strikes.pop(sid, None)
         self._checked.pop(sid, None)
         self._locks.pop(sid, None)
@@ -343,6 +346,7 @@ class ChatEvents:
         # missed list, and the client de-duplicates by sequence; none can fall in a gap.
         await self.sio.enter_room(sid, room_channel(room.id))
         self._rooms_of.setdefault(sid, set()).add(room.id)
+        self._members.setdefault(room.id, set()).add(sid)
         if event.since_seq is None:
             missed, has_more = await self.svc.messages.history(room.id, None, 50, principal.info)
         else:
@@ -360,20 +364,30 @@ class ChatEvents:
         event = parse(RoomEvent, data)
         room = await self._room(event.room)
         # Leaving ends the membership, so every connection of this user here stops using it.
-        for other, who in list(self._principals.items()):
-            if who.user_id == principal.user_id and room.id in self._rooms_of.get(other, ()):
+        for other in list(self._members.get(room.id, ())):
+            who = self._principals.get(other)
+            if who is not None and who.user_id == principal.user_id:
                 await self.sio.leave_room(other, room_channel(room.id))
                 self._rooms_of[other].discard(room.id)
+                self._forget_member(room.id, other)
         if principal.kind == "user":
             await self.svc.rooms.leave(principal.user_id, room.id)
         await self._announce_presence(room.id)
         return {"ok": True}
 
+    def _forget_member(self, room_id: int, sid: str) -> None:
+        members = self._members.get(room_id)
+        if members is not None:
+            members.discard(sid)
+            if not members:
+                del self._members[room_id]
+
     async def _announce_presence(self, room_id: int) -> None:
+        # The room's own sockets, not every socket of the process: O(members) per join.
         seen: dict[int, dict[str, Any]] = {}
-        for sid, rooms in self._rooms_of.items():
+        for sid in self._members.get(room_id, ()):
             principal = self._principals.get(sid)
-            if room_id in rooms and principal is not None:
+            if principal is not None:
                 seen[principal.user_id] = principal.public()
         await self.delivery.presence(room_id, sorted(seen.values(),
                                                      key=lambda p: p["username"]))

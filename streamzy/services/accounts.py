@@ -86,9 +86,10 @@ class Accounts:
                 and as_utc(user.password_expires_at) <= now):
             await self._audit("login_failed", info, user.id, reason="one_time_password_expired")
             return LoginOutcome(None, "expired_one_time_password")
-        async with self._db.unit() as db:
-            await db.execute(update(User).where(User.id == user.id)
-                             .values(failed_logins=0, locked_until=None))
+        if user.failed_logins or user.locked_until is not None:  # no write when clean
+            async with self._db.unit() as db:
+                await db.execute(update(User).where(User.id == user.id)
+                                 .values(failed_logins=0, locked_until=None))
         await self._audit("login_succeeded", info, user.id)
         return LoginOutcome(user, "ok")
 

@@ -75,6 +75,16 @@ async def test_lockout_after_five_failures_and_expiry_with_clock(server: LiveSer
         assert (await login(client, "bob")).status_code == 302
 
 
+async def test_a_successful_login_clears_earlier_failures(server: LiveServer) -> None:
+    await server.make_user("erin")
+    async with server.client() as client:
+        for _ in range(2):  # 4 failures, success, 4 failures: never 5 in a row, never locked
+            for _ in range(4):
+                assert (await login(client, "erin", "wrong wrong wrong")).status_code == 401
+            assert (await login(client, "erin")).status_code == 302
+    assert await server.audit_rows("account_locked") == []
+
+
 async def test_lookalike_username_shares_the_lockout(server: LiveServer) -> None:
     await server.make_user("carol")
     async with server.client() as client:
