@@ -77,6 +77,7 @@ class Principal:
     display_name: str
     ref_id: int  # session id, or bot token id
     info: RequestInfo
+    last_seen: datetime  # the session's last recorded activity when it was resolved
 
     @property
     def sender(self) -> Sender:
@@ -187,6 +188,9 @@ class ChatEvents:
                 exc.code, {"code": exc.code, "message": exc.message}) from None
         self._principals[sid] = principal
         self._rooms_of[sid] = set()
+        # Just resolved: the first events need no check of their own (sockets that connect
+        # together would otherwise all re-read their sessions at once).
+        self._checked[sid] = (self.svc.clock.now(), principal.last_seen)
         key = f"session:{principal.ref_id}" if principal.kind == "user" \
             else f"bot:{principal.ref_id}"
         self.registry.add(sid, key, f"user:{principal.user_id}")
@@ -200,7 +204,7 @@ class ChatEvents:
             if bot is None:
                 raise Refused("invalid_token", "The bot token is not valid.")
             return Principal("bot", bot.user_id, bot.username, bot.display_name, bot.token_id,
-                             info)
+                             info, self.svc.clock.now())
         scope = environ.get("asgi.scope") or {}
         cookie = cookie_from_headers(scope.get("headers"),
                                      self.svc.settings.session_cookie_name)
@@ -220,7 +224,7 @@ class ChatEvents:
             if not tokens_match(session.csrf_token, given if isinstance(given, str) else None):
                 raise Refused("csrf_failed", "Reload the page and try again.")
         return Principal("user", session.user_id, session.username, session.display_name,
-                         session.id, info)
+                         session.id, info, session.last_seen_at)
 
     # -- session freshness (kept up by realtime.sweeper; these are the fallback) ----------
     def connections(self) -> list[tuple[str, Principal]]:
