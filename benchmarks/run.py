@@ -54,6 +54,7 @@ TARGETS = {
     "idle": ("10,000 idle sockets < 1 GiB RSS", 1024 ** 3),
     "history": ("history p99 < 20 ms at 1,000,000 messages", 20.0),
     "redis": ("two processes over Redis >= 1.6x one process", 1.6),
+    "flood": ("a flooding client keeps the others' p99 <= 100 ms", P99_LIMIT_MS),
 }
 
 
@@ -663,6 +664,76 @@ def scenario_history(ctx: Context) -> None:
     ctx.report.data["history"] = raw
 
 
+def scenario_flood(ctx: Context) -> None:
+    """Others' latency while one client floods, with Streamzy's real message limits."""
+    rows: list[list[str]] = []
+    summary: list[list[str]] = []
+    raw = []
+    n_senders = 60  # at 20 msg/s each sends 20/min: inside the default 30/min limit
+    for kind in ctx.servers:
+        tag = f"flood-{kind}"
+        (ctx.workdir / tag).mkdir(parents=True, exist_ok=True)
+        keys = fixtures.Secrets()
+        fx = fixtures.chat_fixture(ctx.workdir / tag, keys, rooms=1, per_room=201)
+        flooder = len(fx.clients) - 1
+        fx.clients[flooder]["untracked"] = True
+        knee = (ctx.knees.get("fanout") or {}).get(kind)
+        rate = max(10.0, min(20.0, _round_rate(knee / 2))) if knee else 20.0
+        # The limits a deployment runs with (the other scenarios raise them out of the way).
+        defaults = {f"STREAMZY_{name.upper()}": str(info.default)
+                    for name, info in fixtures.Settings.model_fields.items()
+                    if name in ("rate_messages", "rate_socket_events", "flood_disconnect_after")}
+        env = {**fixtures.server_env(fx.db_url, keys, ctx.workdir / tag), **defaults}
+        senders = _spread_senders(1, 201, n_senders)
+        server = start_server("streamzy", kind, ctx.workdir / tag, env)
+        p99s: dict[str, list[float]] = {"quiet": [], "flood": []}
+        try:
+            # A fresh set of connections per repetition: the flooder is disconnected in each.
+            for rep_no in range(1 if ctx.quick else 3):
+                gen = LoadGen(chat_config(server, fx.clients, senders, 3600), ctx.workdir / tag,
+                              f"streamzy-{rep_no}", timeout=300)
+                try:
+                    gen.warm(5)
+                    for label in ("quiet", "flood"):
+                        if ctx.wait_quiet:
+                            wait_quiet(ctx.wait_quiet)
+                        phase: dict[str, Any] = {"rate": rate, "duration": ctx.duration,
+                                                 "warmup": ctx.warmup, "drain": ctx.drain}
+                        if label == "flood":
+                            phase["flood"] = {"client": flooder, "rate": 200}
+                        r = gen.phase(**phase)
+                        raw.append({"server": kind, "phase": label, **r})
+                        p99 = (r.get("latency_ms") or {}).get("p99")
+                        if p99 is not None:
+                            p99s[label].append(p99)
+                        f = r.get("flood") or {}
+                        note = (f"flooder: {f.get('sent')} sent, acks {f.get('acks')}, "
+                                f"disconnected after {f.get('disconnectedAfter')} sends, "
+                                f"{f.get('delivered')} of its messages reached others"
+                                if f else "")
+                        rows.append([*chat_row(kind, "streamzy" + (" +flood" if f else ""), r),
+                                     note])
+                        log(f"flood/{kind}/{label} @ {rate}/s: p99 {fmt(p99, '.1f')} {note}")
+                finally:
+                    gen.close()
+        finally:
+            server.stop()
+        quiet = statistics.median(p99s["quiet"]) if p99s["quiet"] else None
+        flooded = max(p99s["flood"]) if p99s["flood"] else None
+        summary.append([kind, fmt(rate, "g"), fmt(quiet, ".1f"), fmt(flooded, ".1f"),
+                        ("met" if flooded <= P99_LIMIT_MS else "MISSED")
+                        if flooded is not None else "n/a"])
+    text = table([*CHAT_COLUMNS, "note"], rows)
+    text += (f"\n\n200 clients in one room, {n_senders} of them sending (inside the default "
+             "30 messages/min each), with Streamzy's default limits (30 messages/min, "
+             "300 events/min, disconnect after 20 refusals). In the flood phase a 201st "
+             "member sends 200 msg/s; its own receipts are not counted.\n\n")
+    text += table(["server", "rate msg/s", "others' p99 quiet ms", "others' p99 during flood ms",
+                   f"target: {TARGETS['flood'][0]}"], summary)
+    ctx.report.add("7. Flood: the others' latency while one client floods", text)
+    ctx.report.data["flood"] = raw
+
+
 def _redis_server(workdir: Path, cpu: int) -> tuple[subprocess.Popen[bytes], str]:
     binary = shutil.which("redis-server")
     if not binary:
@@ -789,7 +860,8 @@ def main(argv: list[str] | None = None) -> int:
                             ("logins", "3. login storm"),
                             ("idle", "4. 10,000 idle sockets"),
                             ("history", "5. history page at 1,000,000 messages"),
-                            ("redis", "6. two processes over Redis (needs 4 cores)")):
+                            ("redis", "6. two processes over Redis (needs 4 cores)"),
+                            ("flood", "7. one client flooding, with the real limits")):
         parser.add_argument(f"--{name}", action="store_true", help=help_text)
     parser.add_argument("--force-redis", action="store_true",
                         help="run scenario 6 even with fewer than 4 cores (smoke test)")
@@ -811,10 +883,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     APPS["streamzy"], APPS["baseline"] = args.streamzy_app, args.baseline_app
 
-    chosen = [n for n in ("fanout", "rooms", "logins", "idle", "history", "redis")
-              if getattr(args, n)]
+    every = ["fanout", "rooms", "logins", "idle", "history", "redis", "flood"]
+    chosen = [n for n in every if getattr(args, n)]
     if args.all or (args.quick and not chosen):
-        chosen = ["fanout", "rooms", "logins", "idle", "history", "redis"]
+        chosen = every
     if not chosen:
         parser.error("choose --quick, --all or one or more scenarios")
     if not (NODE_DIR / "node_modules" / "ws").exists():
@@ -852,7 +924,8 @@ def main(argv: list[str] | None = None) -> int:
         "fanout": lambda: scenario_fanout(ctx), "rooms": lambda: scenario_rooms(ctx),
         "logins": lambda: scenario_logins(ctx), "idle": lambda: scenario_idle(ctx),
         "history": lambda: scenario_history(ctx),
-        "redis": lambda: scenario_redis(ctx, args.force_redis)}
+        "redis": lambda: scenario_redis(ctx, args.force_redis),
+        "flood": lambda: scenario_flood(ctx)}
     failed = []
     try:
         for name in chosen:

@@ -196,6 +196,10 @@ let ackLatencies = [];
 let deliveredInWindow = 0, deliveredTotal = 0, duplicates = 0, strays = 0, outstanding = 0;
 let lastDeliveryAt = 0;
 let phaseNo = 0;
+// A flooder (phase.flood = {client, rate}): one client sending far past its limit, with
+// ids outside the tracked set; what the server does with it is reported on its own.
+const FLOOD_PREFIX = 'F';
+let flood = null;
 function resetPhase() {
   sent = new Map(); latencies = []; ackLatencies = [];
   deliveredInWindow = 0; deliveredTotal = 0; duplicates = 0; strays = 0; outstanding = 0;
@@ -203,18 +207,20 @@ function resetPhase() {
   for (const k of ['ackErrors', 'ackTimeouts', 'sendErrors', 'unexpected']) counters[k] = 0;
   counters.errorCodes = {};
   loginStats.ok = 0; loginStats.failed = 0; loginStats.latencies = [];
+  flood = null;
   phaseNo++;
 }
 const CMID_KEY = '"client_msg_id"';
 
 function onEvent(client, s) {
   // 42["message",{...}] is the hot path; everything else (presence, typing) is skipped.
-  if (!s.startsWith('42["message"')) return;
+  if (!s.startsWith('42["message"') || client.spec.untracked) return;
   const t = nowMs();
   const k = s.indexOf(CMID_KEY);
   if (k < 0) { strays++; return; }
   const q1 = s.indexOf('"', k + CMID_KEY.length);
   const q2 = s.indexOf('"', q1 + 1);
+  if (flood && s.startsWith(FLOOD_PREFIX, q1 + 1)) { flood.delivered++; return; }
   const rec = sent.get(s.slice(q1 + 1, q2));
   if (rec === undefined) { strays++; return; }
   const mi = client.memberIndex.get(rec.room);
@@ -258,6 +264,7 @@ async function connectAll() {
     for (const room of c.spec.rooms || []) {
       const ack = await c.call('join', { room });
       if (ack && ack.ok) {
+        if (c.spec.untracked) continue;  // in the room, but its receipts are not counted
         const members = roomMembers.get(room) || [];
         c.memberIndex.set(room, members.length);
         members.push(c.index);
@@ -350,6 +357,37 @@ async function runChat(result, ph) {
       Promise.all(logins.map((u) => loginWorker(u, stopAt))));
   }
 
+  let floodTimer = null;
+  if (ph.flood) {
+    const fc = clients[ph.flood.client];
+    const froom = (fc.spec.rooms || [])[0];
+    const disconnectsAtStart = counters.disconnects;
+    flood = { sent: 0, acks: {}, delivered: 0, disconnected: false, disconnectedAfter: null };
+    const fstart = nowMs();
+    floodTimer = setInterval(() => {
+      if (!fc.connected) {
+        if (!flood.disconnected) {
+          flood.disconnected = true;
+          flood.disconnectedAfter = flood.sent;
+          // its own close was counted as a disconnect: it is expected, not a failure
+          counters.disconnects = Math.max(disconnectsAtStart, counters.disconnects - 1);
+        }
+        return;
+      }
+      const due = Math.floor(((nowMs() - fstart) / 1000) * ph.flood.rate) - flood.sent;
+      for (let k = 0; k < due; k++) {
+        flood.sent++;
+        fc.emit('message', { room: froom, client_msg_id: `${FLOOD_PREFIX}${RUN_ID}-${flood.sent}`, text },
+          (raw) => {
+            let ack = null;
+            try { ack = JSON.parse(raw)[0]; } catch {}
+            const code = ack ? (ack.ok ? 'ok' : ack.code) : 'bad_ack';
+            flood.acks[code] = (flood.acks[code] || 0) + 1;
+          });
+      }
+    }, 2);
+  }
+
   await new Promise((resolve) => {
     const tick = () => {
       const t = nowMs();
@@ -399,6 +437,7 @@ async function runChat(result, ph) {
     };
     const timer = setInterval(tick, 1);
   });
+  if (floodTimer) clearInterval(floodTimer);
   const srvB = procSample(cfg.serverPids);
   const lgB = process.cpuUsage(lgA);
   const statB = cpuStat();
@@ -452,6 +491,7 @@ async function runChat(result, ph) {
     load_core_foreign: cores[lc] ? Math.max(0, cores[lc].busy - lgCpu) : null,
     errors: JSON.parse(JSON.stringify(counters)),
   });
+  if (flood) result.flood = JSON.parse(JSON.stringify(flood));
   if (storm) {
     Object.assign(result, { logins_ok: loginStats.ok, logins_failed: loginStats.failed,
       login_latency_ms: summary(loginStats.latencies) });
