@@ -110,34 +110,6 @@ async def run(count: int, concurrency: int, profile: bool, work: Path,
 # ---- what-if variants: each approximates one recommended change, to size its effect ---------
 # They patch the running app in this process only (never the code in streamzy/).
 
-def _cached_session(app: Any) -> None:
-    """Session validity from memory (revocations are pushed to sockets by the registry)."""
-    async def still_valid(sid: str, principal: Any, *, touch: bool) -> bool:
-        return True
-    app.events._still_valid = still_valid
-
-
-def _cached_room_and_membership(app: Any) -> None:
-    """Room rows and memberships cached in memory (invalidated on leave/kick/key rotation)."""
-    rooms = app.services.rooms
-    resolve, is_member = rooms.resolve, rooms.is_member
-    room_cache: dict[Any, Any] = {}
-    member_cache: dict[tuple[int, int], bool] = {}
-
-    async def cached_resolve(ref: Any) -> Any:
-        if ref not in room_cache:
-            room_cache[ref] = await resolve(ref)
-        return room_cache[ref]
-
-    async def cached_is_member(user_id: int, room_id: int) -> bool:
-        key = (user_id, room_id)
-        if key not in member_cache:
-            member_cache[key] = await is_member(user_id, room_id)
-        return member_cache[key]
-
-    rooms.resolve, rooms.is_member = cached_resolve, cached_is_member
-
-
 def _bigger_pool(app: Any) -> None:
     """A pool as large as the concurrency, so no connection (and thread) is opened per burst."""
     from sqlalchemy import event
@@ -153,90 +125,9 @@ def _bigger_pool(app: Any) -> None:
     db.sessions = async_sessionmaker(engine, expire_on_commit=False)
 
 
-def _core_writer(app: Any) -> None:
-    """The same three statements per batch, on a Core connection instead of an ORM session."""
-    from sqlalchemy import insert, select, tuple_, update
-
-    from streamzy.services.messages import SendResult, StoredMessage
-    from streamzy.storage.models import Message, Room
-
-    messages = app.services.messages
-    db = app.services.db
-    msg, room_t = Message.__table__, Room.__table__
-    returning = insert(msg).returning(msg.c.id, sort_by_parameter_order=True)
-
-    async def write(batch: list[Any]) -> list[Any]:
-        now = messages._clock.now()
-        async with db.engine.begin() as conn:
-            pairs = list({(p.sender.user_id, p.client_msg_id) for p in batch})
-            existing = {(r.sender_id, r.client_msg_id): SendResult(r.id, r.seq, True)
-                        for r in await conn.execute(select(
-                            msg.c.id, msg.c.seq, msg.c.sender_id, msg.c.client_msg_id)
-                            .where(tuple_(msg.c.sender_id, msg.c.client_msg_id).in_(pairs)))}
-            fresh, seen = [], set()
-            for item in batch:
-                pair = (item.sender.user_id, item.client_msg_id)
-                if pair not in existing and pair not in seen:
-                    seen.add(pair)
-                    fresh.append(item)
-            by_room: dict[int, list[Any]] = {}
-            for item in fresh:
-                by_room.setdefault(item.room_id, []).append(item)
-            rows: list[dict[str, Any]] = []
-            for room_id, items in by_room.items():
-                last = (await conn.execute(
-                    update(room_t).where(room_t.c.id == room_id)
-                    .values(last_seq=room_t.c.last_seq + len(items))
-                    .returning(room_t.c.last_seq))).scalar_one()
-                first = last - len(items) + 1
-                rows += [{"room_id": room_id, "seq": first + k, "sender_id": i.sender.user_id,
-                          "client_msg_id": i.client_msg_id, "key_version": i.key_version,
-                          "ciphertext": i.ciphertext, "created_at": now}
-                         for k, i in enumerate(items)]
-            ids = [r[0] for r in await conn.execute(returning, rows)] if rows else []
-        stored, results = [], dict(existing)
-        fresh_items = [i for items in by_room.values() for i in items]
-        for item, row, new_id in zip(fresh_items, rows, ids, strict=True):
-            results[(item.sender.user_id, item.client_msg_id)] = SendResult(new_id, row["seq"],
-                                                                           False)
-            stored.append(StoredMessage(new_id, item.room_id, row["seq"], item.sender.user_id,
-                                        item.sender.username, item.sender.display_name,
-                                        item.client_msg_id, item.text, now, item.sender.is_bot))
-        fresh_ids = {id(i) for i in fresh_items}
-        for item in batch:
-            result = results[(item.sender.user_id, item.client_msg_id)]
-            if id(item) not in fresh_ids:
-                result = SendResult(result.id, result.seq, True)
-            if not item.future.done():
-                item.future.set_result(result)
-        stored.sort(key=lambda m: (m.room_id, m.seq))
-        return stored
-
-    messages._write = write
-
-
-def _thread_writer_no_autocheckpoint(app: Any) -> None:
-    """As "thread", with SQLite's automatic WAL checkpoint off on the writer connection (a
-    real change would checkpoint from a background task instead)."""
-    from benchmarks.experiments.thread_writer import install
-    install(app.services.messages, app.services.db.url, autocheckpoint=False)
-
-
-def _thread_writer(app: Any) -> None:
-    """The batch transaction as one blocking function in one thread hop."""
-    from benchmarks.experiments.thread_writer import install
-    install(app.services.messages, app.services.db.url)
-
-
 VARIANTS = {
     "gcfreeze": ("gc.freeze() after start-up (full collections skip start-up objects)",
                  lambda app: None),
-    "thread": ("whole batch transaction in one thread hop (sync sqlite3)", _thread_writer),
-    "thread-nockpt": ("as thread, automatic WAL checkpoints off",
-                      _thread_writer_no_autocheckpoint),
-    "core": ("message writer on a Core connection, not an ORM session", _core_writer),
-    "session": ("session validity cached per socket", _cached_session),
-    "room": ("room and membership cached", _cached_room_and_membership),
     "pool": ("pool of 32 connections, no overflow churn", _bigger_pool),
 }
 

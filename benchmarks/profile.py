@@ -120,6 +120,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--sample-rate", type=int, default=200)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--gil", action="store_true",
+                        help="sample only the thread holding the GIL: where Python CPU goes, "
+                             "without threads that wait for the GIL or in a system call")
     parser.add_argument("--out", type=Path, default=Path("profile-out"))
     args = parser.parse_args()
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -152,7 +155,7 @@ def main() -> int:
                 ["taskset", "-c", str(LOAD_CPU), pyspy, "record", "--pid",
                  str(server.worker_pid()), "--duration", str(int(args.duration)),
                  "--rate", str(args.sample_rate), "--nonblocking", "--threads",
-                 "--format", "raw", "--output", str(folded)],
+                 "--format", "raw", "--output", str(folded), *(["--gil"] if args.gil else [])],
                 capture_output=True, text=True, check=False)
 
         thread = threading.Thread(target=record)

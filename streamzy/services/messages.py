@@ -15,14 +15,14 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, TextClause, bindparam, select, text
+from sqlalchemy import LargeBinary, TextClause, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 
 from streamzy.clock import Clock, as_utc
 from streamzy.services.content import clean_message, suspicious_pattern
 from streamzy.services.errors import Invalid, ServiceError
 from streamzy.storage.crypto import Keyring
-from streamzy.storage.db import Database
+from streamzy.storage.db import Database, Tx
 from streamzy.storage.models import Message, Room, User, UtcDateTime
 
 log = logging.getLogger("streamzy.messages")
@@ -119,7 +119,7 @@ def _insert_rows(rows: int) -> TextClause:
                                   for i in range(rows)))
 
 
-def _write_batch(conn: Connection, batch: list[_Pending], now: datetime) -> tuple[
+def _write_batch(tx: Tx, batch: list[_Pending], now: datetime) -> tuple[
         dict[tuple[int, str], SendResult], dict[int, list[_Pending]], list[dict[str, Any]],
         list[int]]:
     """One group-commit transaction (blocking, run by Database.run_transaction): find
@@ -129,8 +129,8 @@ def _write_batch(conn: Connection, batch: list[_Pending], now: datetime) -> tupl
     for i, (sender, cid) in enumerate(pairs):
         params[f"s{i}"], params[f"c{i}"] = sender, cid
     existing = {
-        (row.sender_id, row.client_msg_id): SendResult(row.id, row.seq, True)
-        for row in conn.execute(_find_existing(len(pairs)), params)
+        (sender, cid): SendResult(message_id, seq, True)
+        for message_id, seq, sender, cid in tx.rows(_find_existing(len(pairs)), params)
     }
     fresh: list[_Pending] = []
     seen: set[tuple[int, str]] = set()
@@ -144,7 +144,7 @@ def _write_batch(conn: Connection, batch: list[_Pending], now: datetime) -> tupl
         by_room.setdefault(item.room_id, []).append(item)
     rows: list[dict[str, Any]] = []
     for room_id, items in by_room.items():
-        last = conn.execute(_TAKE_SEQ, {"n": len(items), "room": room_id}).scalar_one()
+        last = tx.rows(_TAKE_SEQ, {"n": len(items), "room": room_id})[0][0]
         first = last - len(items) + 1
         for offset, item in enumerate(items):
             rows.append({"room_id": room_id, "seq": first + offset,
@@ -156,7 +156,7 @@ def _write_batch(conn: Connection, batch: list[_Pending], now: datetime) -> tupl
         values = {f"{name}{i}": row[name] for i, row in enumerate(rows) for name in _COLUMNS}
         # RETURNING order is not guaranteed for a multi-row insert: match by (room, seq).
         id_of = {(room, seq): new_id
-                 for new_id, room, seq in conn.execute(_insert_rows(len(rows)), values)}
+                 for new_id, room, seq in tx.rows(_insert_rows(len(rows)), values)}
         ids = [id_of[(row["room_id"], row["seq"])] for row in rows]
     return existing, by_room, rows, ids
 

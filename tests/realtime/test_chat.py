@@ -141,6 +141,12 @@ async def test_history_paging(server: LiveServer) -> None:
                                               "before_seq": older["messages"][0]["seq"]})
         assert [m["text"] for m in oldest["messages"]] == [f"m{k}" for k in range(5)]
         assert not oldest["has_more"]
+        # What was delivered live is what the store gives back (ids, order, times).
+        await alice.wait_for(lambda: len(alice.texts(room)) == 25)
+        live = {m["seq"]: m for m in alice.messages if m["room"] == room}
+        for stored in page["messages"] + older["messages"] + oldest["messages"]:
+            assert {k: stored[k] for k in ("id", "created_at", "text", "sender")} == \
+                {k: live[stored["seq"]][k] for k in ("id", "created_at", "text", "sender")}
         too_many = await alice.call("history", {"room": room, "limit": 1000})
         assert not too_many["ok"] and too_many["code"] == "invalid_input"
     finally:
