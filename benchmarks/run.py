@@ -70,17 +70,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+LOOP = {"name": "asyncio"}  # --uvloop: both servers on uvloop's event loop
+
+
 def server_command(server: str, app: str, port: int) -> list[str]:
     """The same server settings for Streamzy and the baseline."""
+    uvloop = LOOP["name"] == "uvloop"
     if server == "hypercorn":
         return [sys.executable, "-m", "hypercorn", "-c", str(ROOT / "hypercorn.toml"),
+                *(["--worker-class", "uvloop"] if uvloop else []),
                 "--bind", f"{HOST}:{port}", app]
     if server == "uvicorn":
         # Uvicorn twins of hypercorn.toml: 64 KiB websocket frames, 15 s keep-alive,
         # 5 s graceful shutdown. Access logging stays on like Hypercorn's.
         return [sys.executable, "-m", "uvicorn", "--host", HOST, "--port", str(port),
                 "--ws-max-size", "65536", "--timeout-keep-alive", "15",
-                "--timeout-graceful-shutdown", "5", "--log-level", "info", app]
+                "--timeout-graceful-shutdown", "5", "--log-level", "info",
+                "--loop", "uvloop" if uvloop else "asyncio", app]
     raise ValueError(server)
 
 
@@ -534,7 +540,8 @@ def scenario_logins(ctx: Context) -> None:
         log("login storm: hashing 20 passwords at bcrypt cost 12")
         fx = fixtures.chat_fixture(ctx.workdir / tag, keys, rooms=1, per_room=200, logins=20)
         knee = (ctx.knees.get("fanout") or {}).get(kind)
-        rate = max(5.0, _round_rate(knee / 2)) if knee else 10.0
+        rate = (ctx.rates[0] if ctx.rates else
+                max(5.0, _round_rate(knee / 2)) if knee else 10.0)
         env = fixtures.server_env(fx.db_url, keys, ctx.workdir / tag)
         senders = _spread_senders(1, 200, 20)
         with pair(ctx, kind, env, tag) as servers:
@@ -863,13 +870,17 @@ def main(argv: list[str] | None = None) -> int:
                             ("redis", "6. two processes over Redis (needs 4 cores)"),
                             ("flood", "7. one client flooding, with the real limits")):
         parser.add_argument(f"--{name}", action="store_true", help=help_text)
+    parser.add_argument("--uvloop", action="store_true",
+                        help="run both servers on uvloop (Hypercorn --worker-class uvloop, "
+                             "Uvicorn --loop uvloop; pip install uvloop first)")
     parser.add_argument("--force-redis", action="store_true",
                         help="run scenario 6 even with fewer than 4 cores (smoke test)")
     parser.add_argument("--servers", default="hypercorn,uvicorn",
                         help="comma list of hypercorn, uvicorn (default both)")
     parser.add_argument("--duration", type=float, help="measured seconds per point")
     parser.add_argument("--rates", help="comma list of fixed rates (msg/s) instead of the "
-                                        "knee search, for --fanout / --rooms")
+                                        "knee search, for --fanout / --rooms; the first is "
+                                        "the chat rate of --logins")
     parser.add_argument("--json", type=Path, help="write raw results here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -882,6 +893,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ASGI app measured as the baseline")
     args = parser.parse_args(argv)
     APPS["streamzy"], APPS["baseline"] = args.streamzy_app, args.baseline_app
+    if args.uvloop:
+        LOOP["name"] = "uvloop"
 
     every = ["fanout", "rooms", "logins", "idle", "history", "redis", "flood"]
     chosen = [n for n in every if getattr(args, n)]
