@@ -70,7 +70,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-LOOP = {"name": "asyncio"}  # --uvloop: both servers on uvloop's event loop
+LOOP = {"name": "uvloop"}  # --loop: the event loop of both servers (Streamzy ships uvloop)
 
 
 def server_command(server: str, app: str, port: int) -> list[str]:
@@ -78,7 +78,7 @@ def server_command(server: str, app: str, port: int) -> list[str]:
     uvloop = LOOP["name"] == "uvloop"
     if server == "hypercorn":
         return [sys.executable, "-m", "hypercorn", "-c", str(ROOT / "hypercorn.toml"),
-                *(["--worker-class", "uvloop"] if uvloop else []),
+                "--worker-class", "uvloop" if uvloop else "asyncio",
                 "--bind", f"{HOST}:{port}", app]
     if server == "uvicorn":
         # Uvicorn twins of hypercorn.toml: 64 KiB websocket frames, 15 s keep-alive,
@@ -870,9 +870,9 @@ def main(argv: list[str] | None = None) -> int:
                             ("redis", "6. two processes over Redis (needs 4 cores)"),
                             ("flood", "7. one client flooding, with the real limits")):
         parser.add_argument(f"--{name}", action="store_true", help=help_text)
-    parser.add_argument("--uvloop", action="store_true",
-                        help="run both servers on uvloop (Hypercorn --worker-class uvloop, "
-                             "Uvicorn --loop uvloop; pip install uvloop first)")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
+                        help="event loop of both servers (Hypercorn --worker-class, Uvicorn "
+                             "--loop); uvloop is what hypercorn.toml ships")
     parser.add_argument("--force-redis", action="store_true",
                         help="run scenario 6 even with fewer than 4 cores (smoke test)")
     parser.add_argument("--servers", default="hypercorn,uvicorn",
@@ -893,8 +893,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="ASGI app measured as the baseline")
     args = parser.parse_args(argv)
     APPS["streamzy"], APPS["baseline"] = args.streamzy_app, args.baseline_app
-    if args.uvloop:
-        LOOP["name"] = "uvloop"
+    LOOP["name"] = args.loop
 
     every = ["fanout", "rooms", "logins", "idle", "history", "redis", "flood"]
     chosen = [n for n in every if getattr(args, n)]
@@ -927,7 +926,8 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
                             capture_output=True, text=True, check=False).stdout.strip()
     header = (f"Streamzy benchmark ({commit or 'no git'}), {time.strftime('%Y-%m-%d %H:%M')}, "
-              f"{'quick' if args.quick else 'full'} mode, {ctx.duration:g} s per point. "
+              f"{'quick' if args.quick else 'full'} mode, {ctx.duration:g} s per point, "
+              f"{LOOP['name']} event loop. "
               f"{versions()}.")
     if APPS != {"streamzy": "streamzy.asgi:app", "baseline": "benchmarks.baseline_server:app"}:
         header += f" Apps: Streamzy = {APPS['streamzy']}, baseline = {APPS['baseline']}."

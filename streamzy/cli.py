@@ -7,6 +7,7 @@ import asyncio
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -136,6 +137,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loop_factory(worker_class: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop hypercorn.toml asks for (uvloop where it is installed)."""
+    if worker_class == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            return None
+        return uvloop.new_event_loop  # type: ignore[no-any-return]
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
@@ -153,7 +165,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     print(f"Streamzy serving on http://{config.bind[0]}  ({settings.env})", flush=True)
     try:
-        asyncio.run(serve(app, config))  # type: ignore[arg-type]
+        asyncio.run(serve(app, config),  # type: ignore[arg-type]
+                    loop_factory=_loop_factory(config.worker_class))
     except Exception:  # a refused start (bad master key, second process without Redis)
         if not app.startup_error:
             raise

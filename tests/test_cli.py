@@ -111,3 +111,21 @@ def test_create_admin_with_a_taken_name_is_a_clear_error(initialised: tuple[Path
     result = streamzy(cwd, "create-admin", "ADMIN", check=False)
     assert result.returncode == 1
     assert "already taken" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_runs_on_the_event_loop_hypercorn_toml_names() -> None:
+    import uvloop
+    from hypercorn.config import Config
+
+    from streamzy.cli import _loop_factory
+
+    shipped = Config.from_toml(Path(__file__).resolve().parent.parent / "hypercorn.toml")
+    assert shipped.worker_class == "uvloop"
+    factory = _loop_factory(shipped.worker_class)
+    assert factory is uvloop.new_event_loop
+    loop = factory()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
+    assert _loop_factory("asyncio") is None  # asyncio.run's own loop

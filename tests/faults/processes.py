@@ -46,9 +46,9 @@ class StreamzyProcess:
     async def start(self) -> None:
         base = {k: v for k, v in os.environ.items() if not k.startswith("STREAMZY_")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{self.port}",
-             "streamzy.asgi:app"], cwd=self.cwd, env={**base, "PYTHONPATH": str(ROOT),
-                                                      **self.env},
+            [sys.executable, "-m", "hypercorn", "-c", str(ROOT / "hypercorn.toml"),  # as shipped
+             "--bind", f"127.0.0.1:{self.port}", "streamzy.asgi:app"],
+            cwd=self.cwd, env={**base, "PYTHONPATH": str(ROOT), **self.env},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         async with httpx.AsyncClient() as probe:
             for _ in range(400):
