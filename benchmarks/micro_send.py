@@ -157,17 +157,10 @@ def _gc_pauses() -> _Pauses:
 
 def _time_writes(messages: Any) -> list[tuple[int, float]]:
     """(batch size, wall ms) of every group-commit transaction."""
+    from benchmarks.experiments.diagnostics import time_writes
+
     times: list[tuple[int, float]] = []
-    write = messages._write
-
-    async def timed(batch: list[Any]) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return await write(batch)
-        finally:
-            times.append((len(batch), (time.perf_counter() - t0) * 1000))
-
-    messages._write = timed
+    time_writes(messages, lambda size, ms: times.append((size, ms)))
     return times
 
 

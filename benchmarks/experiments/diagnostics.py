@@ -12,7 +12,22 @@ import gc
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
+
+
+def time_writes(messages: Any, record: Callable[[int, float], None]) -> None:
+    """Call ``record(batch size, wall ms)`` after every group-commit transaction."""
+    write = messages._write
+
+    async def timed(batch: list[Any]) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await write(batch)
+        finally:
+            record(len(batch), (time.perf_counter() - t0) * 1000)
+
+    messages._write = timed
 
 
 class Diagnostics:
@@ -22,20 +37,7 @@ class Diagnostics:
         self.reset()
         self._gc_t0 = 0.0
         gc.callbacks.append(self._gc)
-        messages = app.services.messages
-        write = messages._write
-
-        async def timed(batch: list[Any]) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return await write(batch)
-            finally:
-                ms = (time.perf_counter() - t0) * 1000
-                self.batches += 1
-                self.batched += len(batch)
-                self.write_max = max(self.write_max, ms)
-
-        messages._write = timed
+        time_writes(app.services.messages, self._write_done)
         sessions = app.services.sessions
         check = sessions.check
 
@@ -49,6 +51,11 @@ class Diagnostics:
 
         sessions.check = counted
         self._task: asyncio.Task[None] | None = None
+
+    def _write_done(self, size: int, ms: float) -> None:
+        self.batches += 1
+        self.batched += size
+        self.write_max = max(self.write_max, ms)
 
     def reset(self) -> None:
         self.lag_max = self.gc_max = self.write_max = self.check_max = 0.0
