@@ -53,7 +53,7 @@ async def run(count: int, concurrency: int, profile: bool, work: Path,
         principal = await events._authenticate(environ, None, RequestInfo("127.0.0.1", "bench"))
         sid = f"sid{i}"
         events._principals[sid] = principal
-        events._rooms_of[sid] = {room}
+        events._joined.add(sid, room)
         sids.append(sid)
     text = "x" * 200
 

@@ -26,6 +26,7 @@ from streamzy.guards.sessions import TOUCH_EVERY, cookie_from_headers
 from streamzy.guards.validation import InputError, StrictModel, parse
 from streamzy.realtime.delivery import Delivery, room_channel
 from streamzy.realtime.registry import SocketRegistry
+from streamzy.realtime.room_index import RoomIndex
 from streamzy.services.errors import ServiceError
 from streamzy.services.messages import Sender
 from streamzy.storage.db import is_unavailable
@@ -110,8 +111,7 @@ class ChatEvents:
         self.delivery = delivery
         self.registry = SocketRegistry(self.drop, redis_url, delivery.resync)
         self._principals: dict[str, Principal] = {}
-        self._rooms_of: dict[str, set[int]] = {}  # sid -> joined room ids
-        self._members: dict[int, set[str]] = {}  # room id -> joined sids (the inverse)
+        self._joined = RoomIndex()
         self._tasks: set[asyncio.Task[None]] = set()
         self._dropping: set[str] = set()
         self._strikes: dict[str, tuple[float, int]] = {}  # refusals per connection
@@ -187,7 +187,6 @@ class ChatEvents:
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.code, {"code": exc.code, "message": exc.message}) from None
         self._principals[sid] = principal
-        self._rooms_of[sid] = set()
         # Just resolved: the first events need no check of their own (sockets that connect
         # together would otherwise all re-read their sessions at once).
         self._checked[sid] = (self.svc.clock.now(), principal.last_seen)
@@ -289,9 +288,7 @@ class ChatEvents:
 
     async def disconnect(self, sid: str, *args: Any) -> None:
         principal = self._principals.pop(sid, None)
-        rooms = self._rooms_of.pop(sid, set())
-        for room_id in rooms:
-            self._forget_member(room_id, sid)
+        rooms = self._joined.remove(sid)
         self._strikes.pop(sid, None)
         self._checked.pop(sid, None)
         self._locks.pop(sid, None)
@@ -322,7 +319,7 @@ class ChatEvents:
     async def _member_room(self, principal: Principal, ref: int | str, event: str,
                            sid: str = "") -> Room:
         room = await self._room(ref)
-        if room.id in self._rooms_of.get(sid, ()):
+        if self._joined.joined(sid, room.id):
             return room  # membership was checked when this connection joined
         if not await self.svc.rooms.is_member(principal.user_id, room.id):
             await self.svc.audit("room_access_denied", principal.info, principal.user_id,
@@ -349,8 +346,7 @@ class ChatEvents:
         # Enter first, then read: a message committed in between arrives live and in the
         # missed list, and the client de-duplicates by sequence; none can fall in a gap.
         await self.sio.enter_room(sid, room_channel(room.id))
-        self._rooms_of.setdefault(sid, set()).add(room.id)
-        self._members.setdefault(room.id, set()).add(sid)
+        self._joined.add(sid, room.id)
         if event.since_seq is None:
             missed, has_more = await self.svc.messages.history(room.id, None, 50, principal.info)
         else:
@@ -368,28 +364,19 @@ class ChatEvents:
         event = parse(RoomEvent, data)
         room = await self._room(event.room)
         # Leaving ends the membership, so every connection of this user here stops using it.
-        for other in list(self._members.get(room.id, ())):
+        for other in self._joined.members(room.id):
             who = self._principals.get(other)
             if who is not None and who.user_id == principal.user_id:
                 await self.sio.leave_room(other, room_channel(room.id))
-                self._rooms_of[other].discard(room.id)
-                self._forget_member(room.id, other)
+                self._joined.discard(other, room.id)
         if principal.kind == "user":
             await self.svc.rooms.leave(principal.user_id, room.id)
         await self._announce_presence(room.id)
         return {"ok": True}
 
-    def _forget_member(self, room_id: int, sid: str) -> None:
-        members = self._members.get(room_id)
-        if members is not None:
-            members.discard(sid)
-            if not members:
-                del self._members[room_id]
-
     async def _announce_presence(self, room_id: int) -> None:
-        # The room's own sockets, not every socket of the process: O(members) per join.
         seen: dict[int, dict[str, Any]] = {}
-        for sid in self._members.get(room_id, ()):
+        for sid in self._joined.members(room_id):
             principal = self._principals.get(sid)
             if principal is not None:
                 seen[principal.user_id] = principal.public()
@@ -450,7 +437,7 @@ class ChatEvents:
     async def typing(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(RoomEvent, data)
         room = await self._room(event.room)
-        if room.id not in self._rooms_of.get(sid, set()):
+        if not self._joined.joined(sid, room.id):
             return error("not_joined", "Join the room first.")
         await self.delivery.typing(room.id, principal.public(), sid)
         return {"ok": True}
