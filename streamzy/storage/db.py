@@ -207,6 +207,11 @@ class Database:
             self._lock_file = None
         await self.engine.dispose()
         if self._raw is not None:
-            with self._raw_lock:
+            # In a thread: the lock waits for a transaction still running there.
+            await asyncio.to_thread(self._close_raw)
+
+    def _close_raw(self) -> None:
+        with self._raw_lock:
+            if self._raw is not None:
                 self._raw.close()
                 self._raw = None
