@@ -26,3 +26,25 @@ class Forbidden(ServiceError):
 
 class Invalid(ServiceError):
     kind = "invalid"
+
+
+class Unavailable(ServiceError):
+    """A backing service (the database) cannot be reached: nothing was changed; retry."""
+
+    kind = "unavailable"
+
+
+def as_service_error(exc: BaseException) -> ServiceError | None:
+    """The service error an unexpected exception stands for, or None for a real bug.
+
+    Edges call this in their last-resort handler, so that an outage of the database reads
+    as ``unavailable`` without the edges knowing anything about storage.
+    """
+    if isinstance(exc, ServiceError):
+        return exc
+    from streamzy.storage.db import is_unavailable  # services may import storage; edges may not
+
+    if is_unavailable(exc):
+        return Unavailable("unavailable", "The server cannot reach its database. "
+                           "Nothing was changed; retry shortly.")
+    return None
