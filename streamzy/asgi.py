@@ -5,8 +5,9 @@ Settings come from the environment and ``.env``; nothing is generated here.
 """
 
 from streamzy.app import create_app
+from streamzy.cli import exit_refused
 
 app = create_app()
 # Hypercorn treats a failed startup as a clean exit (and respawns a worker that exits 0);
 # a refused start must end the process with a non-zero status instead.
-app.exit_on_refused_start = True
+app.on_refused = exit_refused

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import secrets
 import sys
@@ -146,6 +147,14 @@ def _loop_factory(worker_class: str) -> Callable[[], asyncio.AbstractEventLoop] 
             return None
         return uvloop.new_event_loop  # type: ignore[no-any-return]
     return None
+
+
+def exit_refused(message: str) -> None:
+    """End the process at once with status 3: Hypercorn treats a failed startup as a clean
+    exit (and respawns a worker that exits 0), which a supervisor reads as a stop."""
+    print(f"streamzy: {message}", file=sys.stderr, flush=True)
+    logging.shutdown()
+    os._exit(3)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from streamzy.clock import Clock, SystemClock
@@ -13,8 +13,11 @@ from streamzy.guards.sessions import SessionStore
 from streamzy.services.accounts import Accounts, Policy
 from streamzy.services.applications import Applications
 from streamzy.services.bots import Bots
-from streamzy.services.messages import Messages
+from streamzy.services.events import EventBus
+from streamzy.services.message_history import MessageHistory
+from streamzy.services.message_writer import MessageWriter
 from streamzy.services.passwords import PasswordHasher
+from streamzy.services.posting import MessagePosting
 from streamzy.services.rooms import Rooms
 from streamzy.storage.crypto import Keyring, MasterKeys
 from streamzy.storage.db import Database
@@ -24,6 +27,7 @@ from streamzy.storage.db import Database
 class Services:
     settings: Settings
     clock: Clock
+    events: EventBus
     db: Database
     audit_log: AuditLog
     sessions: SessionStore
@@ -33,9 +37,10 @@ class Services:
     applications: Applications
     keyring: Keyring
     rooms: Rooms
-    messages: Messages
+    messages: MessageWriter
+    history: MessageHistory
+    posting: MessagePosting
     bots: Bots
-    extra: dict[str, Any] = field(default_factory=dict)
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -54,9 +59,10 @@ class Services:
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
+    events = EventBus()
     db = Database(settings.database_url)
     audit_log = AuditLog(db, clock, settings.audit_log_path)
-    sessions = SessionStore(db, clock, settings.session_idle_seconds,
+    sessions = SessionStore(db, clock, events, settings.session_idle_seconds,
                             settings.session_absolute_seconds)
     store: RateStore = (RedisRateStore(settings.redis_url) if settings.redis_url
                         else MemoryRateStore())
@@ -72,16 +78,20 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         one_time_password_hours=settings.one_time_password_hours,
         password_min_length=settings.password_min_length,
     )
-    accounts = Accounts(db, clock, hasher, audit_log.record, end_sessions, policy)
+    accounts = Accounts(db, clock, hasher, audit_log.record, end_sessions, policy, events)
     applications = Applications(db, clock, accounts, audit_log.record)
     keyring = Keyring(db, MasterKeys([k.get_secret_value() for k in settings.message_keys]),
                       clock)
     rooms = Rooms(db, clock, keyring, audit_log.record)
-    messages = Messages(db, clock, keyring, audit_log.record,
-                        max_chars=settings.message_max_chars,
-                        block_suspicious=settings.block_suspicious_messages)
-    bots = Bots(db, clock, accounts, audit_log.record)
-    return Services(settings=settings, clock=clock, db=db, audit_log=audit_log,
-                    sessions=sessions, limiter=limiter, hasher=hasher, accounts=accounts,
-                    applications=applications, keyring=keyring, rooms=rooms,
-                    messages=messages, bots=bots)
+    messages = MessageWriter(db, clock, keyring, audit_log.record, events,
+                             max_chars=settings.message_max_chars,
+                             block_suspicious=settings.block_suspicious_messages)
+    history = MessageHistory(db, keyring, audit_log.record)
+    posting = MessagePosting(rooms, messages, limiter, settings.rate,
+                             audit_log.record_throttled)
+    bots = Bots(db, clock, accounts, audit_log.record, events)
+    return Services(settings=settings, clock=clock, events=events, db=db,
+                    audit_log=audit_log, sessions=sessions, limiter=limiter, hasher=hasher,
+                    accounts=accounts, applications=applications, keyring=keyring,
+                    rooms=rooms, messages=messages, history=history, posting=posting,
+                    bots=bots)

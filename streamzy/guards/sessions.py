@@ -7,7 +7,7 @@ database cannot be replayed as cookies. The same resolver serves HTTP and Socket
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.cookies import SimpleCookie
@@ -18,15 +18,13 @@ from sqlalchemy import delete, select, update
 
 from streamzy.clock import Clock, as_utc
 from streamzy.guards.context import RequestInfo
+from streamzy.services.events import EventBus, SessionsEnded
 from streamzy.storage.crypto import token_digest
 from streamzy.storage.db import Database
 from streamzy.storage.models import Session, User
 
 TOUCH_EVERY = timedelta(seconds=60)
 CHECK_CHUNK = 500  # ids per IN list (SQLite and PostgreSQL both take far more)
-
-# Called with the ids of sessions that ended and why; realtime uses it to drop sockets.
-EndListener = Callable[[list[int], str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -49,23 +47,19 @@ class Resolution:
 
 
 class SessionStore:
-    """Issues and resolves sessions, and tells listeners when sessions end."""
+    """Issues and resolves sessions; publishes SessionsEnded when sessions end."""
 
-    def __init__(self, db: Database, clock: Clock, idle_seconds: int,
+    def __init__(self, db: Database, clock: Clock, events: EventBus, idle_seconds: int,
                  absolute_seconds: int) -> None:
         self._db = db
         self._clock = clock
+        self._events = events
         self.idle = timedelta(seconds=idle_seconds)
         self.absolute = timedelta(seconds=absolute_seconds)
-        self._listeners: list[EndListener] = []
-
-    def on_end(self, listener: EndListener) -> None:
-        self._listeners.append(listener)
 
     async def _ended(self, ids: list[int], reason: str) -> None:
         if ids:
-            for listener in self._listeners:
-                await listener(ids, reason)
+            await self._events.publish(SessionsEnded(tuple(ids), reason))
 
     async def issue(self, user_id: int, info: RequestInfo) -> tuple[str, int]:
         """Start a session with a fresh token (never reuse one: no fixation)."""

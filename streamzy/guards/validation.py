@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
 
-# C0/C1 controls and the invisible bidi overrides used to disguise text; tab and newline
-# are allowed only where a field says so (multi-line text).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_SINGLE_LINE = re.compile(r"[\t\n\r]")
+from streamzy.services.content import has_control_chars
+
+# A client's id for one message (its retry key), the same on every edge.
+ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                               pattern=r"^[A-Za-z0-9_.:-]+$")]
+# The transport-level bound on message text; the configured limit (message_max_chars) is
+# checked by the message service, which names it in its error.
+MessageText = Annotated[str, StringConstraints(max_length=20_000)]
 
 
 class InputError(ValueError):
@@ -28,7 +31,7 @@ class InputError(ValueError):
 def clean_line(value: str) -> str:
     """Single-line text: NFC-normalised, trimmed, no control characters."""
     value = unicodedata.normalize("NFC", value).strip()
-    if _CONTROL.search(value) or _CONTROL_SINGLE_LINE.search(value):
+    if has_control_chars(value, multiline=False):
         raise ValueError("must not contain control characters")
     return value
 
@@ -36,7 +39,7 @@ def clean_line(value: str) -> str:
 def clean_text(value: str) -> str:
     """Multi-line text: newlines and tabs allowed, other control characters refused."""
     value = unicodedata.normalize("NFC", value.replace("\r\n", "\n")).strip()
-    if _CONTROL.search(value) or "\r" in value:
+    if has_control_chars(value):
         raise ValueError("must not contain control characters")
     return value
 

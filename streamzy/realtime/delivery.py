@@ -12,7 +12,9 @@ from typing import Any
 
 import socketio
 
-from streamzy.services.messages import StoredMessage
+from streamzy import wire
+from streamzy.services.events import MessagesStored
+from streamzy.services.message_history import StoredMessage
 
 log = logging.getLogger("streamzy.delivery")
 
@@ -24,21 +26,21 @@ def room_channel(room_id: int) -> str:
 class Delivery:
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self._sio = sio
-        self._queue: asyncio.Queue[list[StoredMessage]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[StoredMessage, ...]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    async def messages(self, stored: list[StoredMessage]) -> None:
-        """Called by the message writer after each committed batch (sequence order)."""
+    async def messages_stored(self, event: MessagesStored) -> None:
+        """A committed batch (sequence order), from the event bus: queued, sent in order."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="delivery")
-        self._queue.put_nowait(stored)
+        self._queue.put_nowait(event.messages)
 
     async def _run(self) -> None:
         while True:
             batch = await self._queue.get()
             for message in batch:
                 try:
-                    await self._sio.emit("message", message.payload(),
+                    await self._sio.emit("message", wire.message(message),
                                          room=room_channel(message.room_id))
                 except Exception:  # one failed emit must not stop later deliveries
                     log.exception("emitting message %s failed", message.id)

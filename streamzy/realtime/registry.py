@@ -42,6 +42,10 @@ class SocketRegistry:
                 if not sids:
                     del self._by_key[key]
 
+    def size(self) -> int:
+        """Sockets and keys held (0 once every socket is removed)."""
+        return len(self._by_key) + len(self._keys_of)
+
     def sids(self, key: str) -> set[str]:
         return set(self._by_key.get(key, ()))
 

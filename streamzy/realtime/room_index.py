@@ -40,3 +40,7 @@ class RoomIndex:
 
     def members(self, room_id: int) -> list[str]:
         return list(self._members.get(room_id, ()))
+
+    def size(self) -> int:
+        """How many sockets have any room here (0 once every socket is forgotten)."""
+        return len(self._rooms_of) + len(self._members)

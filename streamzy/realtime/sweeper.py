@@ -15,45 +15,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
-from streamzy.storage.db import is_unavailable
-
-if TYPE_CHECKING:
-    from streamzy.realtime.events import ChatEvents
+from streamzy.clock import Clock
+from streamzy.guards.sessions import SessionStore
+from streamzy.realtime.freshness import SessionFreshness
+from streamzy.realtime.principal import Connections
+from streamzy.services.bots import Bots
+from streamzy.services.errors import as_service_error
 
 log = logging.getLogger("streamzy.realtime")
 
 
 class SessionSweeper:
-    def __init__(self, events: ChatEvents, interval: float) -> None:
-        self._events = events
+    def __init__(self, *, connections: Connections, freshness: SessionFreshness,
+                 sessions: SessionStore, bots: Bots, clock: Clock, interval: float) -> None:
+        self._connections = connections
+        self._freshness = freshness
+        self._sessions = sessions
+        self._bots = bots
+        self._clock = clock
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
 
     async def sweep_once(self) -> None:
-        events = self._events
-        svc = events.svc
-        now = svc.clock.now()
-        connections = events.connections()
-        sessions = {p.ref_id for _, p in connections if p.kind == "user"}
-        tokens = {p.ref_id for _, p in connections if p.kind == "bot"}
-        due = events.take_due_touches()
+        now = self._clock.now()
+        connections = self._connections.snapshot()
+        sessions = {p.ref_id for _, p in connections if not p.is_bot}
+        tokens = {p.ref_id for _, p in connections if p.is_bot}
+        due = self._freshness.take_due_touches()
         try:
-            alive = await svc.sessions.check_many(sessions, touch=due)
+            alive = await self._sessions.check_many(sessions, touch=due)
         except BaseException:
-            events.defer_touches(due)  # not written: the next sweep or check writes them
+            self._freshness.defer_touches(due)  # not written: the next sweep or check does
             raise
-        valid_tokens = await svc.bots.valid_among(tokens) if tokens else set()
+        valid_tokens = await self._bots.valid_among(tokens) if tokens else set()
         for sid, principal in connections:
-            if principal.kind == "user":
+            if not principal.is_bot:
                 seen = alive.get(principal.ref_id)
-                if seen is not None:  # ended ones were dropped by the session listeners
-                    events.mark_checked(sid, now, seen)
+                if seen is not None:  # ended ones were dropped through SessionsEnded
+                    self._freshness.mark_checked(sid, now, seen)
             elif principal.ref_id in valid_tokens:
-                events.mark_checked(sid, now, now)
+                self._freshness.mark_checked(sid, now, now)
             else:
-                await events.drop(sid, "token_revoked")
+                await self._connections.drop(sid, "token_revoked")
 
     async def _run(self) -> None:
         while True:
@@ -63,7 +67,7 @@ class SessionSweeper:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the per-event checks remain the fallback
-                if is_unavailable(exc):
+                if as_service_error(exc) is not None:
                     log.warning("session sweep: database unavailable")
                 else:
                     log.exception("session sweep failed")

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 
 from streamzy.clock import Clock, as_utc
 from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
+from streamzy.services.events import EventBus, UserDisabled
 from streamzy.services.passwords import PasswordHasher, generate_password, password_problems
 from streamzy.services.usernames import normalize_username
 from streamzy.storage.db import Database
@@ -37,18 +38,14 @@ class LoginOutcome:
 
 class Accounts:
     def __init__(self, db: Database, clock: Clock, hasher: PasswordHasher, audit: Audit,
-                 end_sessions: EndSessions, policy: Policy) -> None:
+                 end_sessions: EndSessions, policy: Policy, events: EventBus) -> None:
         self._db = db
         self._clock = clock
         self._hasher = hasher
         self._audit = audit
         self._end_sessions = end_sessions
         self.policy = policy
-        self._disabled_listeners: list[Callable[[int], Awaitable[None]]] = []
-
-    def on_disabled(self, listener: Callable[[int], Awaitable[None]]) -> None:
-        """Called with a user id when an admin disables the account (bots included)."""
-        self._disabled_listeners.append(listener)
+        self._events = events
 
     async def get(self, user_id: int) -> User | None:
         async with self._db.unit() as db:
@@ -189,8 +186,7 @@ class Accounts:
         await self._admin_change(actor_id, user_id, info, action, {"is_active": active})
         if not active:
             await self._end_sessions(user_id, "disabled", None)
-            for listener in self._disabled_listeners:
-                await listener(user_id)
+            await self._events.publish(UserDisabled(user_id))
 
     async def unlock(self, actor_id: int, user_id: int, info: Any) -> None:
         await self._admin_change(actor_id, user_id, info, "unlock",

@@ -13,14 +13,13 @@ from sqlalchemy import select, update
 from streamzy.clock import Clock
 from streamzy.services.accounts import Accounts
 from streamzy.services.errors import NotFound
+from streamzy.services.events import BotTokenRevoked, EventBus
 from streamzy.storage.crypto import token_digest
 from streamzy.storage.db import Database
 from streamzy.storage.models import BotToken, Membership, Room, User
 
 Audit = Callable[..., Awaitable[None]]
 TOKEN_PREFIX = "szb_"  # noqa: S105 - a public prefix, not a secret
-# Called with the revoked token id; realtime uses it to drop the bot's sockets.
-RevokeListener = Callable[[int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -32,15 +31,13 @@ class BotIdentity:
 
 
 class Bots:
-    def __init__(self, db: Database, clock: Clock, accounts: Accounts, audit: Audit) -> None:
+    def __init__(self, db: Database, clock: Clock, accounts: Accounts, audit: Audit,
+                 events: EventBus) -> None:
         self._db = db
         self._clock = clock
         self._accounts = accounts
         self._audit = audit
-        self._listeners: list[RevokeListener] = []
-
-    def on_revoke(self, listener: RevokeListener) -> None:
-        self._listeners.append(listener)
+        self._events = events
 
     async def create(self, actor_id: int, name: str, display_name: str, room_ids: list[int],
                      info: Any) -> tuple[User, str]:
@@ -109,8 +106,7 @@ class Bots:
         if not result.rowcount:
             raise NotFound("no_token", "No such active token.")
         await self._audit("bot_token_revoked", info, actor_id, token_id=token_id)
-        for listener in self._listeners:
-            await listener(token_id)
+        await self._events.publish(BotTokenRevoked(token_id))
 
     async def list(self) -> list[tuple[BotToken, User]]:
         async with self._db.unit() as db:

@@ -6,7 +6,15 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+# C0/C1 controls and the invisible bidi overrides used to disguise text; tab and newline
+# only where text may span lines. One definition for messages, forms and JSON bodies.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAKS = re.compile(r"[\t\n]")
+
+
+def has_control_chars(text: str, *, multiline: bool = True) -> bool:
+    """True if ``text`` holds a character no chat text or form field may carry."""
+    return bool(_CONTROL.search(text) or (not multiline and _LINE_BREAKS.search(text)))
 
 # Patterns that have no business in chat text and mark an injection attempt. Output is
 # always escaped, so these are refused as evidence of an attack, not as the defence.
@@ -32,7 +40,7 @@ def clean_message(text: str, max_chars: int) -> tuple[str, TextProblem | None]:
         return text, TextProblem("empty", "A message needs some text.")
     if len(text) > max_chars:
         return text, TextProblem("too_long", f"Messages are limited to {max_chars} characters.")
-    if _CONTROL.search(text) or "\r" in text:
+    if has_control_chars(text):
         return text, TextProblem("invalid_text", "The message contains control characters.")
     return text, None
 

@@ -48,3 +48,14 @@ def as_service_error(exc: BaseException) -> ServiceError | None:
         return Unavailable("unavailable", "The server cannot reach its database. "
                            "Nothing was changed; retry shortly.")
     return None
+
+
+class RateLimited(ServiceError):
+    """Over a rate limit; ``retry_after`` seconds until the next attempt may pass."""
+
+    kind = "rate_limited"
+
+    def __init__(self, limit: str, retry_after: float) -> None:
+        super().__init__("rate_limited", "You are sending too fast.")
+        self.limit = limit
+        self.retry_after = retry_after

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -12,12 +13,31 @@ from sqlalchemy.exc import IntegrityError
 
 from streamzy.clock import Clock
 from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
+from streamzy.services.usernames import normalize_username
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Database
 from streamzy.storage.models import Membership, Room, User
 
 Audit = Callable[..., Awaitable[None]]
 ROOM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}[a-z0-9]$|^[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class RoomInfo:
+    """A room as the edges see it (never the ORM row)."""
+
+    id: int
+    name: str
+    topic: str
+    is_private: bool
+    last_seq: int
+    key_version: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, room: Room) -> RoomInfo:
+        return cls(room.id, room.name, room.topic, room.is_private, room.last_seq,
+                   room.key_version, room.created_at)
 
 
 @dataclass(frozen=True)
@@ -44,7 +64,7 @@ class Rooms:
         self._audit = audit
 
     async def create(self, actor_id: int, name: str, topic: str, private: bool,
-                     info: Any) -> Room:
+                     info: Any) -> RoomInfo:
         name = name.strip().lower()
         if not ROOM_NAME.match(name):
             raise Invalid("invalid_room_name",
@@ -58,21 +78,25 @@ class Rooms:
                 await self._keyring.create_room_key(db, room.id, 1)
                 db.add(Membership(room_id=room.id, user_id=actor_id,
                                   joined_at=self._clock.now(), last_read_seq=0))
+                await db.flush()
+                created = RoomInfo.of(room)
         except IntegrityError:
             raise Conflict("room_exists", "A room with that name exists.") from None
-        await self._audit("room_created", info, actor_id, room_id=room.id, name=name,
+        await self._audit("room_created", info, actor_id, room_id=created.id, name=name,
                           private=private)
-        return room
+        return created
 
-    async def get(self, room_id: int) -> Room | None:
+    async def get(self, room_id: int) -> RoomInfo | None:
         async with self._db.unit() as db:
-            return await db.get(Room, room_id)
+            room = await db.get(Room, room_id)
+            return RoomInfo.of(room) if room is not None else None
 
-    async def by_name(self, name: str) -> Room | None:
+    async def by_name(self, name: str) -> RoomInfo | None:
         async with self._db.unit() as db:
-            return (await db.execute(select(Room).where(Room.name == name))).scalar_one_or_none()
+            room = (await db.execute(select(Room).where(Room.name == name))).scalar_one_or_none()
+            return RoomInfo.of(room) if room is not None else None
 
-    async def resolve(self, ref: int | str) -> Room:
+    async def resolve(self, ref: int | str) -> RoomInfo:
         room = await (self.get(ref) if isinstance(ref, int) else self.by_name(ref))
         if room is None:
             raise NotFound("unknown_room", "No such room.")
@@ -94,7 +118,13 @@ class Rooms:
         async with self._db.unit() as db:
             return await db.get(Membership, (room_id, user_id)) is not None
 
-    async def join(self, user_id: int, room: Room, *, may_join_public: bool = True) -> None:
+    async def require_member(self, user_id: int, room_id: int, info: Any, *, on: str) -> None:
+        """Refuse (and audit) a non-member's use of a room."""
+        if not await self.is_member(user_id, room_id):
+            await self._audit("room_access_denied", info, user_id, room_id=room_id, on=on)
+            raise Forbidden("not_a_member", "You are not a member of this room.")
+
+    async def join(self, user_id: int, room: RoomInfo, *, may_join_public: bool = True) -> None:
         """Join a public room, or check membership of a private one (invitation only)."""
         if await self.is_member(user_id, room.id):
             return
@@ -114,9 +144,12 @@ class Rooms:
                 await db.delete(membership)
 
     async def invite(self, actor_id: int, room_id: int, username: str, info: Any) -> User:
+        canonical = normalize_username(username)
+        if canonical is None:
+            raise NotFound("no_user", "No such active user.")
         async with self._db.unit() as db:
-            user = (await db.execute(select(User).where(User.username == username.strip()
-                                                        .lower()))).scalar_one_or_none()
+            user = (await db.execute(select(User).where(
+                User.username == canonical))).scalar_one_or_none()
             if user is None or not user.is_active:
                 raise NotFound("no_user", "No such active user.")
             if await db.get(Room, room_id) is None:
@@ -134,6 +167,7 @@ class Rooms:
                 Membership.room_id == room_id, Membership.user_id == user_id,
                 Membership.last_read_seq < seq).values(last_read_seq=seq))
 
-    async def all_rooms(self) -> list[Room]:
+    async def all_rooms(self) -> list[RoomInfo]:
         async with self._db.unit() as db:
-            return list((await db.execute(select(Room).order_by(Room.name))).scalars())
+            return [RoomInfo.of(r) for r in
+                    (await db.execute(select(Room).order_by(Room.name))).scalars()]

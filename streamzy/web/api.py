@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from pydantic import StringConstraints
 from quart import Blueprint, Response, g, jsonify
 
-from streamzy.guards.validation import StrictModel
-from streamzy.services.errors import Forbidden
-from streamzy.services.messages import Sender
+from streamzy import wire
+from streamzy.guards.validation import ClientMsgId, MessageText, StrictModel
+from streamzy.services.errors import RateLimited
+from streamzy.services.message_writer import Sender
 from streamzy.web.current import info, services
 from streamzy.web.parsing import json_model, query_model
 from streamzy.web.policy import bot_token, csrf_exempt, limited, public
@@ -19,9 +20,8 @@ NO_COOKIES = "bearer-token only: browsers cannot attach it, so there is nothing 
 
 
 class PostMessage(StrictModel):
-    client_msg_id: Annotated[str, StringConstraints(min_length=1, max_length=64,
-                                                    pattern=r"^[A-Za-z0-9_.:-]+$")]
-    text: Annotated[str, StringConstraints(max_length=20_000)]
+    client_msg_id: ClientMsgId
+    text: MessageText
 
 
 class HistoryQuery(StrictModel):
@@ -57,10 +57,7 @@ class ErrorOut(StrictModel):
 async def _room_for_bot(room_id: int) -> Any:
     svc = services()
     room = await svc.rooms.resolve(room_id)
-    if not await svc.rooms.is_member(g.bot.user_id, room.id):
-        await svc.audit("room_access_denied", info(), g.bot.user_id, room_id=room.id,
-                        on="api")
-        raise Forbidden("not_a_member", "This bot is not allowed in that room.")
+    await svc.rooms.require_member(g.bot.user_id, room.id, info(), on="api")
     return room
 
 
@@ -80,8 +77,8 @@ async def history(room_id: int) -> Response:
     room = await _room_for_bot(room_id)
     limit = min(100, max(1, int(query.limit or 50)))
     before = int(query.before_seq) if query.before_seq else None
-    messages, has_more = await services().messages.history(room.id, before, limit, info())
-    return jsonify({"ok": True, "room": room.id, "messages": [m.payload() for m in messages],
+    messages, has_more = await services().history.page(room.id, before, limit, info())
+    return jsonify({"ok": True, "room": room.id, "messages": wire.messages(messages),
                     "has_more": has_more})
 
 
@@ -92,18 +89,15 @@ async def history(room_id: int) -> Response:
 async def post_message(room_id: int) -> tuple[Response, int]:
     svc = services()
     body = await json_model(PostMessage)
-    room = await _room_for_bot(room_id)
-    decision = await svc.limiter.hit(f"msg:{g.bot.user_id}", svc.settings.rate("bot_messages"))
-    if not decision.allowed:
-        await svc.audit_throttled(f"msg:{g.bot.user_id}", "rate_limited", info(),
-                                  g.bot.user_id, limit="bot_messages")
-        response = jsonify({"ok": False, "code": "rate_limited", "message": "Too fast.",
-                            "retry_after": round(decision.retry_after, 1)})
-        return response, 429
+    room = await svc.rooms.resolve(room_id)
     sender = Sender(g.bot.user_id, g.bot.username, g.bot.display_name, True)
-    result = await svc.messages.send(sender, room, body.client_msg_id, body.text, info())
-    return jsonify({"ok": True, "id": result.id, "seq": result.seq, "room": room.id,
-                    "duplicate": result.duplicate}), 200 if result.duplicate else 201
+    try:
+        result = await svc.posting.send(sender, room, body.client_msg_id, body.text, info(),
+                                        on="api")
+    except RateLimited as exc:
+        return jsonify(wire.error("rate_limited", exc.message,
+                                  retry_after=round(exc.retry_after, 1))), 429
+    return jsonify(wire.ack(result, room.id)), 200 if result.duplicate else 201
 
 
 def _schema(model: type[StrictModel]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from streamzy.app import create_app
 from streamzy.clock import ManualClock
 from streamzy.config import Settings
 from streamzy.guards.context import SYSTEM, RequestInfo
-from streamzy.services.messages import Sender
+from streamzy.services.message_writer import Sender
 from streamzy.storage.models import User
 from tests.conftest import REQUIRE_SERVICES, LiveServer, free_port
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from streamzy.realtime.events import MISSED_LIMIT
+from streamzy.realtime.handlers import MISSED_LIMIT
 from tests.browser.conftest import NETWORK_NOISE, BrowserServer, Browsing, expect
 from tests.browser.helpers import open_room, seqs
 

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.dialects import sqlite
 
-from streamzy.services.messages import Messages, _find_existing
+from streamzy.services.message_history import MessageHistory
+from streamzy.services.message_writer import _find_existing
 from streamzy.storage.migrate import upgrade
 
 
@@ -39,7 +40,7 @@ def test_retry_lookup_searches_the_unique_index(tmp_path: Path) -> None:
 def test_history_page_searches_the_room_sequence_index(tmp_path: Path) -> None:
     path = tmp_path / "plan.db"
     upgrade(f"sqlite+aiosqlite:///{path}")
-    query = (Messages._select(None)  # type: ignore[arg-type]
+    query = (MessageHistory._select(None)  # type: ignore[arg-type]
              .where(text("messages.room_id = :room AND messages.seq < :before"))
              .order_by(text("messages.seq DESC")).limit(101))
     plan = _plan(path, query, {"room": 1, "before": 500})

@@ -1,34 +1,39 @@
-"""Messages: validate -> encrypt -> store (group commit) -> ack -> publish, and history.
+"""Storing messages: validate -> seal -> group commit -> ack -> publish.
 
 A message is acknowledged only after the transaction holding it has committed. Messages
 that arrive together are written in one transaction (group commit): each sender still
-waits for its own row to be durable, but the database sees one commit per batch.
+waits for its own row to be durable, but the database sees one commit per batch. Each
+committed batch is published as MessagesStored on the event bus, in (room, seq) order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import LargeBinary, TextClause, bindparam, select, text
+from sqlalchemy import LargeBinary, TextClause, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
-from streamzy.clock import Clock, as_utc
+from streamzy.clock import Clock
 from streamzy.services.content import clean_message, suspicious_pattern
 from streamzy.services.errors import Invalid, ServiceError
+from streamzy.services.events import EventBus, MessagesStored
+from streamzy.services.message_history import StoredMessage
+from streamzy.services.rooms import RoomInfo
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Database, Tx
-from streamzy.storage.models import Message, Room, User, UtcDateTime
+from streamzy.storage.models import UtcDateTime
 
 log = logging.getLogger("streamzy.messages")
 Audit = Callable[..., Awaitable[None]]
 MAX_BATCH = 256
-UNREADABLE = "[unreadable message]"
+BatchObserver = Callable[[int, float], None]
 
 
 @dataclass(frozen=True)
@@ -37,31 +42,6 @@ class Sender:
     username: str
     display_name: str
     is_bot: bool = False
-
-
-@dataclass
-class StoredMessage:
-    id: int
-    room_id: int
-    seq: int
-    sender_id: int | None
-    username: str
-    display_name: str
-    client_msg_id: str
-    text: str | None
-    created_at: datetime
-    is_bot: bool = False
-
-    def payload(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "room": self.room_id, "seq": self.seq,
-            "sender": {"id": self.sender_id, "username": self.username,
-                       "display_name": self.display_name, "bot": self.is_bot},
-            "client_msg_id": self.client_msg_id,
-            "text": self.text if self.text is not None else UNREADABLE,
-            "unreadable": self.text is None,
-            "created_at": as_utc(self.created_at).isoformat(),
-        }
 
 
 @dataclass(frozen=True)
@@ -84,9 +64,6 @@ class _Pending:
     key_version: int
     ciphertext: bytes
     future: asyncio.Future[SendResult] = field(repr=False)
-
-
-Publish = Callable[[list[StoredMessage]], Awaitable[None]]
 
 
 _COLUMNS = ("room_id", "seq", "sender_id", "client_msg_id", "key_version", "ciphertext",
@@ -161,9 +138,11 @@ def _write_batch(tx: Tx, batch: list[_Pending], now: datetime) -> tuple[
     return existing, by_room, rows, ids
 
 
-class Messages:
-    def __init__(self, db: Database, clock: Clock, keyring: Keyring, audit: Audit, *,
-                 max_chars: int, block_suspicious: bool) -> None:
+class MessageWriter:
+    """Validates, seals and queues messages; one task writes them in group commits."""
+
+    def __init__(self, db: Database, clock: Clock, keyring: Keyring, audit: Audit,
+                 events: EventBus, *, max_chars: int, block_suspicious: bool) -> None:
         self._db = db
         self._clock = clock
         self._keyring = keyring
@@ -172,18 +151,20 @@ class Messages:
         self.block_suspicious = block_suspicious
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
-        self._publishers: list[Publish] = []
-        self._unreadable_seen: set[int] = set()
+        self._events = events
+        self._observers: list[BatchObserver] = []
 
-    def on_stored(self, publish: Publish) -> None:
-        self._publishers.append(publish)
+    def observe_batches(self, observer: BatchObserver) -> None:
+        """Call ``observer(batch size, wall ms)`` after every group-commit transaction
+        (benchmarks and diagnostics; not on any hot path unless one is registered)."""
+        self._observers.append(observer)
 
-    async def send(self, sender: Sender, room: Room, client_msg_id: str, text: str,
+    async def send(self, sender: Sender, room: RoomInfo, client_msg_id: str, text: str,
                    info: Any) -> SendResult:
         """Validate, seal and durably store one message; returns its id and sequence."""
         return await (await self.submit(sender, room, client_msg_id, text, info))
 
-    async def submit(self, sender: Sender, room: Room, client_msg_id: str, text: str,
+    async def submit(self, sender: Sender, room: RoomInfo, client_msg_id: str, text: str,
                      info: Any) -> asyncio.Future[SendResult]:
         """Validate, seal and queue one message; the future resolves once it is durable.
 
@@ -240,12 +221,8 @@ class Messages:
             except Exception as exc:
                 self._fail(batch, exc)
                 continue
-            if stored:
-                for publish in self._publishers:
-                    try:
-                        await publish(stored)
-                    except Exception:  # delivery trouble never loses a stored message
-                        log.exception("publishing stored messages failed")
+            if stored:  # subscribers' trouble is logged by the bus, never lost here
+                await self._events.publish(MessagesStored(tuple(stored)))
 
     def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
         log.warning("message store failed: %s", type(exc).__name__)
@@ -256,7 +233,13 @@ class Messages:
 
     async def _write(self, batch: list[_Pending]) -> list[StoredMessage]:
         now = self._clock.now()
-        existing, by_room, rows, ids = await self._db.run_transaction(_write_batch, batch, now)
+        started = time.perf_counter()
+        try:
+            existing, by_room, rows, ids = await self._db.run_transaction(_write_batch, batch,
+                                                                          now)
+        finally:
+            for observe in self._observers:
+                observe(len(batch), (time.perf_counter() - started) * 1000)
         # Committed: now, and only now, acknowledge.
         stored: list[StoredMessage] = []
         results: dict[tuple[int, str], SendResult] = dict(existing)
@@ -277,44 +260,3 @@ class Messages:
                 item.future.set_result(result)
         stored.sort(key=lambda m: (m.room_id, m.seq))
         return stored
-
-    async def _rows(self, query: Any, info: Any) -> list[StoredMessage]:
-        # Plain rows through Core, not ORM entities: half the time for a page of 100.
-        async with self._db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        out = []
-        for row in rows:
-            text_ = await self._keyring.open(row.room_id, row.key_version, row.ciphertext)
-            if text_ is None and row.id not in self._unreadable_seen:
-                self._unreadable_seen.add(row.id)
-                await self._audit("message_unreadable", info, None, room_id=row.room_id,
-                                  message_id=row.id)
-            out.append(StoredMessage(row.id, row.room_id, row.seq, row.sender_id,
-                                     row.username or "[deleted]",
-                                     row.display_name or "[deleted]", row.client_msg_id,
-                                     text_, row.created_at, bool(row.is_bot)))
-        return out
-
-    def _select(self) -> Any:
-        return (select(Message.id, Message.room_id, Message.seq, Message.sender_id,
-                       Message.client_msg_id, Message.key_version, Message.ciphertext,
-                       Message.created_at, User.username, User.display_name, User.is_bot)
-                .outerjoin(User, User.id == Message.sender_id))
-
-    async def history(self, room_id: int, before_seq: int | None, limit: int,
-                      info: Any) -> tuple[list[StoredMessage], bool]:
-        """Up to ``limit`` messages before ``before_seq`` (newest page first), oldest first."""
-        query = self._select().where(Message.room_id == room_id)
-        if before_seq is not None:
-            query = query.where(Message.seq < before_seq)
-        rows = await self._rows(query.order_by(Message.seq.desc()).limit(limit + 1), info)
-        has_more = len(rows) > limit
-        return list(reversed(rows[:limit])), has_more
-
-    async def since(self, room_id: int, since_seq: int, limit: int,
-                    info: Any) -> tuple[list[StoredMessage], bool]:
-        """Messages after ``since_seq`` in order (what a reconnecting client missed)."""
-        query = (self._select().where(Message.room_id == room_id, Message.seq > since_seq)
-                 .order_by(Message.seq).limit(limit + 1))
-        rows = await self._rows(query, info)
-        return rows[:limit], len(rows) > limit

@@ -1,0 +1,92 @@
+"""Builds the chat edge from the services it uses and connects it to the event bus.
+
+This is wiring, like ``streamzy.wiring``: each part below is constructed with the named
+collaborators it needs, so their dependencies read at the top of their own modules.
+"""
+
+from __future__ import annotations
+
+import socketio
+
+from streamzy.realtime.delivery import Delivery
+from streamzy.realtime.flood import FloodGuard
+from streamzy.realtime.freshness import SessionFreshness
+from streamzy.realtime.handlers import ChatHandlers
+from streamzy.realtime.handshake import Handshake
+from streamzy.realtime.namespace import ChatNamespace
+from streamzy.realtime.presence import Presence
+from streamzy.realtime.principal import Connections
+from streamzy.realtime.registry import SocketRegistry
+from streamzy.realtime.room_cache import RoomCache
+from streamzy.realtime.server import ResilientRedisManager
+from streamzy.realtime.sweeper import SessionSweeper
+from streamzy.services.events import (
+    BotTokenRevoked,
+    MessagesStored,
+    SessionsEnded,
+    UserDisabled,
+)
+from streamzy.wiring import Services
+
+
+class Realtime:
+    def __init__(self, sio: socketio.AsyncServer, services: Services) -> None:
+        settings = services.settings
+        self.delivery = Delivery(sio)
+        self.connections = Connections(self.delivery)
+        self.registry = SocketRegistry(self.connections.drop, settings.redis_url,
+                                       self.delivery.resync)
+        self.freshness = SessionFreshness(services.sessions, services.bots, services.clock,
+                                          self.connections)
+        self.presence = Presence(sio, self.connections, self.delivery)
+        flood = FloodGuard(services.clock, services.audit, services.audit_throttled,
+                           self.connections, self.delivery, settings.flood_disconnect_after)
+        handlers = ChatHandlers(rooms=services.rooms, history=services.history,
+                                posting=services.posting,
+                                room_cache=RoomCache(services.rooms, services.clock),
+                                presence=self.presence, delivery=self.delivery,
+                                audit=services.audit)
+        self.namespace = ChatNamespace(
+            handlers=handlers.table(),
+            handshake=Handshake(services.sessions, services.bots, services.clock,
+                                settings.session_cookie_name),
+            connections=self.connections, freshness=self.freshness, presence=self.presence,
+            flood=flood, registry=self.registry, hit=services.limiter.hit,
+            event_rate=settings.rate("socket_events"), clock=services.clock,
+            audit=services.audit, audit_throttled=services.audit_throttled)
+        sio.register_namespace(self.namespace)
+        self.sweeper = SessionSweeper(connections=self.connections, freshness=self.freshness,
+                                      sessions=services.sessions, bots=services.bots,
+                                      clock=services.clock,
+                                      interval=settings.session_sweep_seconds)
+        self._subscribe(services)
+        if isinstance(sio.manager, ResilientRedisManager):
+            sio.manager.on_recovered = self.registry.announce_resync
+
+    def _subscribe(self, services: Services) -> None:
+        registry = self.registry
+
+        async def sessions_ended(event: SessionsEnded) -> None:
+            await registry.end([f"session:{i}" for i in event.session_ids], event.reason)
+
+        async def token_revoked(event: BotTokenRevoked) -> None:
+            await registry.end([f"bot:{event.token_id}"], "token_revoked")
+
+        async def user_disabled(event: UserDisabled) -> None:
+            await registry.end([f"user:{event.user_id}"], "disabled")
+
+        services.events.subscribe(SessionsEnded, sessions_ended)
+        services.events.subscribe(BotTokenRevoked, token_revoked)
+        services.events.subscribe(UserDisabled, user_disabled)
+        services.events.subscribe(MessagesStored, self.delivery.messages_stored)
+
+    async def start(self) -> None:
+        await self.registry.start()
+        self.sweeper.start()
+
+    async def stop(self) -> None:
+        """Stop the background work (delivery is closed after the services, so the last
+        committed batch still goes out)."""
+        await self.sweeper.stop()
+        await self.registry.stop()
+        await self.connections.close()

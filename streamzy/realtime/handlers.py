@@ -1,0 +1,129 @@
+"""What each chat event does, once the namespace's guards have passed it.
+
+Every handler takes ``(sid, principal, data)``, validates ``data`` with its schema, calls
+the services and returns the ack. ``on_message`` returns an awaitable ack instead: the
+message is queued while the connection's event order is held, and its commit is awaited
+after, so the next event of the same client is not held up by this one's commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from streamzy import wire
+from streamzy.guards.validation import parse
+from streamzy.realtime.delivery import Delivery
+from streamzy.realtime.presence import Presence
+from streamzy.realtime.principal import Principal
+from streamzy.realtime.room_cache import RoomCache
+from streamzy.realtime.schemas import HistoryPage, InRoom, JoinRoom, MarkRead, SendMessage
+from streamzy.services.errors import ServiceError
+from streamzy.services.message_history import MessageHistory
+from streamzy.services.posting import MessagePosting
+from streamzy.services.rooms import RoomInfo, Rooms
+
+MISSED_LIMIT = 500
+Audit = Callable[..., Awaitable[None]]
+Handler = Callable[[str, Principal, Any], Awaitable[Any]]
+
+
+class ChatHandlers:
+    def __init__(self, *, rooms: Rooms, history: MessageHistory, posting: MessagePosting,
+                 room_cache: RoomCache, presence: Presence, delivery: Delivery,
+                 audit: Audit) -> None:
+        self._rooms = rooms
+        self._history = history
+        self._posting = posting
+        self._room_cache = room_cache
+        self._presence = presence
+        self._delivery = delivery
+        self._audit = audit
+
+    def table(self) -> dict[str, Handler]:
+        """Event name -> handler: the complete list of events a client may send."""
+        return {"rooms": self.on_rooms, "join": self.on_join, "leave": self.on_leave,
+                "message": self.on_message, "history": self.on_history,
+                "typing": self.on_typing, "read": self.on_read}
+
+    async def _member_room(self, sid: str, principal: Principal, ref: int | str,
+                           event: str) -> RoomInfo:
+        room = await self._room_cache.get(ref)
+        if not self._presence.joined(sid, room.id):  # joined: checked when it joined
+            await self._rooms.require_member(principal.user_id, room.id, principal.info,
+                                             on=event)
+        return room
+
+    async def on_rooms(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        views = await self._rooms.visible(principal.user_id)
+        if principal.is_bot:
+            views = [v for v in views if v.member]
+        return {"ok": True, "rooms": [v.public() for v in views]}
+
+    async def on_join(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        event = parse(JoinRoom, data)
+        room = await self._room_cache.get(event.room)
+        try:
+            await self._rooms.join(principal.user_id, room,
+                                   may_join_public=not principal.is_bot)
+        except ServiceError:
+            await self._audit("room_access_denied", principal.info, principal.user_id,
+                              room_id=room.id, on="join")
+            raise
+        # Enter first, then read: a message committed in between arrives live and in the
+        # missed list, and the client de-duplicates by sequence; none can fall in a gap.
+        await self._presence.enter(sid, room.id)
+        if event.since_seq is None:
+            missed, has_more = await self._history.page(room.id, None, 50, principal.info)
+        else:
+            missed, has_more = await self._history.since(room.id, event.since_seq,
+                                                         MISSED_LIMIT, principal.info)
+        await self._presence.announce(room.id)
+        fresh = await self._rooms.get(room.id)
+        return {"ok": True, "room": wire.room(fresh or room), "messages": wire.messages(missed),
+                "has_more": has_more, "mode": "history" if event.since_seq is None else "since"}
+
+    async def on_leave(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        event = parse(InRoom, data)
+        room = await self._room_cache.get(event.room)
+        # Leaving ends the membership, so every connection of this user here stops using it.
+        await self._presence.leave_everywhere_as(principal.user_id, room.id)
+        if not principal.is_bot:
+            await self._rooms.leave(principal.user_id, room.id)
+        await self._presence.announce(room.id)
+        return {"ok": True}
+
+    async def on_message(self, sid: str, principal: Principal, data: Any) -> Any:
+        """Queue the message; the returned awaitable is the ack, after the commit."""
+        event = parse(SendMessage, data)
+        room = await self._room_cache.get(event.room)
+        future = await self._posting.submit(principal.sender, room, event.client_msg_id,
+                                            event.text, principal.info,
+                                            known_member=self._presence.joined(sid, room.id))
+
+        async def ack() -> dict[str, Any]:
+            return wire.ack(await future, room.id)
+
+        return ack()
+
+    async def on_history(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        event = parse(HistoryPage, data)
+        room = await self._member_room(sid, principal, event.room, "history")
+        messages, has_more = await self._history.page(room.id, event.before_seq, event.limit,
+                                                      principal.info)
+        return {"ok": True, "room": room.id, "messages": wire.messages(messages),
+                "has_more": has_more}
+
+    async def on_typing(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        event = parse(InRoom, data)
+        room = await self._room_cache.get(event.room)
+        if not self._presence.joined(sid, room.id):
+            return wire.error("not_joined", "Join the room first.")
+        await self._delivery.typing(room.id, principal.public(), sid)
+        return {"ok": True}
+
+    async def on_read(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        event = parse(MarkRead, data)
+        room = await self._member_room(sid, principal, event.room, "read")
+        await self._rooms.mark_read(principal.user_id, room.id, event.seq)
+        return {"ok": True}

@@ -1,0 +1,166 @@
+"""The chat edge: one python-socketio namespace whose ``trigger_event`` runs every guard.
+
+Socket.IO traffic never passes through Quart, so the guards are applied here, in one place,
+for every event a client sends: a registered connection, no reserved name, one event at a
+time per connection in arrival order, a fresh session, the per-connection event budget, then
+the handler; failures become an ack ``{ok: false, code, message}``, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+
+from streamzy.clock import Clock
+from streamzy.config import Rate
+from streamzy.guards.context import RequestInfo
+from streamzy.guards.validation import InputError
+from streamzy.realtime.flood import FloodGuard
+from streamzy.realtime.freshness import SessionFreshness
+from streamzy.realtime.handlers import Handler
+from streamzy.realtime.handshake import Handshake, Refused
+from streamzy.realtime.presence import Presence
+from streamzy.realtime.principal import Connections, Principal
+from streamzy.realtime.registry import SocketRegistry
+from streamzy.services.errors import RateLimited, ServiceError, as_service_error
+from streamzy.wire import error
+
+log = logging.getLogger("streamzy.realtime")
+Audit = Callable[..., Awaitable[None]]
+Hit = Callable[[str, Rate], Awaitable[Any]]
+
+# Names a client must never send: the lifecycle events python-socketio raises itself, and
+# the events only the server emits. A client packet using one is refused and audited.
+LIFECYCLE = frozenset({"connect", "disconnect"})
+SERVER_ONLY = frozenset({"connect_error", "session_ended", "kicked", "presence", "resync"})
+
+
+class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    def __init__(self, *, handlers: dict[str, Handler], handshake: Handshake,
+                 connections: Connections, freshness: SessionFreshness, presence: Presence,
+                 flood: FloodGuard, registry: SocketRegistry, hit: Hit, event_rate: Rate,
+                 clock: Clock, audit: Audit, audit_throttled: Audit) -> None:
+        super().__init__("/")
+        self._handlers = handlers
+        self._handshake = handshake
+        self._connections = connections
+        self._freshness = freshness
+        self._presence = presence
+        self._flood = flood
+        self._registry = registry
+        self._hit = hit
+        self._event_rate = event_rate
+        self._clock = clock
+        self._audit = audit
+        self._audit_throttled = audit_throttled
+        self._order: dict[str, asyncio.Lock] = {}  # per connection: events in arrival order
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        sid = args[0] if args else ""
+        if event in LIFECYCLE and not self._sent_by_client(sid):
+            if event == "connect":
+                return await self._connect(sid, args[1] if len(args) > 1 else {},
+                                           args[2] if len(args) > 2 else None)
+            return await self._disconnect(sid)
+        if event in LIFECYCLE or event in SERVER_ONLY:
+            return await self._reserved(sid, event)
+        handler = self._handlers.get(event)
+        if handler is None:
+            return error("unknown_event", "Unknown event.")
+        return await self._guarded(event, handler, sid, args[1:])
+
+    def _sent_by_client(self, sid: str) -> bool:
+        """python-socketio raises connect and disconnect while the socket is connecting or
+        disconnecting; a packet that names them arrives while it is fully connected."""
+        return bool(self.server.manager.is_connected(sid, self.namespace))
+
+    async def _reserved(self, sid: str, event: str) -> dict[str, Any]:
+        principal = self._connections.get(sid)
+        await self._audit_throttled(
+            f"reserved:{sid}", "socket_reserved_event",
+            principal.info if principal else RequestInfo(),
+            principal.user_id if principal else None, event=event[:64])
+        return error("reserved_event", "That event name is reserved.")
+
+    # -- connection lifecycle ------------------------------------------------------------
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        try:
+            principal = await self._handshake.authenticate(environ, auth)
+        except Refused as exc:
+            await self._audit("socket_refused", RequestInfo.from_environ(environ), None,
+                              reason=exc.code)
+            raise socketio.exceptions.ConnectionRefusedError(
+                exc.code, {"code": exc.code, "message": exc.message}) from None
+        self.adopt(sid, principal)
+        await self.enter_room(sid, f"u:{principal.user_id}")
+
+    def adopt(self, sid: str, principal: Principal) -> None:
+        """Register an authenticated connection. Just resolved, so its first events need no
+        check of their own (sockets that connect together would otherwise all re-read their
+        sessions at once). Benchmarks use this to drive handlers without a transport."""
+        self._connections.add(sid, principal)
+        self._freshness.mark_checked(sid, self._clock.now(), principal.last_seen)
+        self._registry.add(sid, principal.credential_key, f"user:{principal.user_id}")
+
+    async def _disconnect(self, sid: str) -> None:
+        principal = self._connections.remove(sid)
+        rooms = self._presence.forget(sid)
+        self._flood.forget(sid)
+        self._freshness.forget(sid)
+        self._order.pop(sid, None)
+        self._registry.remove(sid)
+        if principal is not None:
+            for room_id in rooms:
+                await self._presence.announce(room_id)
+
+    def state_sizes(self) -> dict[str, int]:
+        """Per-connection state held by this process (0 everywhere once all have left)."""
+        return {"connections": len(self._connections), "freshness": len(self._freshness),
+                "strikes": len(self._flood), "order": len(self._order),
+                "rooms": self._presence.rooms_indexed(), "registry": self._registry.size()}
+
+    # -- events ----------------------------------------------------------------------------
+    async def _guarded(self, event: str, handler: Handler, sid: str,
+                       args: tuple[Any, ...]) -> Any:
+        principal = self._connections.get(sid)
+        if principal is None:
+            return error("not_authenticated", "Connect with a valid session first.")
+        try:
+            # python-socketio runs one connection's events concurrently. Taking this lock
+            # first (tasks start in arrival order) processes them in the order the client
+            # sent them; a message releases it once queued, so waiting for its commit
+            # still overlaps with the next event.
+            async with self._order.setdefault(sid, asyncio.Lock()):
+                if len(args) > 1:
+                    raise InputError("invalid_payload", message="Send one object per event.")
+                if not await self._freshness.still_valid(sid, principal, touch=event == "message",
+                                                         drop=self._connections.drop):
+                    return error("session_ended", "Your session has ended.")
+                budget = await self._hit(f"events:{sid}", self._event_rate)
+                if not budget.allowed:
+                    return await self._flood.refuse(sid, principal, "socket_events",
+                                                    budget.retry_after)
+                result = await handler(sid, principal, args[0] if args else None)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+        except InputError as exc:
+            return error(exc.code, exc.message, fields=exc.fields)
+        except RateLimited as exc:
+            return await self._flood.refuse(sid, principal, exc.limit, exc.retry_after,
+                                            audited=True)
+        except Exception as exc:
+            known = as_service_error(exc)
+            if known is None:
+                log.exception("socket event %s failed", event)
+                return error("internal_error", "Something went wrong on our side.")
+            if known.kind == "unavailable" and not isinstance(exc, ServiceError):
+                log.warning("socket event %s: database unavailable", event)
+                return error("unavailable", "The server cannot reach its database. "
+                             "Nothing was stored; retry shortly.")
+            return error(known.code, known.message)

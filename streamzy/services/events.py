@@ -1,0 +1,62 @@
+"""After-commit events: the one seam between the services and whoever reacts to them.
+
+Services publish a typed event once their change has committed (a message stored, sessions
+ended, a bot token revoked, a user disabled); the realtime layer subscribes and delivers.
+A subscriber's failure is logged and never reaches the publisher: the change is already
+durable, and one broken listener must not stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streamzy.services.message_history import StoredMessage
+
+log = logging.getLogger("streamzy.events")
+
+
+@dataclass(frozen=True)
+class SessionsEnded:
+    session_ids: tuple[int, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class BotTokenRevoked:
+    token_id: int
+
+
+@dataclass(frozen=True)
+class UserDisabled:
+    user_id: int
+
+
+@dataclass(frozen=True)
+class MessagesStored:
+    """One committed batch, in (room, seq) order."""
+
+    messages: tuple[StoredMessage, ...]
+
+
+Handler = Callable[[Any], Awaitable[None]]
+
+
+class EventBus:
+    """In-process publish/subscribe by event type (Zulip's ``send_event``, in small)."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[type, list[Handler]] = {}
+
+    def subscribe[E](self, kind: type[E], handler: Callable[[E], Awaitable[None]]) -> None:
+        self._handlers.setdefault(kind, []).append(handler)
+
+    async def publish(self, event: object) -> None:
+        for handler in self._handlers.get(type(event), ()):
+            try:
+                await handler(event)
+            except Exception:
+                log.exception("handling %s failed", type(event).__name__)

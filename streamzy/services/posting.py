@@ -1,0 +1,67 @@
+"""Posting a message: the one use case both edges call (Socket.IO ``message`` and the API).
+
+Membership, the sender's message budget (a refusal is audited once per window) and then
+the writer, in that order, with the same limit and the same audit whichever edge asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from streamzy.config import Rate
+from streamzy.services.errors import RateLimited
+from streamzy.services.message_writer import MessageWriter, Sender, SendResult
+from streamzy.services.rooms import RoomInfo, Rooms
+
+Audit = Callable[..., Awaitable[None]]
+
+
+class Budget(Protocol):
+    @property
+    def allowed(self) -> bool: ...
+    @property
+    def retry_after(self) -> float: ...
+
+
+class Limiter(Protocol):
+    async def hit(self, key: str, rate: Rate) -> Budget: ...
+
+
+def message_limit(sender: Sender) -> str:
+    """The name of the rate that governs this sender's messages."""
+    return "bot_messages" if sender.is_bot else "messages"
+
+
+class MessagePosting:
+    def __init__(self, rooms: Rooms, writer: MessageWriter, limiter: Limiter,
+                 rates: Callable[[str], Rate], audit_throttled: Audit) -> None:
+        self._rooms = rooms
+        self._writer = writer
+        self._limiter = limiter
+        self._rates = rates
+        self._audit_throttled = audit_throttled
+
+    async def submit(self, sender: Sender, room: RoomInfo, client_msg_id: str, text: str,
+                     info: Any, *, known_member: bool = False,
+                     on: str = "message") -> asyncio.Future[SendResult]:
+        """Check and queue one message; the future resolves once it is durably stored.
+
+        ``known_member`` skips the membership query when the caller already checked it
+        (a socket that joined the room); ``on`` names the edge in the audit trail.
+        """
+        if not known_member:
+            await self._rooms.require_member(sender.user_id, room.id, info, on=on)
+        limit = message_limit(sender)
+        decision = await self._limiter.hit(f"msg:{sender.user_id}", self._rates(limit))
+        if not decision.allowed:
+            await self._audit_throttled(f"{limit}:{sender.user_id}", "rate_limited", info,
+                                        sender.user_id, limit=limit)
+            raise RateLimited(limit, decision.retry_after)
+        return await self._writer.submit(sender, room, client_msg_id, text, info)
+
+    async def send(self, sender: Sender, room: RoomInfo, client_msg_id: str, text: str,
+                   info: Any, *, on: str = "message") -> SendResult:
+        """``submit`` and wait for the commit (the JSON API's shape)."""
+        return await (await self.submit(sender, room, client_msg_id, text, info, on=on))

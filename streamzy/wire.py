@@ -1,0 +1,47 @@
+"""The JSON shapes both edges send: one wire format for Socket.IO and the JSON API.
+
+Services hand the edges small dataclasses; how those look on the wire is decided here, so
+a socket client and an API client see the same message, room and error objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamzy.clock import as_utc
+from streamzy.services.message_history import StoredMessage
+from streamzy.services.message_writer import SendResult
+from streamzy.services.rooms import RoomInfo
+
+UNREADABLE = "[unreadable message]"
+
+
+def message(m: StoredMessage) -> dict[str, Any]:
+    return {
+        "id": m.id, "room": m.room_id, "seq": m.seq,
+        "sender": {"id": m.sender_id, "username": m.username,
+                   "display_name": m.display_name, "bot": m.is_bot},
+        "client_msg_id": m.client_msg_id,
+        "text": m.text if m.text is not None else UNREADABLE,
+        "unreadable": m.text is None,
+        "created_at": as_utc(m.created_at).isoformat(),
+    }
+
+
+def messages(ms: list[StoredMessage]) -> list[dict[str, Any]]:
+    return [message(m) for m in ms]
+
+
+def ack(result: SendResult, room_id: int) -> dict[str, Any]:
+    """The answer to a stored send (also to a retry of one: ``duplicate``)."""
+    return {"ok": True, "id": result.id, "seq": result.seq, "room": room_id,
+            "duplicate": result.duplicate}
+
+
+def room(r: RoomInfo) -> dict[str, Any]:
+    return {"id": r.id, "name": r.name, "topic": r.topic, "private": r.is_private,
+            "last_seq": r.last_seq}
+
+
+def error(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"ok": False, "code": code, "message": message, **extra}
