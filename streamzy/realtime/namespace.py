@@ -68,7 +68,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                                            args[2] if len(args) > 2 else None)
             return await self._disconnect(sid)
         if event in LIFECYCLE or event in SERVER_ONLY:
-            return await self._reserved(sid, event)
+            try:
+                return await self._reserved(sid, event)
+            except Exception:
+                log.exception("refusing a reserved event failed")
+                return error("reserved_event", "That event name is reserved.")
         handler = self._handlers.get(event)
         if handler is None:
             return error("unknown_event", "Unknown event.")
@@ -84,7 +88,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         await self._audit_throttled(
             f"reserved:{sid}", "socket_reserved_event",
             principal.info if principal else RequestInfo(),
-            principal.user_id if principal else None, event=event[:64])
+            principal.user_id if principal else None, name=event[:64])
         return error("reserved_event", "That event name is reserved.")
 
     # -- connection lifecycle ------------------------------------------------------------
