@@ -170,12 +170,6 @@ class SessionStore:
             last_seen_at=as_utc(row.last_seen_at),
         )
 
-    async def touch(self, session_id: int) -> None:
-        """Count activity that is not an HTTP request (a chat message) for the idle timeout."""
-        async with self._db.unit() as db:
-            await db.execute(update(Session).where(Session.id == session_id)
-                             .values(last_seen_at=self._clock.now()))
-
     async def revoke(self, session_id: int, reason: str) -> bool:
         async with self._db.unit() as db:
             result = await db.execute(delete(Session).where(Session.id == session_id))

@@ -111,6 +111,3 @@ class Keyring:
                                     .order_by(RoomKey.id.desc()).limit(1))).scalar_one_or_none()
         if row is not None and row.wrapped_key is not None:
             self._master.unwrap(row.wrapped_key)
-
-    def forget(self) -> None:
-        self._keys.clear()
