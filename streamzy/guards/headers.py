@@ -1,10 +1,16 @@
 """Security headers and request ids for every HTTP response: pages, errors, /socket.io/.
 
-Pure ASGI, so it also covers the Socket.IO endpoint that never passes through Quart.
+Pure ASGI, so it also covers the Socket.IO endpoint that never passes through Quart. It is
+also the last line for an exception that escapes everything inside it: the client gets a
+plain 500 with the same headers (and no traceback), the log gets one line and the trace.
+A text or JSON response that does not name its charset is given ``charset=utf-8``, so no
+browser sniffs one (Engine.IO's own error answers say only ``text/plain``).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -43,6 +49,16 @@ BASE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-xss-protection", b"0"),
 ]
 HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+log = logging.getLogger("streamzy.web")
+
+
+def with_charset(content_type: bytes) -> bytes:
+    """``text/*`` and JSON types without a charset get ``charset=utf-8``."""
+    kind = content_type.split(b";", 1)[0].strip().lower()
+    textual = kind.startswith(b"text/") or kind == b"application/json"
+    if textual and b"charset=" not in content_type.lower():
+        return content_type + b"; charset=utf-8"
+    return content_type
 
 
 class SecurityHeadersMiddleware:
@@ -59,14 +75,33 @@ class SecurityHeadersMiddleware:
         scope[REQUEST_ID_KEY] = request_id
         static = scope.get("path", "").startswith("/static/")
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
+                started = True
+                headers = [(name, with_charset(value) if name.lower() == b"content-type"
+                            else value) for name, value in message.get("headers", [])]
+                present = {name.lower() for name, _ in headers}
                 extra = [h for h in self.headers if h[0] not in present]
                 extra.append((b"x-request-id", request_id.encode()))
                 if b"cache-control" not in present and not static:
                     extra.append((b"cache-control", b"no-store"))
-                message["headers"] = [*message.get("headers", []), *extra]
+                message["headers"] = [*headers, *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("unhandled error on %s %s (request %s)", scope.get("method", "WS"),
+                          scope.get("path", ""), request_id)
+            if scope["type"] != "http" or started:
+                return  # nothing more can be said on this connection
+            body = json.dumps({"ok": False, "code": "internal_error",
+                               "message": "Something went wrong on our side. It has been "
+                                          "logged.", "request_id": request_id}).encode()
+            await send_with_headers({"type": "http.response.start", "status": 500,
+                                     "headers": [(b"content-type", b"application/json"),
+                                                 (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})

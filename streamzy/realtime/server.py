@@ -37,7 +37,11 @@ def origin_checker(allowed: list[str], audit: Audit) -> Callable[[str, Mapping[s
     """
     trusted = {o.lower() for o in allowed}
 
-    def check(origin: str, environ: Mapping[str, Any]) -> bool:
+    def check(origin: str | None, environ: Mapping[str, Any]) -> bool:
+        if origin is None:
+            # No Origin header: not a browser (Engine.IO also asks this while building CORS
+            # headers for such requests). Nothing to allow cross-origin, nothing to refuse.
+            return False
         if origin.lower() in trusted or origin.lower() == own_origin(environ):
             return True
         info = RequestInfo.from_environ(environ)
