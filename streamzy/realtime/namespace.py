@@ -24,6 +24,7 @@ from streamzy.realtime.flood import FloodGuard
 from streamzy.realtime.freshness import SessionFreshness
 from streamzy.realtime.handlers import Handler
 from streamzy.realtime.handshake import Handshake, Refused
+from streamzy.realtime.packets import BINARY, MALFORMED
 from streamzy.realtime.presence import Presence
 from streamzy.realtime.principal import Connections, Principal
 from streamzy.realtime.registry import SocketRegistry
@@ -73,6 +74,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             except Exception:
                 log.exception("refusing a reserved event failed")
                 return error("reserved_event", "That event name is reserved.")
+        if event in (MALFORMED, BINARY):
+            return await self._guarded(event, self._bad_packet, sid, (event,))
         handler = self._handlers.get(event)
         if handler is None:
             return error("unknown_event", "Unknown event.")
@@ -90,6 +93,15 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             principal.info if principal else RequestInfo(),
             principal.user_id if principal else None, name=event[:64])
         return error("reserved_event", "That event name is reserved.")
+
+    async def _bad_packet(self, sid: str, principal: Principal, marker: Any) -> dict[str, Any]:
+        """A packet GuardedPacket could not accept: refused, audited once per window."""
+        binary = marker == BINARY
+        await self._audit_throttled(f"bad-packet:{sid}", "socket_bad_packet", principal.info,
+                                    principal.user_id, kind="binary" if binary else "malformed")
+        if binary:
+            return error("binary_not_supported", "Binary packets are not accepted.")
+        raise InputError("invalid_payload", message="The packet could not be read.")
 
     # -- connection lifecycle ------------------------------------------------------------
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:

@@ -13,6 +13,7 @@ from socketio import packet as sio_packet
 
 from streamzy.config import Settings
 from streamzy.guards.context import RequestInfo
+from streamzy.realtime.packets import GuardedPacket
 
 log = logging.getLogger("streamzy.realtime")
 # Large enough for a 4,000-character message in 4-byte UTF-8 plus JSON framing; nowhere near
@@ -149,4 +150,5 @@ def create_sio(settings: Settings, audit_throttled: Audit) -> socketio.AsyncServ
         logger=False,
         engineio_logger=False,
         always_connect=False,
+        serializer=GuardedPacket,
     )
