@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     rate_static: str = "1200/m"
     rate_socket_events: str = "300/m"
     flood_disconnect_after: int = Field(default=20, ge=1)
+    # Sockets: seconds from the Engine.IO handshake to a successful Socket.IO connect; how
+    # many such unauthenticated connections one address may hold; refused connects per
+    # address and minute before further attempts are refused without a database lookup;
+    # live sockets per account (per process: with N processes an account may hold N times).
+    socket_auth_deadline_seconds: float = Field(default=10.0, ge=1, le=300)
+    socket_unauthenticated_per_address: int = Field(default=20, ge=1)
+    socket_refusals_per_minute: int = Field(default=30, ge=1)
+    sockets_per_user: int = Field(default=20, ge=1)
+    sockets_per_bot: int = Field(default=10, ge=1)
 
     max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     message_max_chars: int = Field(default=4000, ge=1, le=20000)

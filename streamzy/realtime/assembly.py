@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socketio
 
+from streamzy.realtime.admission import Admission
 from streamzy.realtime.delivery import Delivery
 from streamzy.realtime.flood import FloodGuard
 from streamzy.realtime.freshness import SessionFreshness
@@ -46,12 +47,19 @@ class Realtime:
                                 room_cache=RoomCache(services.rooms, services.clock),
                                 presence=self.presence, delivery=self.delivery,
                                 audit=services.audit)
+        self.admission = Admission(
+            sio, services.clock, services.audit_throttled,
+            deadline=settings.socket_auth_deadline_seconds,
+            per_address=settings.socket_unauthenticated_per_address,
+            refusals_per_minute=settings.socket_refusals_per_minute)
         self.namespace = ChatNamespace(
             handlers=handlers.table(),
             handshake=Handshake(services.sessions, services.bots, services.clock,
                                 settings.session_cookie_name),
             connections=self.connections, freshness=self.freshness, presence=self.presence,
-            flood=flood, registry=self.registry, hit=services.limiter.hit,
+            flood=flood, registry=self.registry, admission=self.admission,
+            caps={"user": settings.sockets_per_user, "bot": settings.sockets_per_bot},
+            hit=services.limiter.hit,
             event_rate=settings.rate("socket_events"), clock=services.clock,
             audit=services.audit, audit_throttled=services.audit_throttled)
         sio.register_namespace(self.namespace)
@@ -83,10 +91,12 @@ class Realtime:
     async def start(self) -> None:
         await self.registry.start()
         self.sweeper.start()
+        self.admission.start()
 
     async def stop(self) -> None:
         """Stop the background work (delivery is closed after the services, so the last
         committed batch still goes out)."""
         await self.sweeper.stop()
+        await self.admission.stop()
         await self.registry.stop()
         await self.connections.close()

@@ -20,6 +20,7 @@ from streamzy.clock import Clock
 from streamzy.config import Rate
 from streamzy.guards.context import RequestInfo
 from streamzy.guards.validation import InputError
+from streamzy.realtime.admission import Admission
 from streamzy.realtime.flood import FloodGuard
 from streamzy.realtime.freshness import SessionFreshness
 from streamzy.realtime.handlers import Handler
@@ -44,7 +45,8 @@ SERVER_ONLY = frozenset({"connect_error", "session_ended", "kicked", "presence",
 class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, *, handlers: dict[str, Handler], handshake: Handshake,
                  connections: Connections, freshness: SessionFreshness, presence: Presence,
-                 flood: FloodGuard, registry: SocketRegistry, hit: Hit, event_rate: Rate,
+                 flood: FloodGuard, registry: SocketRegistry, admission: Admission,
+                 caps: dict[str, int], hit: Hit, event_rate: Rate,
                  clock: Clock, audit: Audit, audit_throttled: Audit) -> None:
         super().__init__("/")
         self._handlers = handlers
@@ -54,6 +56,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._presence = presence
         self._flood = flood
         self._registry = registry
+        self._admission = admission
+        self._caps = caps  # live sockets per account and process: {"user": n, "bot": n}
         self._hit = hit
         self._event_rate = event_rate
         self._clock = clock
@@ -105,14 +109,24 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     # -- connection lifecycle ------------------------------------------------------------
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        info = RequestInfo.from_environ(environ)
         try:
+            if self._admission.refusing(info.ip):
+                raise Refused("rate_limited", "Too many refused connects. Wait a minute.")
             principal = await self._handshake.authenticate(environ, auth)
+            cap = self._caps["bot" if principal.is_bot else "user"]
+            if len(self._registry.sids(f"user:{principal.user_id}")) >= cap:
+                raise Refused("too_many_connections",
+                              f"This account already has {cap} live connections here.")
         except Refused as exc:
-            await self._audit("socket_refused", RequestInfo.from_environ(environ), None,
-                              reason=exc.code)
+            self._admission.refused(info.ip)
+            # One row per address, reason and window: a loop of refusals cannot flood it.
+            await self._audit_throttled(f"refused:{info.ip}:{exc.code}", "socket_refused",
+                                        info, None, reason=exc.code)
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.code, {"code": exc.code, "message": exc.message}) from None
         self.adopt(sid, principal)
+        self._admission.authenticated(sid)
         await self.enter_room(sid, f"u:{principal.user_id}")
 
     def adopt(self, sid: str, principal: Principal) -> None:
@@ -138,7 +152,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         """Per-connection state held by this process (0 everywhere once all have left)."""
         return {"connections": len(self._connections), "freshness": len(self._freshness),
                 "strikes": len(self._flood), "order": len(self._order),
-                "rooms": self._presence.rooms_indexed(), "registry": self._registry.size()}
+                "rooms": self._presence.rooms_indexed(), "registry": self._registry.size(),
+                **self._admission.sizes()}
 
     # -- events ----------------------------------------------------------------------------
     async def _guarded(self, event: str, handler: Handler, sid: str,

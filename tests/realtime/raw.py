@@ -44,6 +44,11 @@ class RawSocket:
                 continue
             return str(message.data)
 
+    async def closed_by_server(self, timeout: float = 5) -> bool:
+        """True once the server closes: an Engine.IO close packet or the socket's end."""
+        frame = await self.frame(timeout)
+        return frame == "1" or frame.startswith("<")
+
     async def ack_for(self, body: str, timeout: float = 5) -> Any:
         """Send ``42<id><body>`` and return the data of its ack (43<id>[...])."""
         ack_id = self.next_id
