@@ -29,14 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import fixtures  # noqa: E402
-from benchmarks.run import (  # noqa: E402
-    APPS,
-    LOAD_CPU,
-    LoadGen,
-    _spread_senders,
-    chat_config,
-    start_server,
-)
+from benchmarks.harness.config import APPS, LOAD_CPU  # noqa: E402
+from benchmarks.harness.loadgen import LoadGen, chat_config, spread_senders  # noqa: E402
+from benchmarks.harness.processes import start_server  # noqa: E402
 
 SCENARIOS = {"fanout": (1, 200, 20), "rooms": (100, 10, 100)}
 
@@ -140,7 +135,7 @@ def main() -> int:
     server = start_server(args.app, args.server, work, env)
     gen = None
     try:
-        senders = _spread_senders(rooms, per_room, n_senders)
+        senders = spread_senders(rooms, per_room, n_senders)
         gen = LoadGen(chat_config(server, fx.clients, senders, 3600), work, "profile")
         gen.warm(min(args.rate, 20))
         stem = f"{args.app}-{args.scenario}-{args.server}-{args.rate:g}"

@@ -1,0 +1,228 @@
+"""Smoke test of benchmarks/: a refactor of the benchmarks, or of the Streamzy code they
+drive, must not break them silently (nobody runs a 20-minute benchmark to find out).
+
+Cheap checks run always: every benchmark module imports, ``run.py --help`` lists every
+scenario, every command in benchmarks/README.md still parses, the knee search and the
+tables behave. Marked ``slow`` (they start real servers): the benchmark's own database
+and sessions let a Python Socket.IO client chat through the harness's Streamzy and
+baseline servers (no Node needed), and the cheapest real scenario (fan-out, quick size,
+one server, 1 s per point: ~20 s) runs end to end when the Node load generator is
+installed (``cd benchmarks/node && npm ci``), else it is skipped saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import socketio
+
+from benchmarks import fixtures
+from benchmarks.harness.context import Context, chat_setup, pair
+from benchmarks.harness.knee import Knee
+from benchmarks.harness.loadgen import installed as loadgen_installed
+from benchmarks.harness.loadgen import spread_senders
+from benchmarks.harness.results import CHAT_COLUMNS, Report, chat_report, table
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ROOT / "benchmarks"
+# The scenario flags, in the order of --help and of a run (numbered 1-7 in their help).
+SCENARIO_FLAGS = ["fanout", "rooms", "logins", "idle", "history", "redis", "flood"]
+OPTIONS = ["--quick", "--all", "--loop", "--force-redis", "--servers", "--duration", "--rates",
+           "--json", "--markdown", "--keep", "--wait-quiet", "--streamzy-app", "--baseline-app"]
+
+
+def benchmark_modules() -> list[str]:
+    """Every Python module under benchmarks/ (new ones are covered without editing this)."""
+    names = []
+    for path in sorted(BENCHMARKS.rglob("*.py")):
+        if "node_modules" in path.parts:
+            continue
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def benchmark_env(tmp_path: Path) -> dict[str, str]:
+    """What a benchmark server gets: STREAMZY_* for a throwaway database, the repo importable."""
+    keys = fixtures.Secrets()
+    env = fixtures.server_env(f"sqlite+aiosqlite:///{tmp_path / 'import.db'}", keys, tmp_path)
+    return {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+
+
+def test_every_benchmark_module_imports(tmp_path: Path) -> None:
+    modules = benchmark_modules()
+    assert {"benchmarks.run", "benchmarks.harness.compare", "benchmarks.scenarios.fanout",
+            "benchmarks.profile", "benchmarks.micro_send",
+            "benchmarks.experiments.streamzy_diag"} <= set(modules)
+    # In a fresh interpreter configured like a benchmark server: some modules build the app
+    # at import (experiments/streamzy_diag.py), and the working directory has no .env.
+    code = ("import importlib, json, sys, traceback\nfailed = {}\n"
+            "for name in sys.argv[1:]:\n"
+            "    try:\n        importlib.import_module(name)\n"
+            "    except BaseException:\n        failed[name] = traceback.format_exc()\n"
+            "print(json.dumps(failed))\n")
+    done = subprocess.run([sys.executable, "-c", code, *modules], cwd=tmp_path,
+                          env=benchmark_env(tmp_path), capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    failed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert failed == {}, "\n".join(f"{name}:\n{tb}" for name, tb in failed.items())
+
+
+@pytest.mark.parametrize("command", [["benchmarks/run.py"], ["-m", "benchmarks.run"]],
+                         ids=["script", "module"])
+def test_help_lists_every_scenario_and_option(command: list[str]) -> None:
+    done = subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    flags = re.findall(r"^  (--[a-z-]+)", done.stdout, re.MULTILINE)
+    scenario_flags = [f for f in flags if f.removeprefix("--") in SCENARIO_FLAGS]
+    assert scenario_flags == [f"--{name}" for name in SCENARIO_FLAGS]
+    for number, name in enumerate(SCENARIO_FLAGS, 1):
+        assert re.search(rf"^  --{name}\s+{number}\. ", done.stdout, re.MULTILINE), name
+    assert set(OPTIONS) <= set(flags)
+
+
+def test_registry_matches_the_command_line() -> None:
+    from benchmarks.run import parser
+    from benchmarks.scenarios import SCENARIOS
+
+    assert list(SCENARIOS) == SCENARIO_FLAGS
+    assert all(callable(s.run) for s in SCENARIOS.values())
+    args = parser().parse_args(["--fanout", "--flood"])
+    assert [n for n in SCENARIOS if getattr(args, n)] == ["fanout", "flood"]
+
+
+def test_a_run_without_scenarios_is_a_usage_error() -> None:
+    done = subprocess.run([sys.executable, "benchmarks/run.py"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "choose --quick, --all or one or more scenarios" in done.stderr
+
+
+def test_readme_commands_still_parse() -> None:
+    from benchmarks.run import parser
+
+    readme = (BENCHMARKS / "README.md").read_text()
+    commands = re.findall(r"^python benchmarks/run\.py (.+?)(?:\s+#.*)?$", readme, re.MULTILINE)
+    assert len(commands) >= 7
+    for line in commands:
+        parser().parse_args(shlex.split(line))  # a usage error exits (SystemExit: 2)
+    # the README's list of options names only options that exist
+    options = re.findall(r"^(--[a-z-]+) ", readme, re.MULTILINE)
+    assert set(options) <= set(OPTIONS) and len(options) >= 5
+
+
+def test_knee_search_grows_then_bisects_to_the_knee() -> None:
+    knee = Knee(10, 1.6, 0.08, 20, 2000)
+    offered = []
+    while not knee.done:
+        assert knee.next is not None
+        offered.append(knee.next)
+        knee.record(knee.next, knee.next <= 73)
+    assert offered[:6] == [10, 16, 26, 42, 67, 105]  # x1.6, rounded, until 105 fails
+    assert knee.lo is not None and knee.hi is not None
+    assert knee.lo <= 73 < knee.hi and (knee.hi - knee.lo) / knee.lo <= 0.08
+
+
+def test_chat_report_layout() -> None:
+    row = ["hypercorn", "streamzy", *["1"] * (len(CHAT_COLUMNS) - 2), ""]
+    text = chat_report([row], "How to read it.", ["server", "target"], [["hypercorn", "met"]])
+    first, note, summary = text.split("\n\n")
+    assert first.splitlines()[0].startswith("| server    | app      | offered/s |")
+    assert first.splitlines()[1].startswith("|-----------|----------|")
+    assert note == "How to read it."
+    assert summary == table(["server", "target"], [["hypercorn", "met"]])
+    assert chat_report([row], "", ["s"], [["x"]]).count("\n\n") == 1
+    assert spread_senders(3, 10, 4) == [0, 10, 20, 1]
+
+
+# ---- slow: real servers ------------------------------------------------------------------
+
+def _need_pinning() -> None:
+    if not shutil.which("taskset"):
+        pytest.skip("taskset not installed: the harness pins servers with it (util-linux)")
+    if not {0, 1} <= os.sched_getaffinity(0):
+        pytest.skip("the harness needs CPUs 0 and 1 (server on 0, load on 1)")
+
+
+async def _chat(url: str, cookie: str, room: int) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """Sign in with the benchmark's cookie like the load generator, join, send one message."""
+    received: list[dict[str, Any]] = []
+    got = asyncio.Event()
+    client = socketio.AsyncClient(reconnection=False)
+
+    @client.on("message")
+    async def on_message(data: dict[str, Any]) -> None:
+        received.append(data)
+        got.set()
+
+    await client.connect(url, headers={"Cookie": f"streamzy_session={cookie}"},
+                         transports=["websocket"], wait_timeout=10)
+    try:
+        joined = await client.call("join", {"room": room}, timeout=10)
+        ack = await client.call("message", {"room": room, "client_msg_id": "smoke-1",
+                                            "text": "x" * 200}, timeout=10)
+        await asyncio.wait_for(got.wait(), 10)
+    finally:
+        await client.disconnect()
+    return joined, ack, received
+
+
+@pytest.mark.slow
+def test_benchmark_users_chat_through_the_harness_servers(tmp_path: Path) -> None:
+    """Python only: the fixture's sessions are accepted and both apps answer the protocol."""
+    _need_pinning()
+    ctx = Context(quick=True, servers=["hypercorn"], workdir=tmp_path, report=Report(),
+                  duration=1.0, warmup=0.5, drain=1.0)
+    setup = chat_setup(ctx, "smoke", rooms=1, per_room=2)
+    room = setup.fx.rooms[0]
+    with pair(ctx, "hypercorn", setup.env, setup.tag) as servers:
+        for name, server in servers.items():
+            joined, ack, received = asyncio.run(
+                _chat(server.url, setup.fx.clients[0]["cookie"], room))
+            assert joined["ok"], (name, joined)
+            assert ack["ok"] and ack["seq"] == 1, (name, ack)
+            assert [m["client_msg_id"] for m in received] == ["smoke-1"], name
+            assert server.alive(), name
+    assert not any(s.alive() for s in servers.values())
+
+
+@pytest.mark.slow
+def test_cheapest_scenario_runs_end_to_end(tmp_path: Path) -> None:
+    """Fan-out at the quick size on Hypercorn, 1 s per point: the real runner, real output."""
+    _need_pinning()
+    if not shutil.which("node"):
+        pytest.skip("node not installed: the load generator is benchmarks/node/loadgen.js")
+    if not loadgen_installed():
+        pytest.skip("load generator dependencies missing: cd benchmarks/node && npm ci "
+                    "(the runner would install them itself; a test does not download)")
+    out = tmp_path / "out.json"
+    done = subprocess.run([sys.executable, "benchmarks/run.py", "--fanout", "--quick",
+                           "--servers", "hypercorn", "--duration", "1", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = done.stdout
+    assert text.startswith("Streamzy benchmark (")
+    assert "quick mode, 1 s per point, uvloop event loop." in text.splitlines()[0]
+    assert "\n### 1. Fan-out: 200 clients in one room, 20 senders\n" in text
+    assert "| server    | app      | offered/s | sent/s | deliv/s |" in text
+    assert "| Streamzy knee msg/s | baseline knee msg/s | ratio |" in text
+    assert "n/a (fixed rates: no knee search)" in text
+    assert re.search(r"\nTotal time \d+ s\.\n$", text)
+    results = json.loads(out.read_text())["results"]["fanout"]
+    assert sorted(r["app"] for r in results) == ["baseline", "streamzy"]
+    for r in results:
+        # correctness, not speed: every acknowledged message reached all 200 members once
+        assert r["offered_rate"] == 20 and r["delivered_per_s"] > 0, r
+        assert r["lost"] == 0 and r["duplicates"] == 0, r
