@@ -32,36 +32,35 @@ async def run(count: int, concurrency: int, profile: bool, work: Path,
               variants: tuple[str, ...] = ()) -> dict[str, Any]:
     from streamzy.app import create_app
     from streamzy.config import Settings
-    from streamzy.guards.context import RequestInfo
 
     env = fixtures.server_env(fx.db_url, keys, work)
     settings = Settings(_env_file=None, **{k.removeprefix("STREAMZY_").lower(): v  # type: ignore[arg-type]
                                             for k, v in env.items()})
     app = create_app(settings)
-    events = app.events
+    realtime = app.realtime
     for name in variants:
         VARIANTS[name][1](app)
     counts = _count_database_work(app.services.db)
     write_times = _time_writes(app.services.messages)
-    handler = app.sio.handlers["/"]["message"]
     room = fx.rooms[0]
     sids = []
     for i, client in enumerate(fx.clients):
         environ = {"asgi.scope": {"headers": [
             (b"cookie", f"streamzy_session={client['cookie']}".encode())],
             "client": ("127.0.0.1", 1)}}
-        principal = await events._authenticate(environ, None, RequestInfo("127.0.0.1", "bench"))
+        principal = await realtime.handshake.authenticate(environ, None)
         sid = f"sid{i}"
-        events._principals[sid] = principal
-        events._joined.add(sid, room)
+        realtime.namespace.adopt(sid, principal)  # a connection without a transport
+        realtime.presence.record_joined(sid, room)
         sids.append(sid)
     text = "x" * 200
 
     async def sender(k: int, n: int, tag: str) -> int:
         bad = 0
         for j in range(n):
-            ack = await handler(sids[k], {"room": room, "client_msg_id": f"{tag}{k}-{j}",
-                                          "text": text})
+            ack = await realtime.namespace.trigger_event(
+                "message", sids[k], {"room": room, "client_msg_id": f"{tag}{k}-{j}",
+                                     "text": text})
             if not ack.get("ok"):
                 bad += 1
         return bad
@@ -115,12 +114,12 @@ def _bigger_pool(app: Any) -> None:
     from sqlalchemy import event
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-    from streamzy.storage.db import _sqlite_pragmas
+    from streamzy.storage.db import sqlite_pragmas
 
     db = app.services.db
     engine = create_async_engine(db.url, connect_args={"timeout": 30}, pool_size=32,
                                  max_overflow=0)
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     db.engine = engine
     db.sessions = async_sessionmaker(engine, expire_on_commit=False)
 

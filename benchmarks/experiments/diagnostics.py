@@ -18,16 +18,7 @@ from typing import Any
 
 def time_writes(messages: Any, record: Callable[[int, float], None]) -> None:
     """Call ``record(batch size, wall ms)`` after every group-commit transaction."""
-    write = messages._write
-
-    async def timed(batch: list[Any]) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return await write(batch)
-        finally:
-            record(len(batch), (time.perf_counter() - t0) * 1000)
-
-    messages._write = timed
+    messages.observe_batches(record)
 
 
 class Diagnostics:

@@ -52,10 +52,10 @@ class Realtime:
             deadline=settings.socket_auth_deadline_seconds,
             per_address=settings.socket_unauthenticated_per_address,
             refusals_per_minute=settings.socket_refusals_per_minute)
+        self.handshake = Handshake(services.sessions, services.bots, services.clock,
+                                   settings.session_cookie_name)
         self.namespace = ChatNamespace(
-            handlers=handlers.table(),
-            handshake=Handshake(services.sessions, services.bots, services.clock,
-                                settings.session_cookie_name),
+            handlers=handlers.table(), handshake=self.handshake,
             connections=self.connections, freshness=self.freshness, presence=self.presence,
             flood=flood, registry=self.registry, admission=self.admission,
             caps={"user": settings.sockets_per_user, "bot": settings.sockets_per_bot},

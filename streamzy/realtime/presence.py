@@ -22,6 +22,11 @@ class Presence:
 
     async def enter(self, sid: str, room_id: int) -> None:
         await self._sio.enter_room(sid, room_channel(room_id))
+        self.record_joined(sid, room_id)
+
+    def record_joined(self, sid: str, room_id: int) -> None:
+        """Note that ``sid`` joined (membership checked), so later events skip the check.
+        ``enter`` does this after the transport joined; benchmarks use it on its own."""
         self._index.add(sid, room_id)
 
     async def leave_everywhere_as(self, user_id: int, room_id: int) -> None:

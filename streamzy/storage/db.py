@@ -51,7 +51,7 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -64,7 +64,7 @@ def make_engine(url: str) -> AsyncEngine:
     """Create the engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
                                hide_parameters=True)
@@ -137,7 +137,7 @@ class Database:
         if self._raw is None:
             conn = sqlite3.connect(_sqlite_path(self.url), timeout=30, isolation_level=None,
                                    check_same_thread=False)
-            _sqlite_pragmas(conn, None)
+            sqlite_pragmas(conn, None)
             self._raw = conn
         return self._raw
 

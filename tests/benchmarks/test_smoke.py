@@ -226,3 +226,15 @@ def test_cheapest_scenario_runs_end_to_end(tmp_path: Path) -> None:
         # correctness, not speed: every acknowledged message reached all 200 members once
         assert r["offered_rate"] == 20 and r["delivered_per_s"] > 0, r
         assert r["lost"] == 0 and r["duplicates"] == 0, r
+
+
+def test_micro_send_drives_the_real_handler_through_public_seams() -> None:
+    """micro_send adopts transport-less connections and sends through the namespace's
+    trigger_event; a refactor that breaks those seams fails here, not in a later profile."""
+    done = subprocess.run([sys.executable, "benchmarks/micro_send.py", "--count", "40",
+                           "--concurrency", "2"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    fields = dict(item.split("=", 1) for item in done.stdout.split() if "=" in item)
+    assert fields["messages"] == "40" and fields["errors"] == "0", done.stdout
+    assert int(fields["batches"]) >= 1  # the writer's batch observer saw the commits
