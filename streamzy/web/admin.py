@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from datetime import UTC, datetime
 
 from quart import Blueprint, Response, redirect, render_template
-from sqlalchemy import select
 
+from streamzy.guards.audit import AuditQuery, ExportFormat
 from streamzy.guards.validation import InputError
-from streamzy.storage.models import AuditEvent
 from streamzy.web.current import info, services, session
 from streamzy.web.forms import AuditFilter, EmptyForm, RejectForm, UserActionForm
 from streamzy.web.parsing import form_model, query_model
@@ -96,52 +92,21 @@ def _parse_time(value: str, field: str) -> datetime | None:
 @admin_only
 @limited("pages")
 async def audit() -> Response | str:
-    svc = services()
+    audit_log = services().audit_log
     filters = query_model(AuditFilter)
-    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-    if filters.event:
-        query = query.where(AuditEvent.event == filters.event)
-    if filters.user_id:
-        query = query.where(AuditEvent.user_id == int(filters.user_id))
-    if (since := _parse_time(filters.since, "since")) is not None:
-        query = query.where(AuditEvent.at >= since)
-    if (until := _parse_time(filters.until, "until")) is not None:
-        query = query.where(AuditEvent.at <= until)
+    query = AuditQuery(event=filters.event,
+                       user_id=int(filters.user_id) if filters.user_id else None,
+                       since=_parse_time(filters.since, "since"),
+                       until=_parse_time(filters.until, "until"))
+    if filters.format in ("csv", "json"):
+        fmt: ExportFormat = "json" if filters.format == "json" else "csv"
+        export = await audit_log.export(query, fmt, info(), session().user_id, limit=EXPORT_MAX)
+        response = Response(export.text, mimetype="application/json" if fmt == "json"
+                            else "text/csv")
+        response.headers["Content-Disposition"] = f'attachment; filename="audit.{fmt}"'
+        return response
     page = max(1, int(filters.page or 1))
-    export = filters.format in ("csv", "json")
-    limit = EXPORT_MAX if export else AUDIT_PAGE
-    async with svc.db.unit() as db:
-        rows = list((await db.execute(query.limit(limit).offset(
-            0 if export else (page - 1) * AUDIT_PAGE))).scalars())
-        events = [] if export else list((await db.execute(
-            select(AuditEvent.event).distinct().order_by(AuditEvent.event))).scalars())
-    if export:
-        await svc.audit("audit_exported", info(), session().user_id, format=filters.format,
-                        rows=len(rows))
-        return _export(rows, filters.format)
+    rows = await audit_log.search(query, limit=AUDIT_PAGE, offset=(page - 1) * AUDIT_PAGE)
     return await render_template("admin_audit.html", rows=rows, filters=filters, page=page,
-                                 has_more=len(rows) == AUDIT_PAGE, events=events)
-
-
-def _export(rows: list[AuditEvent], fmt: str) -> Response:
-    records = [{
-        "time": row.at.isoformat(), "event": row.event, "user_id": row.user_id,
-        "ip": row.client_ip, "user_agent": row.user_agent, "request_id": row.request_id,
-        "detail": json.loads(row.detail or "{}"),
-    } for row in rows]
-    if fmt == "json":
-        response = Response(json.dumps(records, ensure_ascii=True, indent=1),
-                            mimetype="application/json")
-    else:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["time", "event", "user_id", "ip", "user_agent", "request_id", "detail"])
-        for rec in records:
-            cells = [rec["time"], rec["event"], rec["user_id"], rec["ip"], rec["user_agent"],
-                     rec["request_id"], json.dumps(rec["detail"], ensure_ascii=True)]
-            # Neutralise spreadsheet formulas (CSV injection) in free-text cells.
-            writer.writerow([f"'{c}" if isinstance(c, str) and c[:1] in "=+-@\t\r" else c
-                             for c in cells])
-        response = Response(out.getvalue(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="audit.{fmt}"'
-    return response
+                                 has_more=len(rows) == AUDIT_PAGE,
+                                 events=await audit_log.event_names())
