@@ -6,7 +6,6 @@ import gc
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import socketio
@@ -21,30 +20,10 @@ from streamzy.realtime.events import ChatEvents
 from streamzy.realtime.server import ResilientRedisManager, create_sio
 from streamzy.realtime.sweeper import SessionSweeper
 from streamzy.storage.crypto import KeyUnavailable
-from streamzy.web import admin, admin_chat, api, apply, auth, health, hooks, rooms
+from streamzy.web.site import create_quart
 from streamzy.wiring import Services, build_services
 
-ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("streamzy")
-
-
-def create_quart(services: Services) -> Quart:
-    settings = services.settings
-    app = Quart(__name__, template_folder=str(ROOT / "templates"), static_folder=None)
-    app.config.update(
-        DEBUG=False,
-        PROPAGATE_EXCEPTIONS=False,
-        MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
-        MAX_FORM_PARTS=50,
-        BODY_TIMEOUT=15,
-        SECRET_KEY=settings.secret_key.get_secret_value(),
-    )
-    app.extensions["streamzy"] = services
-    hooks.install(app)
-    for blueprint in (health.bp, apply.bp, auth.bp, admin.bp, admin_chat.bp, rooms.bp, api.bp):
-        app.register_blueprint(blueprint)
-    return app
 
 
 class StreamzyApp:

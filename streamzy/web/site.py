@@ -1,0 +1,35 @@
+"""create_quart(services) -> the Quart app of the HTTP edge: config, hooks and blueprints.
+
+The one place that hands each web component the services it uses; app.py mounts the
+result next to Socket.IO behind the security middleware.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from quart import Quart
+
+from streamzy.web import admin, admin_chat, api, apply, auth, health, hooks, rooms
+from streamzy.wiring import Services
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def create_quart(services: Services) -> Quart:
+    settings = services.settings
+    app = Quart(__name__, template_folder=str(ROOT / "templates"), static_folder=None)
+    app.config.update(
+        DEBUG=False,
+        PROPAGATE_EXCEPTIONS=False,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
+        MAX_FORM_PARTS=50,
+        BODY_TIMEOUT=15,
+        SECRET_KEY=settings.secret_key.get_secret_value(),
+    )
+    app.extensions["streamzy"] = services
+    hooks.install(app)
+    for blueprint in (health.bp, apply.bp, auth.bp, admin.bp, admin_chat.bp, rooms.bp, api.bp):
+        app.register_blueprint(blueprint)
+    return app
