@@ -1,9 +1,6 @@
-"""The signed-in pages for chat: the rooms list and a room; plus what every page template needs."""
+"""The signed-in pages for chat: the rooms list and a room."""
 
 from __future__ import annotations
-
-import re
-from typing import Any
 
 from quart import Blueprint, render_template
 
@@ -12,36 +9,6 @@ from streamzy.web.current import services, session
 from streamzy.web.policy import limited, signed_in
 
 bp = Blueprint("rooms", __name__)
-
-_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
-             ("Chrome/", "Chrome"), ("Chromium/", "Chromium"), ("Safari/", "Safari"))
-_SYSTEMS = (("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"),
-            ("Windows", "Windows"), ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"),
-            ("Linux", "Linux"))
-
-
-@bp.app_context_processor
-def page_context() -> dict[str, Any]:
-    """Every page: the browser inactivity limit (base.html hands it to app.js)."""
-    return {"inactivity_seconds": services().settings.inactivity_logout_seconds}
-
-
-@bp.app_template_filter("device")
-def device_label(user_agent: str | None) -> str:
-    """A short, human name for a session's device ("Firefox on Linux"); never trusted."""
-    agent = (user_agent or "").strip()
-    if not agent:
-        return "Unknown device"
-    browser = next((name for mark, name in _BROWSERS if mark in agent), "")
-    system = next((name for mark, name in _SYSTEMS if mark in agent), "")
-    if "HeadlessChrome/" in agent:
-        browser = "Headless Chrome"
-    if browser and system:
-        return f"{browser} on {system}"
-    if browser or system:
-        return browser or system
-    return re.split(r"[\s/;(]", agent, maxsplit=1)[0][:40] or "Unknown device"
-
 
 @bp.get("/rooms")
 @signed_in

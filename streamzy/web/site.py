@@ -10,7 +10,22 @@ from pathlib import Path
 
 from quart import Quart
 
-from streamzy.web import admin, admin_chat, api, apply, auth, health, hooks, rooms
+from streamzy.web import (
+    access,
+    admin,
+    admin_chat,
+    api,
+    apply,
+    auth,
+    csrf_hook,
+    errors,
+    health,
+    identity,
+    rooms,
+    route_limits,
+    static_files,
+    templating,
+)
 from streamzy.wiring import Services
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -29,7 +44,17 @@ def create_quart(services: Services) -> Quart:
         SECRET_KEY=settings.secret_key.get_secret_value(),
     )
     app.extensions["streamzy"] = services
-    hooks.install(app)
+    # Hooks run in this order: who is asking, the admin badge, rate limits (before anything
+    # expensive), then the route's access rule, then CSRF.
+    identity.install(app, settings=settings, sessions=services.sessions, bots=services.bots,
+                     audit=services.audit_log)
+    templating.install(app, settings=settings, applications=services.applications)
+    route_limits.install(app, limiter=services.limiter, settings=settings,
+                         audit=services.audit_log)
+    access.install(app, audit=services.audit_log)
+    csrf_hook.install(app, settings=settings, audit=services.audit_log)
+    errors.install(app)
+    app.register_blueprint(static_files.blueprint())
     for blueprint in (health.bp, apply.bp, auth.bp, admin.bp, admin_chat.bp, rooms.bp, api.bp):
         app.register_blueprint(blueprint)
     return app
