@@ -7,14 +7,17 @@ from typing import Annotated, Any
 from pydantic import StringConstraints
 from quart import Blueprint, Response, g, jsonify
 
+from streamzy.config import Settings
+from streamzy.guards.audit import AuditLog
+from streamzy.guards.ratelimit import RateLimiter
 from streamzy.guards.validation import StrictModel
 from streamzy.services.errors import Forbidden
-from streamzy.services.messages import Sender
-from streamzy.web.current import info, services
+from streamzy.services.messages import Messages, Sender
+from streamzy.services.rooms import Rooms
+from streamzy.web.current import info
 from streamzy.web.parsing import json_model, query_model
 from streamzy.web.policy import bot_token, csrf_exempt, limited, public
 
-bp = Blueprint("api", __name__)
 NO_COOKIES = "bearer-token only: browsers cannot attach it, so there is nothing to forge"
 
 
@@ -52,58 +55,6 @@ class ErrorOut(StrictModel):
     ok: bool = False
     code: str
     message: str
-
-
-async def _room_for_bot(room_id: int) -> Any:
-    svc = services()
-    room = await svc.rooms.resolve(room_id)
-    if not await svc.rooms.is_member(g.bot.user_id, room.id):
-        await svc.audit("room_access_denied", info(), g.bot.user_id, room_id=room.id,
-                        on="api")
-        raise Forbidden("not_a_member", "This bot is not allowed in that room.")
-    return room
-
-
-@bp.get("/api/v1/rooms")
-@bot_token
-@limited("api")
-async def list_rooms() -> Response:
-    views = await services().rooms.visible(g.bot.user_id)
-    return jsonify({"ok": True, "rooms": [v.public() for v in views if v.member]})
-
-
-@bp.get("/api/v1/rooms/<int:room_id>/messages")
-@bot_token
-@limited("api")
-async def history(room_id: int) -> Response:
-    query = query_model(HistoryQuery)
-    room = await _room_for_bot(room_id)
-    limit = min(100, max(1, int(query.limit or 50)))
-    before = int(query.before_seq) if query.before_seq else None
-    messages, has_more = await services().messages.history(room.id, before, limit, info())
-    return jsonify({"ok": True, "room": room.id, "messages": [m.payload() for m in messages],
-                    "has_more": has_more})
-
-
-@bp.post("/api/v1/rooms/<int:room_id>/messages")
-@bot_token
-@csrf_exempt(NO_COOKIES)
-@limited("api")
-async def post_message(room_id: int) -> tuple[Response, int]:
-    svc = services()
-    body = await json_model(PostMessage)
-    room = await _room_for_bot(room_id)
-    decision = await svc.limiter.hit(f"msg:{g.bot.user_id}", svc.settings.rate("bot_messages"))
-    if not decision.allowed:
-        await svc.audit_throttled(f"msg:{g.bot.user_id}", "rate_limited", info(),
-                                  g.bot.user_id, limit="bot_messages")
-        response = jsonify({"ok": False, "code": "rate_limited", "message": "Too fast.",
-                            "retry_after": round(decision.retry_after, 1)})
-        return response, 429
-    sender = Sender(g.bot.user_id, g.bot.username, g.bot.display_name, True)
-    result = await svc.messages.send(sender, room, body.client_msg_id, body.text, info())
-    return jsonify({"ok": True, "id": result.id, "seq": result.seq, "room": room.id,
-                    "duplicate": result.duplicate}), 200 if result.duplicate else 201
 
 
 def _schema(model: type[StrictModel]) -> dict[str, Any]:
@@ -148,11 +99,62 @@ OPENAPI: dict[str, Any] = {
 }
 
 
-@bp.get("/openapi.json")
-@public
-@limited("pages")
-async def openapi() -> Response:
-    return jsonify(OPENAPI)
+def blueprint(*, rooms: Rooms, messages: Messages, limiter: RateLimiter, settings: Settings,
+              audit: AuditLog) -> Blueprint:
+    bp = Blueprint("api", __name__)
 
+    # Any: Rooms.resolve still hands out the storage row; edges must not name its type.
+    async def room_for_bot(room_id: int) -> Any:
+        room = await rooms.resolve(room_id)
+        if not await rooms.is_member(g.bot.user_id, room.id):
+            await audit.record("room_access_denied", info(), g.bot.user_id, room_id=room.id,
+                               on="api")
+            raise Forbidden("not_a_member", "This bot is not allowed in that room.")
+        return room
 
+    @bp.get("/api/v1/rooms")
+    @bot_token
+    @limited("api")
+    async def list_rooms() -> Response:
+        views = await rooms.visible(g.bot.user_id)
+        return jsonify({"ok": True, "rooms": [v.public() for v in views if v.member]})
 
+    @bp.get("/api/v1/rooms/<int:room_id>/messages")
+    @bot_token
+    @limited("api")
+    async def history(room_id: int) -> Response:
+        query = query_model(HistoryQuery)
+        room = await room_for_bot(room_id)
+        limit = min(100, max(1, int(query.limit or 50)))
+        before = int(query.before_seq) if query.before_seq else None
+        found, has_more = await messages.history(room.id, before, limit, info())
+        return jsonify({"ok": True, "room": room.id, "messages": [m.payload() for m in found],
+                        "has_more": has_more})
+
+    @bp.post("/api/v1/rooms/<int:room_id>/messages")
+    @bot_token
+    @csrf_exempt(NO_COOKIES)
+    @limited("api")
+    async def post_message(room_id: int) -> tuple[Response, int]:
+        body = await json_model(PostMessage)
+        room = await room_for_bot(room_id)
+        key = f"msg:{g.bot.user_id}"
+        decision = await limiter.hit(key, settings.rate("bot_messages"))
+        if not decision.allowed:
+            await audit.record_throttled(key, "rate_limited", info(), g.bot.user_id,
+                                         limit="bot_messages")
+            response = jsonify({"ok": False, "code": "rate_limited", "message": "Too fast.",
+                                "retry_after": round(decision.retry_after, 1)})
+            return response, 429
+        sender = Sender(g.bot.user_id, g.bot.username, g.bot.display_name, True)
+        result = await messages.send(sender, room, body.client_msg_id, body.text, info())
+        return jsonify({"ok": True, "id": result.id, "seq": result.seq, "room": room.id,
+                        "duplicate": result.duplicate}), 200 if result.duplicate else 201
+
+    @bp.get("/openapi.json")
+    @public
+    @limited("pages")
+    async def openapi() -> Response:
+        return jsonify(OPENAPI)
+
+    return bp

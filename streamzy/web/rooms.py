@@ -4,33 +4,37 @@ from __future__ import annotations
 
 from quart import Blueprint, render_template
 
+from streamzy.config import Settings
 from streamzy.services.errors import NotFound
-from streamzy.web.current import services, session
+from streamzy.services.rooms import Rooms
+from streamzy.web.current import session
 from streamzy.web.policy import limited, signed_in
 
-bp = Blueprint("rooms", __name__)
 
-@bp.get("/rooms")
-@signed_in
-@limited("pages")
-async def rooms_page() -> str:
-    views = await services().rooms.visible(session().user_id)
-    return await render_template("rooms.html", rooms=[v.public() for v in views])
+def blueprint(*, rooms: Rooms, settings: Settings) -> Blueprint:
+    bp = Blueprint("rooms", __name__)
 
+    @bp.get("/rooms")
+    @signed_in
+    @limited("pages")
+    async def rooms_page() -> str:
+        views = await rooms.visible(session().user_id)
+        return await render_template("rooms.html", rooms=[v.public() for v in views])
 
-@bp.get("/rooms/<name>")
-@signed_in
-@limited("pages")
-async def room_page(name: str) -> str:
-    svc = services()
-    room = await svc.rooms.resolve(name[:64])
-    current = session()
-    if room.is_private and not await svc.rooms.is_member(current.user_id, room.id):
-        raise NotFound("unknown_room", "No such room.")  # don't confirm private rooms exist
-    views = await svc.rooms.visible(current.user_id)
-    return await render_template(
-        "room.html", room=room, rooms=[v.public() for v in views],
-        me={"id": current.user_id, "username": current.username,
-            "display_name": current.display_name},
-        max_chars=svc.settings.message_max_chars,
-        inactivity_seconds=svc.settings.inactivity_logout_seconds)
+    @bp.get("/rooms/<name>")
+    @signed_in
+    @limited("pages")
+    async def room_page(name: str) -> str:
+        room = await rooms.resolve(name[:64])
+        current = session()
+        if room.is_private and not await rooms.is_member(current.user_id, room.id):
+            raise NotFound("unknown_room", "No such room.")  # don't confirm private rooms exist
+        views = await rooms.visible(current.user_id)
+        return await render_template(
+            "room.html", room=room, rooms=[v.public() for v in views],
+            me={"id": current.user_id, "username": current.username,
+                "display_name": current.display_name},
+            max_chars=settings.message_max_chars,
+            inactivity_seconds=settings.inactivity_logout_seconds)
+
+    return bp

@@ -43,7 +43,6 @@ def create_quart(services: Services) -> Quart:
         BODY_TIMEOUT=15,
         SECRET_KEY=settings.secret_key.get_secret_value(),
     )
-    app.extensions["streamzy"] = services
     # Hooks run in this order: who is asking, the admin badge, rate limits (before anything
     # expensive), then the route's access rule, then CSRF.
     identity.install(app, settings=settings, sessions=services.sessions, bots=services.bots,
@@ -54,7 +53,18 @@ def create_quart(services: Services) -> Quart:
     access.install(app, audit=services.audit_log)
     csrf_hook.install(app, settings=settings, audit=services.audit_log)
     errors.install(app)
-    app.register_blueprint(static_files.blueprint())
-    for blueprint in (health.bp, apply.bp, auth.bp, admin.bp, admin_chat.bp, rooms.bp, api.bp):
+    for blueprint in (
+        static_files.blueprint(),
+        health.blueprint(database_ready=services.db.ping),
+        apply.blueprint(applications=services.applications),
+        auth.blueprint(settings=settings, accounts=services.accounts, sessions=services.sessions,
+                       audit=services.audit_log),
+        admin.blueprint(accounts=services.accounts, applications=services.applications,
+                        audit=services.audit_log, clock=services.clock),
+        admin_chat.blueprint(rooms=services.rooms, bots=services.bots),
+        rooms.blueprint(rooms=services.rooms, settings=settings),
+        api.blueprint(rooms=services.rooms, messages=services.messages,
+                      limiter=services.limiter, settings=settings, audit=services.audit_log),
+    ):
         app.register_blueprint(blueprint)
     return app
