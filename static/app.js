@@ -8,35 +8,6 @@
     return meta ? meta.getAttribute("content") || "" : "";
   };
 
-  /* fetch() with the session cookie, the CSRF header and JSON both ways.
-     Resolves to the parsed body (null when empty); rejects with an Error carrying .status and .data. */
-  const fetchJSON = async (url, opts = {}) => {
-    const headers = new Headers(opts.headers || {});
-    headers.set("X-CSRF-Token", csrfToken());
-    if (!headers.has("Accept")) headers.set("Accept", "application/json");
-    let body = opts.body;
-    const plain = body != null && typeof body === "object" &&
-      (Array.isArray(body) || Object.getPrototypeOf(body) === Object.prototype);
-    if (plain) body = JSON.stringify(body);
-    /* FormData, Blob, URLSearchParams keep the Content-Type the browser gives them. */
-    if ((body == null || typeof body === "string") && !headers.has("Content-Type")) {
-      headers.set("Content-Type", "application/json");
-    }
-    const res = await fetch(url, { ...opts, body, headers, credentials: "same-origin" });
-    const text = await res.text();
-    let data = null;
-    if (text) {
-      try { data = JSON.parse(text); } catch { data = { error: text }; }
-    }
-    if (!res.ok) {
-      const err = new Error((data && (data.message || data.error)) || `HTTP ${res.status}`);
-      err.status = res.status;
-      err.data = data;
-      throw err;
-    }
-    return data;
-  };
-
   /* Signing out through the real logout form (POST /logout with the CSRF token). */
   let leaving = false;
   const isLeaving = () => leaving;
@@ -48,7 +19,7 @@
     form.submit();
   };
 
-  window.Streamzy = Object.freeze({ csrfToken, fetchJSON, signOut, isLeaving });
+  window.Streamzy = Object.freeze({ csrfToken, isLeaving });
 
   /* (1) Copy buttons: <button data-copy="#selector">. */
   const legacyCopy = (target, text) => {

@@ -13,6 +13,7 @@ from quart import Quart, Response, jsonify, render_template, request
 from quart_rate_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
+from streamzy.guards.context import REQUEST_ID_KEY
 from streamzy.guards.validation import InputError
 from streamzy.services.errors import ServiceError, as_service_error
 from streamzy.web.current import wants_json
@@ -39,7 +40,7 @@ async def error_response(status: int, code: str, message: str,
         response = jsonify({"ok": False, "code": code, "message": message})
     else:
         body = await render_template("error.html", status=status, code=code, message=message,
-                                     request_id=request.scope.get("streamzy.request_id", ""))
+                                     request_id=request.scope.get(REQUEST_ID_KEY, ""))
         response = Response(body, mimetype="text/html")
     response.status_code = status
     for name, value in (headers or {}).items():
