@@ -8,6 +8,26 @@
     return meta ? meta.getAttribute("content") || "" : "";
   };
 
+  /* Sign-in notices: which /login?reason= code explains how a session ended. The table is
+     defined once on the server (streamzy/web/sign_in_notices.py); signed-in pages carry it
+     as <script type="application/json" id="sign-in-notices">. */
+  let notices = null;
+  const readNotices = () => {
+    const block = document.getElementById("sign-in-notices");
+    try { return block ? JSON.parse(block.textContent) : null; } catch { return null; }
+  };
+  const table = () => {
+    notices = notices || readNotices() || { forEnding: {}, otherwise: "", inactive: "" };
+    return notices;
+  };
+  /* The sign-in page for a session that ended for `reason` (a session_ended reason or a
+     refusal code from the socket). */
+  const signInPage = (reason) => {
+    const { forEnding, otherwise } = table();
+    const code = Object.hasOwn(forEnding, reason) ? forEnding[reason] : otherwise;
+    return code ? "/login?reason=" + encodeURIComponent(code) : "/login";
+  };
+
   /* Signing out through the real logout form (POST /logout with the CSRF token). */
   let leaving = false;
   const isLeaving = () => leaving;
@@ -19,7 +39,7 @@
     form.submit();
   };
 
-  window.Streamzy = Object.freeze({ csrfToken, isLeaving });
+  window.Streamzy = Object.freeze({ csrfToken, isLeaving, signInPage });
 
   /* (1) Copy buttons: <button data-copy="#selector">. */
   const legacyCopy = (target, text) => {
@@ -128,7 +148,7 @@
     const tick = () => {
       if (leaving) return;
       const left = last + limit - Date.now();
-      if (left <= 0) { clearInterval(timer); signOut("inactive"); return; }
+      if (left <= 0) { clearInterval(timer); signOut(table().inactive); return; }
       countdown.textContent = String(Math.ceil(left / 1000));
       if (left <= lead && !warned) {
         warned = true;

@@ -15,15 +15,17 @@ from streamzy.guards.audit import AuditLog
 from streamzy.web.current import info, wants_json
 from streamzy.web.errors import error_response
 from streamzy.web.policy import AUTH_ATTR, PASSWORD_CHANGE_ATTR
+from streamzy.web.sign_in_notices import for_ending
 
 log = logging.getLogger("streamzy.web")
 FIRST_SIGN_IN_PAGE = "/account/password?first=1"
 
 
-def _login_redirect(reason: str | None) -> Response:
+def _login_redirect(ending: str | None) -> Response:
+    """To sign in and back here; with a notice when the browser's session just ended."""
     target = "/login?next=" + quote(request.full_path.rstrip("?"), safe="/")
-    if reason:
-        target += f"&reason={reason}"
+    if ending:
+        target += f"&reason={for_ending(ending)}"
     return redirect(target)  # type: ignore[return-value]
 
 

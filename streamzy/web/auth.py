@@ -6,7 +6,7 @@ from quart import Blueprint, Response, g, redirect, render_template, request
 
 from streamzy.config import Settings
 from streamzy.guards.audit import AuditLog
-from streamzy.guards.sessions import SessionStore
+from streamzy.guards.sessions import EndReason, SessionStore
 from streamzy.guards.validation import InputError
 from streamzy.services.accounts import Accounts
 from streamzy.services.errors import ServiceError
@@ -14,19 +14,10 @@ from streamzy.web.current import info, session
 from streamzy.web.forms import EmptyForm, LoginForm, PasswordForm
 from streamzy.web.parsing import form_model
 from streamzy.web.policy import allowed_before_password_change, limited, public, signed_in
+from streamzy.web.sign_in_notices import Notice, text_for
 
 GENERIC_LOGIN_ERROR = ("Wrong username or password, or the account is temporarily locked. "
                        "Wait a few minutes before trying again.")
-END_REASONS = {
-    "logged_out": "You signed out.",
-    "idle": "You were signed out after a period of inactivity.",
-    "inactive": "You were signed out after a period of inactivity.",
-    "absolute": "Your session reached its maximum age. Please sign in again.",
-    "expired": "Your session expired. Please sign in again.",
-    "disabled": "Your session ended.",
-    "ended": "Your session ended (signed out elsewhere, or by an administrator).",
-    "password_changed": "Your password changed. Please sign in again.",
-}
 
 
 def _safe_next(target: str) -> str:
@@ -50,8 +41,8 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
     @public
     @limited("pages")
     async def login_form() -> str:
-        reason = END_REASONS.get(request.args.get("reason", ""))
-        return await render_template("login.html", notice=reason,
+        notice = text_for(request.args.get("reason", ""))
+        return await render_template("login.html", notice=notice,
                                      next=_safe_next(request.args.get("next", "/")))
 
     @bp.post("/login")
@@ -73,7 +64,7 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
                                          next=_safe_next(form.next)), 401
         old = g.get("session")
         if old is not None:  # a new token at every login: no fixation, no reuse
-            await sessions.revoke(old.id, "replaced")
+            await sessions.revoke(old.id, EndReason.REPLACED)
         token, _ = await sessions.issue(outcome.user.id, info())
         target = "/account/password?first=1" if outcome.user.must_change_password \
             else _safe_next(form.next)
@@ -89,11 +80,11 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
     @limited("pages")
     async def logout() -> Response:
         current = session()
-        reason = request.args.get("reason", "")
-        await sessions.revoke(current.id, "logout")
+        inactive = request.args.get("reason", "") == Notice.INACTIVE  # the page's idle timer
+        await sessions.revoke(current.id, EndReason.LOGOUT)
         await audit.record("logout", info(), current.user_id,
-                           reason="inactivity" if reason == "inactive" else "user")
-        shown = "inactive" if reason == "inactive" else "logged_out"
+                           reason="inactivity" if inactive else "user")
+        shown = Notice.INACTIVE if inactive else Notice.SIGNED_OUT
         response: Response = redirect(f"/login?reason={shown}")  # type: ignore[assignment]
         response.delete_cookie(cookie_name, path="/", secure=settings.cookie_secure,
                                httponly=True, samesite="Lax")
@@ -151,10 +142,10 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
         if session_id not in mine:
             return await render_template("error.html", status=404, code="not_found",
                                          message="No such session."), 404
-        await sessions.revoke(session_id, "revoked_by_user")
+        await sessions.revoke(session_id, EndReason.REVOKED_BY_USER)
         await audit.record("session_revoked", info(), current.user_id, session_id=session_id)
         if session_id == current.id:
-            return redirect("/login?reason=ended")  # type: ignore[return-value]
+            return redirect(f"/login?reason={Notice.ENDED}")  # type: ignore[return-value]
         return redirect("/account")  # type: ignore[return-value]
 
     return bp

@@ -12,14 +12,14 @@ from quart import Quart, Response, g, request
 
 from streamzy.config import Settings
 from streamzy.guards.audit import AuditLog
-from streamzy.guards.sessions import Resolution, SessionStore
+from streamzy.guards.sessions import EndReason, Resolution, SessionStore
 from streamzy.services.bots import Bots
 from streamzy.web.current import info
 from streamzy.web.static_files import STATIC_ENDPOINT
 
 ANON_COOKIE_CHARS = 43  # secrets.token_urlsafe(32)
 # A cookie for a session that ended this way sends the browser to sign in with a notice.
-EXPLAINED_ENDINGS = ("idle", "absolute", "disabled")
+EXPLAINED_ENDINGS = (EndReason.IDLE, EndReason.ABSOLUTE, EndReason.DISABLED)
 
 
 def install(app: Quart, *, settings: Settings, sessions: SessionStore, bots: Bots,

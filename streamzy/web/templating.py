@@ -1,4 +1,8 @@
-"""What every page template can use: the inactivity limit, the admin badge, the ``device`` filter."""
+"""What every page template can use, registered once on the app.
+
+The inactivity limit and the sign-in notices (for app.js), the admin badge, and the
+``device`` filter.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from quart import Quart, g, request
 
 from streamzy.config import Settings
 from streamzy.services.applications import Applications
+from streamzy.web import sign_in_notices
 
 _BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
              ("Chrome/", "Chrome"), ("Chromium/", "Chromium"), ("Safari/", "Safari"))
@@ -42,9 +47,12 @@ def install(app: Quart, *, settings: Settings, applications: Applications) -> No
         if session is not None and session.is_admin and request.method == "GET":
             g.pending_count = await applications.pending_count()
 
+    notices = sign_in_notices.client_table()
+
     def page_context() -> dict[str, Any]:
-        """Every page: the browser inactivity limit (base.html hands it to app.js)."""
-        return {"inactivity_seconds": settings.inactivity_logout_seconds}
+        """Every page: the values base.html hands to app.js."""
+        return {"inactivity_seconds": settings.inactivity_logout_seconds,
+                "sign_in_notices": notices}
 
     app.before_request(count_pending_for_admins)
     app.context_processor(page_context)
