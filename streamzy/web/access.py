@@ -14,7 +14,7 @@ from quart import Quart, Response, g, redirect, request
 from streamzy.guards.audit import AuditLog
 from streamzy.web.current import info, wants_json
 from streamzy.web.errors import error_response
-from streamzy.web.policy import AUTH_ATTR, PASSWORD_CHANGE_ATTR
+from streamzy.web.policy import auth_rule, reachable_before_password_change
 from streamzy.web.sign_in_notices import for_ending
 
 log = logging.getLogger("streamzy.web")
@@ -36,7 +36,7 @@ def install(app: Quart, *, audit: AuditLog) -> None:
         view = app.view_functions.get(request.endpoint or "")
         if view is None:
             return None  # 404/405 are raised by routing itself
-        rule = getattr(view, AUTH_ATTR, None)
+        rule = auth_rule(view)
         session = g.get("session")
         if rule == "public":
             return None
@@ -54,7 +54,7 @@ def install(app: Quart, *, audit: AuditLog) -> None:
             if wants_json():
                 return await error_response(401, "not_signed_in", "Sign in first.")
             return _login_redirect(g.get("session_end_reason"))
-        if session.must_change_password and not getattr(view, PASSWORD_CHANGE_ATTR, False):
+        if session.must_change_password and not reachable_before_password_change(view):
             return redirect(FIRST_SIGN_IN_PAGE)  # type: ignore[return-value]
         if rule == "admin" and not session.is_admin:
             await audit.record("access_denied", info(), session.user_id, path=request.path)

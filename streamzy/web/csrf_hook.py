@@ -16,7 +16,7 @@ from streamzy.guards import csrf
 from streamzy.guards.audit import AuditLog
 from streamzy.web.current import info
 from streamzy.web.errors import error_response
-from streamzy.web.policy import CSRF_EXEMPT_ATTR
+from streamzy.web.policy import csrf_exemption
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -42,7 +42,7 @@ def install(app: Quart, *, settings: Settings, audit: AuditLog) -> None:
         if request.method not in csrf.UNSAFE_METHODS:
             return None
         view = app.view_functions.get(request.endpoint or "")
-        if view is None or getattr(view, CSRF_EXEMPT_ATTR, None):
+        if view is None or csrf_exemption(view):
             return None
         problem = csrf.origin_problem(
             sec_fetch_site=request.headers.get("Sec-Fetch-Site"),

@@ -33,7 +33,7 @@ from streamzy.config import Settings
 from streamzy.guards.audit import AuditLog
 from streamzy.guards.ratelimit import FAIL_CLOSED, RateLimiter
 from streamzy.web.current import info
-from streamzy.web.policy import LIMITS_ATTR
+from streamzy.web.policy import limits_of
 
 
 def client_key(name: str) -> str:
@@ -54,8 +54,7 @@ def install(app: Quart, *, limiter: RateLimiter, settings: Settings, audit: Audi
 
     async def enforce_limits() -> None:
         view = app.view_functions.get(request.endpoint or "")
-        names: tuple[str, ...] = getattr(view, LIMITS_ATTR, ())
-        for name in names:
+        for name in limits_of(view):
             key = f"{name}:{client_key(name)}"
             decision = await limiter.hit(key, settings.rate(name),
                                          fail_closed=name in FAIL_CLOSED)
