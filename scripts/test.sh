@@ -3,9 +3,12 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh" dev
 ruff check .
-# The official Node Socket.IO client, for the tests that drive it with default options.
-if command -v npm >/dev/null 2>&1 && [ ! -d tests/clients/node/node_modules ]; then
-  (cd tests/clients/node && npm ci --silent --no-audit --no-fund) \
-    || echo "npm ci failed in tests/clients/node: the Node client tests will skip" >&2
+# Node packages the tests drive: the official Socket.IO client (default-options tests) and
+# the benchmark load generator (its smoke test). Pinned by their package-lock.json files.
+if command -v npm >/dev/null 2>&1; then
+  for dir in tests/clients/node benchmarks/node; do
+    [ -d "$dir/node_modules" ] || (cd "$dir" && npm ci --silent --no-audit --no-fund) \
+      || echo "npm ci failed in $dir: the tests that need it will skip" >&2
+  done
 fi
 exec python -m pytest "$@"

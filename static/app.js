@@ -8,33 +8,24 @@
     return meta ? meta.getAttribute("content") || "" : "";
   };
 
-  /* fetch() with the session cookie, the CSRF header and JSON both ways.
-     Resolves to the parsed body (null when empty); rejects with an Error carrying .status and .data. */
-  const fetchJSON = async (url, opts = {}) => {
-    const headers = new Headers(opts.headers || {});
-    headers.set("X-CSRF-Token", csrfToken());
-    if (!headers.has("Accept")) headers.set("Accept", "application/json");
-    let body = opts.body;
-    const plain = body != null && typeof body === "object" &&
-      (Array.isArray(body) || Object.getPrototypeOf(body) === Object.prototype);
-    if (plain) body = JSON.stringify(body);
-    /* FormData, Blob, URLSearchParams keep the Content-Type the browser gives them. */
-    if ((body == null || typeof body === "string") && !headers.has("Content-Type")) {
-      headers.set("Content-Type", "application/json");
-    }
-    const res = await fetch(url, { ...opts, body, headers, credentials: "same-origin" });
-    const text = await res.text();
-    let data = null;
-    if (text) {
-      try { data = JSON.parse(text); } catch { data = { error: text }; }
-    }
-    if (!res.ok) {
-      const err = new Error((data && (data.message || data.error)) || `HTTP ${res.status}`);
-      err.status = res.status;
-      err.data = data;
-      throw err;
-    }
-    return data;
+  /* Sign-in notices: which /login?reason= code explains how a session ended. The table is
+     defined once on the server (streamzy/web/sign_in_notices.py); signed-in pages carry it
+     as <script type="application/json" id="sign-in-notices">. */
+  let notices = null;
+  const readNotices = () => {
+    const block = document.getElementById("sign-in-notices");
+    try { return block ? JSON.parse(block.textContent) : null; } catch { return null; }
+  };
+  const table = () => {
+    notices = notices || readNotices() || { forEnding: {}, otherwise: "", inactive: "" };
+    return notices;
+  };
+  /* The sign-in page for a session that ended for `reason` (a session_ended reason or a
+     refusal code from the socket). */
+  const signInPage = (reason) => {
+    const { forEnding, otherwise } = table();
+    const code = Object.hasOwn(forEnding, reason) ? forEnding[reason] : otherwise;
+    return code ? "/login?reason=" + encodeURIComponent(code) : "/login";
   };
 
   /* Signing out through the real logout form (POST /logout with the CSRF token). */
@@ -48,7 +39,7 @@
     form.submit();
   };
 
-  window.Streamzy = Object.freeze({ csrfToken, fetchJSON, signOut, isLeaving });
+  window.Streamzy = Object.freeze({ csrfToken, isLeaving, signInPage });
 
   /* (1) Copy buttons: <button data-copy="#selector">. */
   const legacyCopy = (target, text) => {
@@ -157,7 +148,7 @@
     const tick = () => {
       if (leaving) return;
       const left = last + limit - Date.now();
-      if (left <= 0) { clearInterval(timer); signOut("inactive"); return; }
+      if (left <= 0) { clearInterval(timer); signOut(table().inactive); return; }
       countdown.textContent = String(Math.ceil(left / 1000));
       if (left <= lead && !warned) {
         warned = true;

@@ -23,10 +23,6 @@
   const toastEl = $("toast");
   const ACK_TIMEOUT = 15000;
   const PERMANENT = new Set(["blocked", "too_long", "invalid_text", "empty", "invalid_input"]);
-  // Why a session ended -> the reason the sign-in page explains (anything else: "ended").
-  // "expired" comes from housekeeping, which ends sessions that went idle (or too old).
-  const END_REASONS = { idle: "idle", expired: "idle", absolute: "absolute",
-                        disabled: "disabled", password_changed: "password_changed" };
 
   const bySeq = new Map();          // seq -> element (confirmed messages)
   const seenIds = new Set();        // message ids already shown
@@ -170,7 +166,7 @@
 
   const refused = (ack) => {
     const code = ack && ack.code;
-    if (code === "session_ended" || code === "not_authenticated") return endSession("ended");
+    if (code === "session_ended" || code === "not_authenticated") return endSession(code);
     setConn("offline", "Not joined");
     toast((ack && ack.message) || "Could not join this room.");
     input.disabled = true;
@@ -278,7 +274,7 @@
           if (follow) toBottom();
           markRead();
         } else if (ack && ack.code === "session_ended") {
-          return endSession("ended");
+          return endSession(ack.code);
         } else fail(cmid, ack);
         pump();
       });
@@ -364,6 +360,8 @@
   document.addEventListener("visibilitychange", markRead);
 
   /* ---------- the end of a session ---------- */
+  /* `reason` is why the server ended it, or the code it refused us with; app.js knows
+     which sign-in notice explains it. */
   function endSession(reason) {
     if (ended) return;
     ended = true;
@@ -372,8 +370,7 @@
     input.disabled = true;
     setConn("offline", "Signed out");
     if (leaving()) return;  // this tab is signing out itself; its own redirect wins
-    const code = Object.hasOwn(END_REASONS, reason) ? END_REASONS[reason] : "ended";
-    window.location.assign("/login?reason=" + encodeURIComponent(code));
+    window.location.assign(window.Streamzy ? window.Streamzy.signInPage(reason) : "/login");
   }
 
   /* ---------- the socket ---------- */
@@ -396,10 +393,7 @@
   socket.on("connect_error", (err) => {
     const code = err && err.message;
     if (code === "password_change_required") { window.location.assign("/account/password?first=1"); return; }
-    if (code === "not_authenticated" || code === "session_expired") {
-      endSession(code === "session_expired" ? "idle" : "ended");
-      return;
-    }
+    if (code === "not_authenticated" || code === "session_expired") { endSession(code); return; }
     if (!socket.active) setTimeout(() => { if (!ended) socket.connect(); }, 5000);  // unknown refusal
     setConn("offline", "Offline — reconnecting…");
   });

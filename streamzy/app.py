@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import socketio
@@ -18,30 +17,10 @@ from streamzy.guards.headers import SecurityHeadersMiddleware
 from streamzy.realtime.assembly import Realtime
 from streamzy.realtime.server import create_sio
 from streamzy.storage.crypto import KeyUnavailable
-from streamzy.web import admin, admin_chat, api, apply, auth, health, hooks, rooms
+from streamzy.web.site import create_quart
 from streamzy.wiring import Services, build_services
 
-ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("streamzy")
-
-
-def create_quart(services: Services) -> Quart:
-    settings = services.settings
-    app = Quart(__name__, template_folder=str(ROOT / "templates"), static_folder=None)
-    app.config.update(
-        DEBUG=False,
-        PROPAGATE_EXCEPTIONS=False,
-        MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
-        MAX_FORM_PARTS=50,
-        BODY_TIMEOUT=15,
-        SECRET_KEY=settings.secret_key.get_secret_value(),
-    )
-    app.extensions["streamzy"] = services
-    hooks.install(app)
-    for blueprint in (health.bp, apply.bp, auth.bp, admin.bp, admin_chat.bp, rooms.bp, api.bp):
-        app.register_blueprint(blueprint)
-    return app
 
 
 class StreamzyApp:

@@ -1,19 +1,32 @@
-"""The audit trail: every security event is recorded here, once, as a row and a JSON line."""
+"""The audit trail: every security event is recorded here, once, as a row and a JSON line.
+
+It is also the only reader of that trail: the admin console searches and exports it through
+``search`` and ``export``, which hand out small frozen records, so the edges never touch
+the storage models.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import logging.handlers
 import queue
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from sqlalchemy import Select, select
 
 from streamzy.clock import Clock
 from streamzy.guards.context import RequestInfo, escape_text
 from streamzy.storage.db import Database
 from streamzy.storage.models import AuditEvent
 
+ExportFormat = Literal["csv", "json"]
+EXPORT_COLUMNS = ("time", "event", "user_id", "ip", "user_agent", "request_id", "detail")
 SECRET_HINTS = ("password", "token", "secret", "cookie", "authorization", "csrf", "pepper")
 DETAIL_VALUE_MAX = 500
 
@@ -34,6 +47,60 @@ def scrub(detail: dict[str, Any]) -> dict[str, Any]:
         else:
             clean[key] = escape_text(str(value), DETAIL_VALUE_MAX)
     return clean
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which events to read back; empty fields match everything."""
+
+    event: str = ""
+    user_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One recorded event as the console shows it (``detail`` is the scrubbed JSON text)."""
+
+    id: int
+    at: datetime
+    event: str
+    user_id: int | None
+    client_ip: str
+    user_agent: str
+    request_id: str
+    detail: str
+
+    def record(self) -> dict[str, Any]:
+        """The entry as an export record (the same keys as the JSON log lines)."""
+        return {"time": self.at.isoformat(), "event": self.event, "user_id": self.user_id,
+                "ip": self.client_ip, "user_agent": self.user_agent,
+                "request_id": self.request_id, "detail": json.loads(self.detail or "{}")}
+
+
+@dataclass(frozen=True)
+class AuditExport:
+    """An export document and how many events it holds."""
+
+    text: str
+    rows: int
+
+
+def _neutralised(cell: Any) -> Any:
+    """Spreadsheets run cells that start like a formula (CSV injection): make them text."""
+    return f"'{cell}" if isinstance(cell, str) and cell[:1] in "=+-@\t\r" else cell
+
+
+def _as_csv(records: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_COLUMNS)
+    for rec in records:
+        cells = [rec["time"], rec["event"], rec["user_id"], rec["ip"], rec["user_agent"],
+                 rec["request_id"], json.dumps(rec["detail"], ensure_ascii=True)]
+        writer.writerow([_neutralised(c) for c in cells])
+    return out.getvalue()
 
 
 class AuditLog:
@@ -85,6 +152,44 @@ class AuditLog:
             self._last_throttled.clear()
         self._last_throttled[key] = now
         await self.record(event, info, user_id, **detail)
+
+    @staticmethod
+    def _select(query: AuditQuery) -> Select[tuple[AuditEvent]]:
+        statement = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        if query.event:
+            statement = statement.where(AuditEvent.event == query.event)
+        if query.user_id is not None:
+            statement = statement.where(AuditEvent.user_id == query.user_id)
+        if query.since is not None:
+            statement = statement.where(AuditEvent.at >= query.since)
+        if query.until is not None:
+            statement = statement.where(AuditEvent.at <= query.until)
+        return statement
+
+    async def search(self, query: AuditQuery, *, limit: int, offset: int = 0) -> list[AuditEntry]:
+        """Matching events, newest first."""
+        async with self._db.unit() as db:
+            rows = (await db.execute(self._select(query).limit(limit).offset(offset))).scalars()
+            return [AuditEntry(id=row.id, at=row.at, event=row.event, user_id=row.user_id,
+                               client_ip=row.client_ip, user_agent=row.user_agent,
+                               request_id=row.request_id, detail=row.detail)
+                    for row in rows]
+
+    async def event_names(self) -> list[str]:
+        """Every event name recorded so far, sorted (the console offers them as filters)."""
+        async with self._db.unit() as db:
+            names = await db.execute(select(AuditEvent.event).distinct().order_by(AuditEvent.event))
+            return list(names.scalars())
+
+    async def export(self, query: AuditQuery, fmt: ExportFormat, info: RequestInfo,
+                     user_id: int | None, *, limit: int) -> AuditExport:
+        """Up to ``limit`` matching events as a CSV or JSON document; the export is audited."""
+        entries = await self.search(query, limit=limit)
+        await self.record("audit_exported", info, user_id, format=fmt, rows=len(entries))
+        records = [entry.record() for entry in entries]
+        text = (json.dumps(records, ensure_ascii=True, indent=1) if fmt == "json"
+                else _as_csv(records))
+        return AuditExport(text, len(entries))
 
     def close(self) -> None:
         if self._listener is not None:

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from http.cookies import SimpleCookie
 from itertools import batched
 from typing import Any
@@ -25,6 +26,24 @@ from streamzy.storage.models import Session, User
 
 TOUCH_EVERY = timedelta(seconds=60)
 CHECK_CHUNK = 500  # ids per IN list (SQLite and PostgreSQL both take far more)
+
+
+class EndReason(StrEnum):
+    """Why a session ended: told to the end listeners, and from them to the browser.
+
+    The web edge turns these into the notice the sign-in page shows
+    (streamzy/web/sign_in_notices.py); this is the only list of them.
+    """
+
+    IDLE = "idle"  # no activity for longer than the idle timeout
+    ABSOLUTE = "absolute"  # older than the absolute lifetime
+    DISABLED = "disabled"  # the account was disabled
+    EXPIRED = "expired"  # housekeeping removed it (idle or too old)
+    UNKNOWN = "unknown"  # gone when re-checked (revoked meanwhile)
+    LOGOUT = "logout"  # its owner signed out
+    REPLACED = "replaced"  # its owner signed in again on the same browser
+    REVOKED_BY_USER = "revoked_by_user"  # its owner revoked it from the account page
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason: the password changed
 
 
 @dataclass(frozen=True)
@@ -113,11 +132,11 @@ class SessionStore:
 
     def _reason(self, created: datetime, seen: datetime, active: bool, now: datetime) -> str:
         if now - created > self.absolute:
-            return "absolute"
+            return EndReason.ABSOLUTE
         if now - seen > self.idle:
-            return "idle"
+            return EndReason.IDLE
         if not active:
-            return "disabled"
+            return EndReason.DISABLED
         return "ok"
 
     async def check_many(self, ids: Collection[int],
@@ -148,8 +167,9 @@ class SessionStore:
                         ended.setdefault(reason, []).append(session_id)
                 vanished = [i for i in chunk if i not in present]  # revoked meanwhile
                 if vanished:
-                    ended.setdefault("unknown", []).extend(vanished)
-            expired = [i for reason, group in ended.items() if reason != "unknown" for i in group]
+                    ended.setdefault(EndReason.UNKNOWN, []).extend(vanished)
+            expired = [i for reason, group in ended.items() if reason != EndReason.UNKNOWN
+                       for i in group]
             for chunk in batched(expired, CHECK_CHUNK, strict=False):
                 await conn.execute(delete(Session).where(Session.id.in_(chunk)))
             due = sorted(i for i in set(touch) if i in alive)
@@ -205,7 +225,7 @@ class SessionStore:
             ids = list((await db.execute(query)).scalars())
             if ids:
                 await db.execute(delete(Session).where(Session.id.in_(ids)))
-        await self._ended(ids, "expired")
+        await self._ended(ids, EndReason.EXPIRED)
         return len(ids)
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import StringConstraints
-from quart import Blueprint, Response, redirect, render_template
+from quart import Blueprint, Response, redirect, render_template, request
 
 from streamzy.guards.validation import Line, StrictModel, parse
-from streamzy.web.current import info, services, session
+from streamzy.services.bots import Bots
+from streamzy.services.rooms import Rooms
+from streamzy.web.current import info, session
 from streamzy.web.forms import EmptyForm
 from streamzy.web.parsing import form_model
 from streamzy.web.policy import admin_only, limited
-
-bp = Blueprint("admin_chat", __name__, url_prefix="/admin")
 
 
 class RoomForm(StrictModel):
@@ -32,63 +32,61 @@ class BotForm(StrictModel):
     rooms: Annotated[str, StringConstraints(max_length=2000, pattern=r"^[0-9,]*$")] = ""
 
 
-@bp.get("/rooms")
-@admin_only
-@limited("pages")
-async def rooms_page() -> str:
-    return await render_template("admin_rooms.html", rooms=await services().rooms.all_rooms())
+def blueprint(*, rooms: Rooms, bots: Bots) -> Blueprint:
+    bp = Blueprint("admin_chat", __name__, url_prefix="/admin")
 
+    @bp.get("/rooms")
+    @admin_only
+    @limited("pages")
+    async def rooms_page() -> str:
+        return await render_template("admin_rooms.html", rooms=await rooms.all_rooms())
 
-@bp.post("/rooms")
-@admin_only
-@limited("pages")
-async def create_room() -> Response:
-    form = await form_model(RoomForm)
-    room = await services().rooms.create(session().user_id, form.name, form.topic,
-                                         form.private is not None, info())
-    return redirect(f"/admin/rooms?done=created&room={room.id}")  # type: ignore[return-value]
+    @bp.post("/rooms")
+    @admin_only
+    @limited("pages")
+    async def create_room() -> Response:
+        form = await form_model(RoomForm)
+        room = await rooms.create(session().user_id, form.name, form.topic,
+                                  form.private is not None, info())
+        return redirect(f"/admin/rooms?done=created&room={room.id}")  # type: ignore[return-value]
 
+    @bp.post("/rooms/<int:room_id>/invite")
+    @admin_only
+    @limited("pages")
+    async def invite(room_id: int) -> Response:
+        form = await form_model(InviteForm)
+        user = await rooms.invite(session().user_id, room_id, form.username, info())
+        return redirect(  # type: ignore[return-value]
+            f"/admin/rooms?done=invited&room={room_id}&who={user.username}")
 
-@bp.post("/rooms/<int:room_id>/invite")
-@admin_only
-@limited("pages")
-async def invite(room_id: int) -> Response:
-    form = await form_model(InviteForm)
-    user = await services().rooms.invite(session().user_id, room_id, form.username, info())
-    return redirect(  # type: ignore[return-value]
-        f"/admin/rooms?done=invited&room={room_id}&who={user.username}")
+    @bp.get("/bots")
+    @admin_only
+    @limited("pages")
+    async def bots_page() -> str:
+        return await render_template("admin_bots.html", tokens=await bots.list(),
+                                     rooms=await rooms.all_rooms())
 
+    @bp.post("/bots")
+    @admin_only
+    @limited("pages")
+    async def create_bot() -> str:
+        form_data = await request.form
+        data = {"name": form_data.get("name", ""),
+                "display_name": form_data.get("display_name", ""),
+                "rooms": ",".join(form_data.getlist("rooms"))}
+        form = parse(BotForm, data)
+        room_ids = [int(r) for r in form.rooms.split(",") if r]
+        user, token = await bots.create(session().user_id, form.name, form.display_name,
+                                        room_ids, info())
+        # Shown exactly once: only its SHA-256 is stored.
+        return await render_template("admin_bot_created.html", user=user, token=token)
 
-@bp.get("/bots")
-@admin_only
-@limited("pages")
-async def bots_page() -> str:
-    svc = services()
-    return await render_template("admin_bots.html", tokens=await svc.bots.list(),
-                                 rooms=await svc.rooms.all_rooms())
+    @bp.post("/bots/tokens/<int:token_id>/revoke")
+    @admin_only
+    @limited("pages")
+    async def revoke_bot(token_id: int) -> Response:
+        await form_model(EmptyForm)
+        await bots.revoke(session().user_id, token_id, info())
+        return redirect(f"/admin/bots?done=revoked&token={token_id}")  # type: ignore[return-value]
 
-
-@bp.post("/bots")
-@admin_only
-@limited("pages")
-async def create_bot() -> str:
-    from quart import request
-
-    form_data = await request.form
-    data = {"name": form_data.get("name", ""), "display_name": form_data.get("display_name", ""),
-            "rooms": ",".join(form_data.getlist("rooms"))}
-    form = parse(BotForm, data)
-    room_ids = [int(r) for r in form.rooms.split(",") if r]
-    user, token = await services().bots.create(session().user_id, form.name, form.display_name,
-                                               room_ids, info())
-    # Shown exactly once: only its SHA-256 is stored.
-    return await render_template("admin_bot_created.html", user=user, token=token)
-
-
-@bp.post("/bots/tokens/<int:token_id>/revoke")
-@admin_only
-@limited("pages")
-async def revoke_bot(token_id: int) -> Response:
-    await form_model(EmptyForm)
-    await services().bots.revoke(session().user_id, token_id, info())
-    return redirect(f"/admin/bots?done=revoked&token={token_id}")  # type: ignore[return-value]
+    return bp

@@ -10,12 +10,14 @@ from quart import Blueprint, Response, g, jsonify
 from streamzy import wire
 from streamzy.guards.validation import ClientMsgId, MessageText, StrictModel
 from streamzy.services.errors import RateLimited
+from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import Sender
-from streamzy.web.current import info, services
+from streamzy.services.posting import MessagePosting
+from streamzy.services.rooms import RoomInfo, Rooms
+from streamzy.web.current import info
 from streamzy.web.parsing import json_model, query_model
 from streamzy.web.policy import bot_token, csrf_exempt, limited, public
 
-bp = Blueprint("api", __name__)
 NO_COOKIES = "bearer-token only: browsers cannot attach it, so there is nothing to forge"
 
 
@@ -52,52 +54,6 @@ class ErrorOut(StrictModel):
     ok: bool = False
     code: str
     message: str
-
-
-async def _room_for_bot(room_id: int) -> Any:
-    svc = services()
-    room = await svc.rooms.resolve(room_id)
-    await svc.rooms.require_member(g.bot.user_id, room.id, info(), on="api")
-    return room
-
-
-@bp.get("/api/v1/rooms")
-@bot_token
-@limited("api")
-async def list_rooms() -> Response:
-    views = await services().rooms.visible(g.bot.user_id)
-    return jsonify({"ok": True, "rooms": [v.public() for v in views if v.member]})
-
-
-@bp.get("/api/v1/rooms/<int:room_id>/messages")
-@bot_token
-@limited("api")
-async def history(room_id: int) -> Response:
-    query = query_model(HistoryQuery)
-    room = await _room_for_bot(room_id)
-    limit = min(100, max(1, int(query.limit or 50)))
-    before = int(query.before_seq) if query.before_seq else None
-    messages, has_more = await services().history.page(room.id, before, limit, info())
-    return jsonify({"ok": True, "room": room.id, "messages": wire.messages(messages),
-                    "has_more": has_more})
-
-
-@bp.post("/api/v1/rooms/<int:room_id>/messages")
-@bot_token
-@csrf_exempt(NO_COOKIES)
-@limited("api")
-async def post_message(room_id: int) -> tuple[Response, int]:
-    svc = services()
-    body = await json_model(PostMessage)
-    room = await svc.rooms.resolve(room_id)
-    sender = Sender(g.bot.user_id, g.bot.username, g.bot.display_name, True)
-    try:
-        result = await svc.posting.send(sender, room, body.client_msg_id, body.text, info(),
-                                        on="api")
-    except RateLimited as exc:
-        return jsonify(wire.error("rate_limited", exc.message,
-                                  retry_after=round(exc.retry_after, 1))), 429
-    return jsonify(wire.ack(result, room.id)), 200 if result.duplicate else 201
 
 
 def _schema(model: type[StrictModel]) -> dict[str, Any]:
@@ -142,11 +98,53 @@ OPENAPI: dict[str, Any] = {
 }
 
 
-@bp.get("/openapi.json")
-@public
-@limited("pages")
-async def openapi() -> Response:
-    return jsonify(OPENAPI)
+def blueprint(*, rooms: Rooms, history: MessageHistory, posting: MessagePosting) -> Blueprint:
+    bp = Blueprint("api", __name__)
 
+    async def room_for_bot(room_id: int) -> RoomInfo:
+        room = await rooms.resolve(room_id)
+        await rooms.require_member(g.bot.user_id, room.id, info(), on="api")
+        return room
 
+    @bp.get("/api/v1/rooms")
+    @bot_token
+    @limited("api")
+    async def list_rooms() -> Response:
+        views = await rooms.visible(g.bot.user_id)
+        return jsonify({"ok": True, "rooms": [v.public() for v in views if v.member]})
 
+    @bp.get("/api/v1/rooms/<int:room_id>/messages")
+    @bot_token
+    @limited("api")
+    async def room_history(room_id: int) -> Response:
+        query = query_model(HistoryQuery)
+        room = await room_for_bot(room_id)
+        limit = min(100, max(1, int(query.limit or 50)))
+        before = int(query.before_seq) if query.before_seq else None
+        found, has_more = await history.page(room.id, before, limit, info())
+        return jsonify({"ok": True, "room": room.id, "messages": wire.messages(found),
+                        "has_more": has_more})
+
+    @bp.post("/api/v1/rooms/<int:room_id>/messages")
+    @bot_token
+    @csrf_exempt(NO_COOKIES)
+    @limited("api")
+    async def post_message(room_id: int) -> tuple[Response, int]:
+        body = await json_model(PostMessage)
+        room = await rooms.resolve(room_id)
+        sender = Sender(g.bot.user_id, g.bot.username, g.bot.display_name, True)
+        try:  # the same use case as the socket's message event: membership, limit, audit
+            result = await posting.send(sender, room, body.client_msg_id, body.text, info(),
+                                        on="api")
+        except RateLimited as exc:
+            return jsonify(wire.error("rate_limited", exc.message,
+                                      retry_after=round(exc.retry_after, 1))), 429
+        return jsonify(wire.ack(result, room.id)), 200 if result.duplicate else 201
+
+    @bp.get("/openapi.json")
+    @public
+    @limited("pages")
+    async def openapi() -> Response:
+        return jsonify(OPENAPI)
+
+    return bp

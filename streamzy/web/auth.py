@@ -4,27 +4,20 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, g, redirect, render_template, request
 
+from streamzy.config import Settings
+from streamzy.guards.audit import AuditLog
+from streamzy.guards.sessions import EndReason, SessionStore
 from streamzy.guards.validation import InputError
+from streamzy.services.accounts import Accounts
 from streamzy.services.errors import ServiceError
-from streamzy.web.current import info, services, session
+from streamzy.web.current import info, session
 from streamzy.web.forms import EmptyForm, LoginForm, PasswordForm
 from streamzy.web.parsing import form_model
 from streamzy.web.policy import allowed_before_password_change, limited, public, signed_in
-
-bp = Blueprint("auth", __name__)
+from streamzy.web.sign_in_notices import Notice, text_for
 
 GENERIC_LOGIN_ERROR = ("Wrong username or password, or the account is temporarily locked. "
                        "Wait a few minutes before trying again.")
-END_REASONS = {
-    "logged_out": "You signed out.",
-    "idle": "You were signed out after a period of inactivity.",
-    "inactive": "You were signed out after a period of inactivity.",
-    "absolute": "Your session reached its maximum age. Please sign in again.",
-    "expired": "Your session expired. Please sign in again.",
-    "disabled": "Your session ended.",
-    "ended": "Your session ended (signed out elsewhere, or by an administrator).",
-    "password_changed": "Your password changed. Please sign in again.",
-}
 
 
 def _safe_next(target: str) -> str:
@@ -39,124 +32,120 @@ def _safe_next(target: str) -> str:
     return "/"
 
 
-@bp.get("/login")
-@public
-@limited("pages")
-async def login_form() -> str:
-    reason = END_REASONS.get(request.args.get("reason", ""))
-    return await render_template("login.html", notice=reason,
-                                 next=_safe_next(request.args.get("next", "/")))
+def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
+              audit: AuditLog) -> Blueprint:
+    bp = Blueprint("auth", __name__)
+    cookie_name = settings.session_cookie_name
 
+    @bp.get("/login")
+    @public
+    @limited("pages")
+    async def login_form() -> str:
+        notice = text_for(request.args.get("reason", ""))
+        return await render_template("login.html", notice=notice,
+                                     next=_safe_next(request.args.get("next", "/")))
 
-@bp.post("/login")
-@public
-@limited("login")
-async def login() -> Response | tuple[str, int]:
-    svc = services()
-    try:
-        form = await form_model(LoginForm)
-    except InputError as exc:
-        return await render_template("login.html", error="Enter your username and password.",
-                                     fields=exc.fields, next="/"), 400
-    outcome = await svc.accounts.authenticate(form.username, form.password, info())
-    if outcome.user is None:
-        message = GENERIC_LOGIN_ERROR
-        if outcome.reason == "expired_one_time_password":
-            message = ("Your one-time password has expired. Ask an administrator "
-                       "for a new one.")
-        return await render_template("login.html", error=message, username=form.username,
-                                     next=_safe_next(form.next)), 401
-    old = g.get("session")
-    if old is not None:  # a new token at every login: no fixation, no reuse
-        await svc.sessions.revoke(old.id, "replaced")
-    token, _ = await svc.sessions.issue(outcome.user.id, info())
-    target = "/account/password?first=1" if outcome.user.must_change_password \
-        else _safe_next(form.next)
-    response: Response = redirect(target)  # type: ignore[assignment]
-    response.set_cookie(svc.settings.session_cookie_name, token, httponly=True, samesite="Lax",
-                        secure=svc.settings.cookie_secure, path="/",
-                        max_age=svc.settings.session_absolute_seconds)
-    return response
+    @bp.post("/login")
+    @public
+    @limited("login")
+    async def login() -> Response | tuple[str, int]:
+        try:
+            form = await form_model(LoginForm)
+        except InputError as exc:
+            return await render_template("login.html", error="Enter your username and password.",
+                                         fields=exc.fields, next="/"), 400
+        outcome = await accounts.authenticate(form.username, form.password, info())
+        if outcome.user is None:
+            message = GENERIC_LOGIN_ERROR
+            if outcome.reason == "expired_one_time_password":
+                message = ("Your one-time password has expired. Ask an administrator "
+                           "for a new one.")
+            return await render_template("login.html", error=message, username=form.username,
+                                         next=_safe_next(form.next)), 401
+        old = g.get("session")
+        if old is not None:  # a new token at every login: no fixation, no reuse
+            await sessions.revoke(old.id, EndReason.REPLACED)
+        token, _ = await sessions.issue(outcome.user.id, info())
+        target = "/account/password?first=1" if outcome.user.must_change_password \
+            else _safe_next(form.next)
+        response: Response = redirect(target)  # type: ignore[assignment]
+        response.set_cookie(cookie_name, token, httponly=True, samesite="Lax",
+                            secure=settings.cookie_secure, path="/",
+                            max_age=settings.session_absolute_seconds)
+        return response
 
+    @bp.post("/logout")
+    @signed_in
+    @allowed_before_password_change
+    @limited("pages")
+    async def logout() -> Response:
+        current = session()
+        inactive = request.args.get("reason", "") == Notice.INACTIVE  # the page's idle timer
+        await sessions.revoke(current.id, EndReason.LOGOUT)
+        await audit.record("logout", info(), current.user_id,
+                           reason="inactivity" if inactive else "user")
+        shown = Notice.INACTIVE if inactive else Notice.SIGNED_OUT
+        response: Response = redirect(f"/login?reason={shown}")  # type: ignore[assignment]
+        response.delete_cookie(cookie_name, path="/", secure=settings.cookie_secure,
+                               httponly=True, samesite="Lax")
+        response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
+        return response
 
-@bp.post("/logout")
-@signed_in
-@allowed_before_password_change
-@limited("pages")
-async def logout() -> Response:
-    svc = services()
-    current = session()
-    reason = request.args.get("reason", "")
-    await svc.sessions.revoke(current.id, "logout")
-    await svc.audit("logout", info(), current.user_id,
-                    reason="inactivity" if reason == "inactive" else "user")
-    shown = "inactive" if reason == "inactive" else "logged_out"
-    response: Response = redirect(f"/login?reason={shown}")  # type: ignore[assignment]
-    response.delete_cookie(svc.settings.session_cookie_name, path="/",
-                           secure=svc.settings.cookie_secure, httponly=True, samesite="Lax")
-    response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
-    return response
+    @bp.get("/account/password")
+    @signed_in
+    @allowed_before_password_change
+    @limited("pages")
+    async def password_form() -> str:
+        return await render_template("password.html", first=session().must_change_password,
+                                     min_length=settings.password_min_length)
 
+    @bp.post("/account/password")
+    @signed_in
+    @allowed_before_password_change
+    @limited("login")
+    async def change_password() -> Response | tuple[str, int]:
+        current = session()
+        context = {"first": current.must_change_password,
+                   "min_length": settings.password_min_length}
+        try:
+            form = await form_model(PasswordForm)
+        except InputError as exc:
+            return await render_template("password.html", error="Fill in every field.",
+                                         fields=exc.fields, **context), 400
+        if form.new_password != form.confirm_password:
+            return await render_template("password.html",
+                                         error="The new passwords do not match.", **context), 400
+        try:
+            await accounts.change_password(
+                current.user_id, form.current_password, form.new_password, info(),
+                session_id=current.id, end_other_sessions=form.end_other_sessions is not None)
+        except ServiceError as exc:
+            return await render_template("password.html", error=exc.message, **context), 400
+        return redirect("/account?changed=1")  # type: ignore[return-value]
 
-@bp.get("/account/password")
-@signed_in
-@allowed_before_password_change
-@limited("pages")
-async def password_form() -> str:
-    return await render_template("password.html", first=session().must_change_password,
-                                 min_length=services().settings.password_min_length)
+    @bp.get("/account")
+    @signed_in
+    @limited("pages")
+    async def account() -> str:
+        current = session()
+        rows = await sessions.list_for_user(current.user_id)
+        return await render_template("account.html", sessions=rows, current_id=current.id,
+                                     changed=request.args.get("changed") == "1")
 
+    @bp.post("/account/sessions/<int:session_id>/revoke")
+    @signed_in
+    @limited("pages")
+    async def revoke_session(session_id: int) -> Response | tuple[str, int]:
+        current = session()
+        await form_model(EmptyForm)
+        mine = {row.id for row in await sessions.list_for_user(current.user_id)}
+        if session_id not in mine:
+            return await render_template("error.html", status=404, code="not_found",
+                                         message="No such session."), 404
+        await sessions.revoke(session_id, EndReason.REVOKED_BY_USER)
+        await audit.record("session_revoked", info(), current.user_id, session_id=session_id)
+        if session_id == current.id:
+            return redirect(f"/login?reason={Notice.ENDED}")  # type: ignore[return-value]
+        return redirect("/account")  # type: ignore[return-value]
 
-@bp.post("/account/password")
-@signed_in
-@allowed_before_password_change
-@limited("login")
-async def change_password() -> Response | tuple[str, int]:
-    svc = services()
-    current = session()
-    context = {"first": current.must_change_password,
-               "min_length": svc.settings.password_min_length}
-    try:
-        form = await form_model(PasswordForm)
-    except InputError as exc:
-        return await render_template("password.html", error="Fill in every field.",
-                                     fields=exc.fields, **context), 400
-    if form.new_password != form.confirm_password:
-        return await render_template("password.html", error="The new passwords do not match.",
-                                     **context), 400
-    try:
-        await svc.accounts.change_password(
-            current.user_id, form.current_password, form.new_password, info(),
-            session_id=current.id, end_other_sessions=form.end_other_sessions is not None)
-    except ServiceError as exc:
-        return await render_template("password.html", error=exc.message, **context), 400
-    return redirect("/account?changed=1")  # type: ignore[return-value]
-
-
-@bp.get("/account")
-@signed_in
-@limited("pages")
-async def account() -> str:
-    svc = services()
-    current = session()
-    rows = await svc.sessions.list_for_user(current.user_id)
-    return await render_template("account.html", sessions=rows, current_id=current.id,
-                                 changed=request.args.get("changed") == "1")
-
-
-@bp.post("/account/sessions/<int:session_id>/revoke")
-@signed_in
-@limited("pages")
-async def revoke_session(session_id: int) -> Response | tuple[str, int]:
-    svc = services()
-    current = session()
-    await form_model(EmptyForm)
-    mine = {row.id for row in await svc.sessions.list_for_user(current.user_id)}
-    if session_id not in mine:
-        return await render_template("error.html", status=404, code="not_found",
-                                     message="No such session."), 404
-    await svc.sessions.revoke(session_id, "revoked_by_user")
-    await svc.audit("session_revoked", info(), current.user_id, session_id=session_id)
-    if session_id == current.id:
-        return redirect("/login?reason=ended")  # type: ignore[return-value]
-    return redirect("/account")  # type: ignore[return-value]
+    return bp

@@ -1,23 +1,15 @@
-"""Request-scoped helpers for the blueprints."""
+"""What the current request carries, for routes and hooks: client info, session, JSON or HTML."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from quart import current_app, g, request
+from quart import g, request
 
 from streamzy.guards.context import RequestInfo
 from streamzy.guards.sessions import ActiveSession
 
-if TYPE_CHECKING:
-    from streamzy.wiring import Services
-
-
-def services() -> Services:
-    return current_app.extensions["streamzy"]  # type: ignore[no-any-return]
-
 
 def info() -> RequestInfo:
+    """The trusted client address, user agent and request id (for audit and services)."""
     return RequestInfo.from_scope(request.scope)
 
 
@@ -30,6 +22,7 @@ def session() -> ActiveSession:
 
 
 def wants_json() -> bool:
+    """The API, and clients that ask for JSON rather than a page, get JSON errors."""
     accept = request.headers.get("Accept", "")
     return request.path.startswith("/api/") or (
         "application/json" in accept and "text/html" not in accept)

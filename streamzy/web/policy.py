@@ -59,9 +59,28 @@ def allowed_before_password_change(func: F) -> F:
     return _set(PASSWORD_CHANGE_ATTR, True)(func)
 
 
+def auth_rule(view: Any) -> Auth | None:
+    """Who may call ``view``; None when it declares nothing (the hooks then refuse it)."""
+    rule: Auth | None = getattr(view, AUTH_ATTR, None)
+    return rule
+
+
+def limits_of(view: Any) -> tuple[str, ...]:
+    """The rate-limit names ``view`` spends."""
+    names: tuple[str, ...] = getattr(view, LIMITS_ATTR, ())
+    return names
+
+
+def csrf_exemption(view: Any) -> str | None:
+    """Why ``view`` needs no CSRF token, or None (the usual case)."""
+    reason: str | None = getattr(view, CSRF_EXEMPT_ATTR, None)
+    return reason
+
+
+def reachable_before_password_change(view: Any) -> bool:
+    return bool(getattr(view, PASSWORD_CHANGE_ATTR, False))
+
+
 def policy_of(view: Any) -> dict[str, Any]:
-    return {
-        "auth": getattr(view, AUTH_ATTR, None),
-        "limits": getattr(view, LIMITS_ATTR, ()),
-        "csrf_exempt": getattr(view, CSRF_EXEMPT_ATTR, None),
-    }
+    return {"auth": auth_rule(view), "limits": limits_of(view),
+            "csrf_exempt": csrf_exemption(view)}

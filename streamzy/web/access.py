@@ -1,0 +1,64 @@
+"""Who may reach a route: its ``@public``, ``@signed_in``, ``@admin_only`` or ``@bot_token`` rule.
+
+A route without a rule is refused (and logged), so forgetting one fails closed; the policy
+test makes sure it never ships that way.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from quart import Quart, Response, g, redirect, request
+
+from streamzy.guards.audit import AuditLog
+from streamzy.web.current import info, wants_json
+from streamzy.web.errors import error_response
+from streamzy.web.policy import auth_rule, reachable_before_password_change
+from streamzy.web.sign_in_notices import for_ending
+
+log = logging.getLogger("streamzy.web")
+FIRST_SIGN_IN_PAGE = "/account/password?first=1"
+
+
+def _login_redirect(ending: str | None) -> Response:
+    """To sign in and back here; with a notice when the browser's session just ended."""
+    target = "/login?next=" + quote(request.full_path.rstrip("?"), safe="/")
+    if ending:
+        target += f"&reason={for_ending(ending)}"
+    return redirect(target)  # type: ignore[return-value]
+
+
+def install(app: Quart, *, audit: AuditLog) -> None:
+    """Refuse (401/403) or redirect (to sign in, or to the owed password change)."""
+
+    async def enforce_access() -> Response | None:
+        view = app.view_functions.get(request.endpoint or "")
+        if view is None:
+            return None  # 404/405 are raised by routing itself
+        rule = auth_rule(view)
+        session = g.get("session")
+        if rule == "public":
+            return None
+        if rule == "bot":
+            if g.get("bot") is None:
+                await audit.record_throttled(f"api-auth:{info().ip}", "api_auth_failed",
+                                             info(), None, path=request.path)
+                return await error_response(
+                    401, "invalid_token", "Send a valid bot token: Authorization: Bearer szb_...")
+            return None
+        if rule not in ("user", "admin"):
+            log.error("route %s has no auth rule; refusing", request.endpoint)
+            return await error_response(403, "forbidden", "This page is not available.")
+        if session is None:
+            if wants_json():
+                return await error_response(401, "not_signed_in", "Sign in first.")
+            return _login_redirect(g.get("session_end_reason"))
+        if session.must_change_password and not reachable_before_password_change(view):
+            return redirect(FIRST_SIGN_IN_PAGE)  # type: ignore[return-value]
+        if rule == "admin" and not session.is_admin:
+            await audit.record("access_denied", info(), session.user_id, path=request.path)
+            return await error_response(403, "forbidden", "Admins only.")
+        return None
+
+    app.before_request(enforce_access)

@@ -1,0 +1,70 @@
+"""create_quart(services) -> the Quart app of the HTTP edge: config, hooks and blueprints.
+
+The one place that hands each web component the services it uses; app.py mounts the
+result next to Socket.IO behind the security middleware.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from quart import Quart
+
+from streamzy.web import (
+    access,
+    admin,
+    admin_chat,
+    api,
+    apply,
+    auth,
+    csrf_hook,
+    errors,
+    health,
+    identity,
+    rooms,
+    route_limits,
+    static_files,
+    templating,
+)
+from streamzy.wiring import Services
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def create_quart(services: Services) -> Quart:
+    settings = services.settings
+    app = Quart(__name__, template_folder=str(ROOT / "templates"), static_folder=None)
+    app.config.update(
+        DEBUG=False,
+        PROPAGATE_EXCEPTIONS=False,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
+        MAX_FORM_PARTS=50,
+        BODY_TIMEOUT=15,
+        SECRET_KEY=settings.secret_key.get_secret_value(),
+    )
+    # Hooks run in this order: who is asking, the admin badge, rate limits (before anything
+    # expensive), then the route's access rule, then CSRF.
+    identity.install(app, settings=settings, sessions=services.sessions, bots=services.bots,
+                     audit=services.audit_log)
+    templating.install(app, settings=settings, applications=services.applications)
+    route_limits.install(app, limiter=services.limiter, settings=settings,
+                         audit=services.audit_log)
+    access.install(app, audit=services.audit_log)
+    csrf_hook.install(app, settings=settings, audit=services.audit_log)
+    errors.install(app)
+    for blueprint in (
+        static_files.blueprint(),
+        health.blueprint(database_ready=services.db.ping),
+        apply.blueprint(applications=services.applications),
+        auth.blueprint(settings=settings, accounts=services.accounts, sessions=services.sessions,
+                       audit=services.audit_log),
+        admin.blueprint(accounts=services.accounts, applications=services.applications,
+                        audit=services.audit_log, clock=services.clock),
+        admin_chat.blueprint(rooms=services.rooms, bots=services.bots),
+        rooms.blueprint(rooms=services.rooms, settings=settings),
+        api.blueprint(rooms=services.rooms, history=services.history,
+                      posting=services.posting),
+    ):
+        app.register_blueprint(blueprint)
+    return app
