@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                          "database without Redis. Several processes or workers need "
                          "STREAMZY_REDIS_URL (sockets, rate limits and revocations are "
                          "shared through it); or stop the other process.")
+        services.audit_log.start()
         await realtime.start()
         # Everything built so far lives as long as the process: move it out of the
         # collector's reach so full collections stay short (they paused ~100 ms under load).

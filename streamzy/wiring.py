@@ -53,6 +53,7 @@ class Services:
     async def close(self) -> None:
         await self.messages.close()
         await self.limiter.store.close()
+        await self.audit_log.stop()
         self.audit_log.close()
         await self.db.dispose()
 

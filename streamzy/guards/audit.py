@@ -7,6 +7,8 @@ the storage models.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -21,6 +23,7 @@ from typing import Any, Literal
 from sqlalchemy import Select, select
 
 from streamzy.clock import Clock
+from streamzy.guards.audit_windows import AuditWindows, Window
 from streamzy.guards.context import RequestInfo, escape_text
 from streamzy.storage.db import Database
 from streamzy.storage.models import AuditEvent
@@ -29,6 +32,7 @@ ExportFormat = Literal["csv", "json"]
 EXPORT_COLUMNS = ("time", "event", "user_id", "ip", "user_agent", "request_id", "detail")
 SECRET_HINTS = ("password", "token", "secret", "cookie", "authorization", "csrf", "pepper")
 DETAIL_VALUE_MAX = 500
+FLUSH_SECONDS = 5.0
 
 # aiosqlite traces every statement with its bound parameters (session CSRF tokens, emails)
 # at DEBUG. SQLAlchemy pins its own loggers to WARN for this reason; do the same for the
@@ -113,7 +117,8 @@ class AuditLog:
         self._logger.propagate = False
         self._logger.setLevel(logging.INFO)
         self._listener: logging.handlers.QueueListener | None = None
-        self._last_throttled: dict[str, float] = {}
+        self._windows = AuditWindows()
+        self._flusher: asyncio.Task[None] | None = None
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             file_handler = logging.FileHandler(path, encoding="utf-8")
@@ -144,14 +149,47 @@ class AuditLog:
     async def record_throttled(self, key: str, event: str, info: RequestInfo,
                                user_id: int | None = None, *, every: float = 60.0,
                                **detail: Any) -> None:
-        """Record ``event`` at most once per ``every`` seconds for ``key`` (floods stay short)."""
+        """Record ``event`` at most once per ``every`` seconds for ``key``; the repeats in
+        that window are recorded as one more row with their count when it ends."""
         now = self._clock.now().timestamp()
-        if now - self._last_throttled.get(key, float("-inf")) < every:
-            return
-        if len(self._last_throttled) > 50_000:
-            self._last_throttled.clear()
-        self._last_throttled[key] = now
-        await self.record(event, info, user_id, **detail)
+        first, closed = self._windows.hit(key, now, every, event, info, user_id, detail)
+        await self._record_repeats(closed)
+        if first:
+            await self.record(event, info, user_id, **detail)
+
+    async def flush_repeats(self, *, everything: bool = False) -> None:
+        """Write the count rows of windows that have ended (all open ones at shutdown)."""
+        now = self._clock.now().timestamp()
+        await self._record_repeats(self._windows.closed(now, everything=everything))
+
+    async def _record_repeats(self, windows: list[Window]) -> None:
+        for window in windows:
+            await self.record(window.event, window.info, window.user_id, **window.detail,
+                              repeated=window.repeats, window_seconds=window.every)
+
+    def start(self) -> None:
+        """Write repeat counts as their windows end, even when nothing else arrives."""
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(),
+                                                                   name="audit-repeats")
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            try:
+                await self.flush_repeats()
+            except Exception:  # the database may be down: the counts wait for the next turn
+                logging.getLogger("streamzy.audit").warning("writing audit repeat counts failed")
+
+    async def stop(self) -> None:
+        """Stop the flusher and write every pending count (best effort at shutdown)."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        with contextlib.suppress(Exception):
+            await self.flush_repeats(everything=True)
 
     @staticmethod
     def _select(query: AuditQuery) -> Select[tuple[AuditEvent]]:

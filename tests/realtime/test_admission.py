@@ -3,6 +3,7 @@ refused connects per address, and a cap of live sockets per account."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -83,3 +84,18 @@ async def test_live_sockets_per_account_are_capped(server: LiveServer) -> None:
     await third.connect()
     for client in (second, other, third):
         await client.close()
+
+
+async def test_refusal_floods_are_on_the_record_as_counts(server: LiveServer) -> None:
+    for _ in range(10):
+        await refusal(ChatClient(server, cookie="forged"))
+    first = [r.detail for r in await server.audit_rows("socket_refused")]
+    assert len(first) == 2  # not_authenticated, then rate_limited once over the budget
+    await server.services.audit_log.flush_repeats()
+    assert len(await server.audit_rows("socket_refused")) == 2  # windows still open
+    server.clock.advance(61)
+    await server.services.audit_log.flush_repeats()
+    rows = [json.loads(r.detail) for r in await server.audit_rows("socket_refused")]
+    counts = {r["reason"]: r.get("repeated") for r in rows if "repeated" in r}
+    assert counts == {"not_authenticated": 2, "rate_limited": 6}
+    assert all(r["window_seconds"] == 60 for r in rows if "repeated" in r)
