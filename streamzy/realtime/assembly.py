@@ -59,7 +59,7 @@ class Realtime:
             connections=self.connections, freshness=self.freshness, presence=self.presence,
             flood=flood, registry=self.registry, admission=self.admission,
             caps={"user": settings.sockets_per_user, "bot": settings.sockets_per_bot},
-            hit=services.limiter.hit,
+            limiter=services.limiter,
             event_rate=settings.rate("socket_events"), clock=services.clock,
             audit=services.audit, audit_throttled=services.audit_throttled)
         sio.register_namespace(self.namespace)

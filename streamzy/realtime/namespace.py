@@ -19,6 +19,7 @@ import socketio
 from streamzy.clock import Clock
 from streamzy.config import Rate
 from streamzy.guards.context import RequestInfo
+from streamzy.guards.ratelimit import RateLimiter
 from streamzy.guards.validation import InputError
 from streamzy.realtime.admission import Admission
 from streamzy.realtime.flood import FloodGuard
@@ -34,7 +35,6 @@ from streamzy.wire import error
 
 log = logging.getLogger("streamzy.realtime")
 Audit = Callable[..., Awaitable[None]]
-Hit = Callable[[str, Rate], Awaitable[Any]]
 
 # Names a client must never send: the lifecycle events python-socketio raises itself, and
 # the events only the server emits. A client packet using one is refused and audited.
@@ -46,7 +46,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, *, handlers: dict[str, Handler], handshake: Handshake,
                  connections: Connections, freshness: SessionFreshness, presence: Presence,
                  flood: FloodGuard, registry: SocketRegistry, admission: Admission,
-                 caps: dict[str, int], hit: Hit, event_rate: Rate,
+                 caps: dict[str, int], limiter: RateLimiter, event_rate: Rate,
                  clock: Clock, audit: Audit, audit_throttled: Audit) -> None:
         super().__init__("/")
         self._handlers = handlers
@@ -58,7 +58,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._registry = registry
         self._admission = admission
         self._caps = caps  # live sockets per account and process: {"user": n, "bot": n}
-        self._hit = hit
+        self._limiter = limiter  # each connection's event budget, keyed events:SID
         self._event_rate = event_rate
         self._clock = clock
         self._audit = audit
@@ -144,6 +144,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._freshness.forget(sid)
         self._order.pop(sid, None)
         self._registry.remove(sid)
+        self._limiter.forget(f"events:{sid}")
         if principal is not None:
             for room_id in rooms:
                 await self._presence.announce(room_id)
@@ -153,6 +154,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return {"connections": len(self._connections), "freshness": len(self._freshness),
                 "strikes": len(self._flood), "order": len(self._order),
                 "rooms": self._presence.rooms_indexed(), "registry": self._registry.size(),
+                "budgets": self._limiter.held("events:"),
                 **self._admission.sizes()}
 
     # -- events ----------------------------------------------------------------------------
@@ -172,7 +174,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 if not await self._freshness.still_valid(sid, principal, touch=event == "message",
                                                          drop=self._connections.drop):
                     return error("session_ended", "Your session has ended.")
-                budget = await self._hit(f"events:{sid}", self._event_rate)
+                budget = await self._limiter.hit(f"events:{sid}", self._event_rate)
                 if not budget.allowed:
                     return await self._flood.refuse(sid, principal, "socket_events",
                                                     budget.retry_after)
