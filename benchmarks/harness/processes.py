@@ -77,11 +77,13 @@ class Server:
 
 
 def start_server(name: str, kind: str, workdir: Path, env: dict[str, str],
-                 cpu: int = SERVER_CPU, port: int | None = None) -> Server:
-    """Start app ``name`` (a key of APPS) under ``kind`` on ``cpu``; return once it answers."""
+                 cpu: int = SERVER_CPU, port: int | None = None,
+                 app: str | None = None) -> Server:
+    """Start app ``name`` (a key of APPS) under ``kind`` on ``cpu``; return once it answers.
+    ``app``: another ASGI app to run under that name (a wrapper such as the memory probe)."""
     port = port or free_port()
     logfile = workdir / f"{name}-{kind}-{port}.log"
-    cmd = ["taskset", "-c", str(cpu), *server_command(kind, APPS[name], port)]
+    cmd = ["taskset", "-c", str(cpu), *server_command(kind, app or APPS[name], port)]
     proc = subprocess.Popen(cmd, cwd=workdir, stdout=logfile.open("wb"),
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env={**os.environ, **env, "PYTHONPATH": str(ROOT)})

@@ -531,6 +531,58 @@ async function runHistory(result) {
     loadgen_cpu: (lg.user + lg.system) / 1e6 / ((nowMs() - t0) / 1000) });
 }
 
+// ---- waves: sockets that come and go (interactive ops) ------------------------------------
+// {op: 'connect', from, count}: connect clients cfg.waveClients[from .. from+count) and join
+// their rooms; {op: 'send', count}: every live wave client (or the first `count`) sends one
+// message and waits for its ack;
+// {op: 'disconnect', keep, how}: close every live wave client but the first `keep`, with a
+// clean websocket close ('close', what a closing tab does) or a TCP reset ('terminate').
+let wave = [];
+async function runWaveOp(result, ph) {
+  const t0 = nowMs();
+  const before = { ...counters, errorCodes: { ...counters.errorCodes } };
+  if (ph.op === 'connect') {
+    const specs = (cfg.waveClients || []).slice(ph.from || 0, (ph.from || 0) + ph.count);
+    const fresh = specs.map((spec, k) => new Client(100000 + (ph.from || 0) + k,
+      { ...spec, untracked: true }));
+    await pool(fresh, cfg.connectConcurrency || 50, async (c) => {
+      if (!(await c.connect())) return;
+      for (const room of c.spec.rooms || []) {
+        const ack = await c.call('join', { room });
+        if (!(ack && ack.ok)) { counters.joinErrors++; bump('join:' + ((ack && ack.code) || 'no_ack')); }
+      }
+    });
+    wave.push(...fresh);
+  } else if (ph.op === 'send') {
+    const text = 'x'.repeat(cfg.textBytes || 200);
+    let acked = 0;
+    const live = wave.filter((c) => c.connected);
+    await pool(ph.count === undefined ? live : live.slice(0, ph.count), 50, async (c) => {
+      const room = (c.spec.rooms || [])[0];
+      const ack = await c.call('message', { room, client_msg_id: `W${RUN_ID}-${seq++}`, text }, 15000);
+      if (ack && ack.ok) acked++; else { counters.ackErrors++; bump('ack:' + ((ack && ack.code) || 'bad_ack')); }
+    });
+    result.acked = acked;
+  } else if (ph.op === 'disconnect') {
+    const keep = ph.keep || 0;
+    const leaving = wave.slice(keep);
+    wave = wave.slice(0, keep);
+    await Promise.all(leaving.map((c) => new Promise((resolve) => {
+      if (!c.ws || c.ws.readyState === WebSocket.CLOSED) { resolve(); return; }
+      c.closing = true;
+      const timer = setTimeout(resolve, 10000);
+      c.ws.once('close', () => { clearTimeout(timer); resolve(); });
+      try { if (ph.how === 'terminate') c.ws.terminate(); else c.ws.close(1000); } catch { resolve(); }
+    })));
+    result.closed = leaving.length;
+  } else throw new Error('unknown op ' + ph.op);
+  Object.assign(result, { seconds: (nowMs() - t0) / 1000, live: wave.filter((c) => c.connected).length,
+    connect_errors: counters.connectErrors - before.connectErrors,
+    join_errors: counters.joinErrors - before.joinErrors,
+    ack_errors: counters.ackErrors - before.ackErrors, error_codes: counters.errorCodes });
+  return result;
+}
+
 // ---- main ----------------------------------------------------------------------------------
 let finished = false;
 const result = { mode: cfg.mode, clients: cfg.clients.length };
@@ -540,6 +592,7 @@ function finish(extra, code = 0) {
   clearTimeout(hardStop);
   Object.assign(result, extra || {}, { errors: counters });
   for (const c of clients) c.close();
+  for (const c of wave) c.close();
   process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(code));
 }
 
@@ -554,7 +607,7 @@ async function interactive() {
       if (line.trim() === 'quit') { finish({ quit: true }); return; }
       const ph = JSON.parse(line);
       const out = { phase: ph };
-      try { await runChat(out, ph); } catch (err) { out.failed = String(err); }
+      try { await (ph.op ? runWaveOp(out, ph) : runChat(out, ph)); } catch (err) { out.failed = String(err); }
       process.stdout.write(JSON.stringify(out) + '\n');
     });
   });
