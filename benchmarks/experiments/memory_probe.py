@@ -13,6 +13,9 @@ own event loop, so the runner can ask between waves without touching the app:
 - ``GET /__probe/trim``: ``gc.collect()`` then glibc's ``malloc_trim(0)``, RSS before/after;
 - ``GET /__probe/gc``: ``gc.collect()`` only.
 
+With ``$PROBE_AUTOTRIM=N`` it also tries a policy Streamzy could ship: ``malloc_trim(0)``
+once N Engine.IO sockets have closed since the last trim (checked every 5 s), timing each.
+
 Everything answers on 127.0.0.1 like the rest of the harness; Streamzy never imports this.
 
     PROBE_TARGET=streamzy.asgi:app PROBE_TRACEMALLOC=8 \\
@@ -129,8 +132,8 @@ def _len(obj: Any) -> int | None:
 def structures(app: Any) -> dict[str, Any]:
     """Sizes of every structure that holds something per socket (0 or near it after a
     wave has left, except what a library keeps on purpose)."""
-    sio = getattr(app, "sio", None) or getattr(sys.modules.get("benchmarks.baseline_server"),
-                                              "sio", None)
+    sio = getattr(app, "sio", None) or getattr(
+        sys.modules.get("benchmarks.baseline_server"), "sio", None)
     out: dict[str, Any] = {}
     if sio is not None:
         manager = sio.manager
@@ -172,12 +175,46 @@ def structures(app: Any) -> dict[str, Any]:
     return out
 
 
+AUTOTRIM = int(os.environ.get("PROBE_AUTOTRIM", "0") or 0)
+GARBAGE = os.environ.get("PROBE_GARBAGE") == "1"  # count the cycle garbage by type
+AUTOTRIM_EVERY = 2.0  # seconds between checks
+
+
 class Probe:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.first: tracemalloc.Snapshot | None = None
         self.last: tracemalloc.Snapshot | None = None
         self.reports = 0
+        self.autotrim: asyncio.Task[None] | None = None
+        self.autotrims: list[float] = []  # ms each automatic trim took
+
+    def _sio(self) -> Any:
+        return getattr(self.app, "sio", None) or getattr(
+            sys.modules.get("benchmarks.baseline_server"), "sio", None)
+
+    async def _autotrim(self) -> None:
+        """The policy Streamzy could ship: once at least PROBE_AUTOTRIM Engine.IO sockets
+        have closed since the last trim, gc.collect() and malloc_trim(0) on the next check
+        (every 2 s), so the heap freed by closed sockets goes back to the system."""
+        sio = self._sio()
+        if sio is None:
+            return
+        closed = 0
+        previous = len(sio.eio.sockets)
+        while True:
+            await asyncio.sleep(AUTOTRIM_EVERY)
+            now = len(sio.eio.sockets)
+            closed += max(0, previous - now)
+            previous = now
+            if closed >= AUTOTRIM:
+                t0 = time.perf_counter()
+                # closed connections are freed by the cycle collector (their zlib buffers
+                # included): collect first, or the trim finds little to give back
+                gc.collect()
+                malloc_trim()
+                self.autotrims.append(round((time.perf_counter() - t0) * 1000, 2))
+                closed = 0
 
     def _top(self, new: tracemalloc.Snapshot, old: tracemalloc.Snapshot) -> list[str]:
         stats = new.compare_to(old, "lineno")
@@ -186,8 +223,15 @@ class Probe:
                 f"{s.traceback[0].lineno}" for s in stats[:TOP] if s.size_diff]
 
     def report(self, label: str) -> dict[str, Any]:
-        gc.collect()
-        out: dict[str, Any] = {"label": label, "t": round(time.time(), 1), **status(),
+        before_gc = status()["VmRSS"]
+        heap_before_gc = mallinfo().get("heap_in_use", 0)
+        garbage = self.garbage() if GARBAGE else {}
+        t0 = time.perf_counter()
+        unreachable = gc.collect()
+        out: dict[str, Any] = {"label": label, **garbage, "t": round(time.time(), 1),
+                               "rss_before_gc": before_gc, "heap_in_use_before_gc":
+                               heap_before_gc, "gc_unreachable": unreachable,
+                               "gc_ms": round((time.perf_counter() - t0) * 1000, 1), **status(),
                                **mallinfo(), **pymalloc(), "gc_objects": len(gc.get_objects()),
                                "gc_frozen": gc.get_freeze_count(),
                                **structures(self.app)}
@@ -205,8 +249,24 @@ class Probe:
             else:
                 self.first = snap
             self.last = snap
+        if AUTOTRIM:
+            out["autotrim_ms"] = self.autotrims
         self.reports += 1
         return out
+
+    @staticmethod
+    def garbage() -> dict[str, Any]:
+        """What the cycle collector would free now, by type (kept for one moment with
+        DEBUG_SAVEALL, counted, then released and freed by the report's own collect)."""
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            gc.collect()
+            kinds = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage)
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+        return {"garbage_total": sum(kinds.values()),
+                "garbage_by_type": dict(kinds.most_common(40))}
 
     def trim(self) -> dict[str, Any]:
         gc.collect()
@@ -218,6 +278,8 @@ class Probe:
                 "rss_after": status()["VmRSS"], **mallinfo()}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if AUTOTRIM and self.autotrim is None:
+            self.autotrim = asyncio.get_running_loop().create_task(self._autotrim())
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if not path.startswith("/__probe/"):
             await self.app(scope, receive, send)

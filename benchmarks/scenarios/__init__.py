@@ -16,6 +16,7 @@ from benchmarks.scenarios import (
     login_storm,
     small_rooms,
     two_processes,
+    waves,
 )
 
 
@@ -34,4 +35,6 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("history", "5. history page at 1,000,000 messages", history.run),
     Scenario("redis", "6. two processes over Redis (needs 4 cores)", two_processes.run),
     Scenario("flood", "7. one client flooding, with the real limits", flood.run),
+    Scenario("waves", "8. RSS after waves of 1,000 sockets connecting and leaving",
+             waves.run),
 )}

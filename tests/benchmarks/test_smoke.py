@@ -35,8 +35,8 @@ from benchmarks.harness.results import CHAT_COLUMNS, Report, chat_report, table
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
-# The scenario flags, in the order of --help and of a run (numbered 1-7 in their help).
-SCENARIO_FLAGS = ["fanout", "rooms", "logins", "idle", "history", "redis", "flood"]
+# The scenario flags, in the order of --help and of a run (numbered 1-8 in their help).
+SCENARIO_FLAGS = ["fanout", "rooms", "logins", "idle", "history", "redis", "flood", "waves"]
 OPTIONS = ["--quick", "--all", "--loop", "--force-redis", "--servers", "--duration", "--rates",
            "--json", "--markdown", "--keep", "--wait-quiet", "--streamzy-app", "--baseline-app"]
 
@@ -226,6 +226,38 @@ def test_cheapest_scenario_runs_end_to_end(tmp_path: Path) -> None:
         # correctness, not speed: every acknowledged message reached all 200 members once
         assert r["offered_rate"] == 20 and r["delivered_per_s"] > 0, r
         assert r["lost"] == 0 and r["duplicates"] == 0, r
+
+
+@pytest.mark.slow
+def test_waves_scenario_leaves_no_per_connection_state(tmp_path: Path) -> None:
+    """--waves at its smallest (2 waves of 20 sockets with permessage-deflate, 1 s pause, no
+    trim-policy server: ~25 s): the real runner and probe, every socket connected and acked,
+    and after each wave no per-connection entry left in python-socketio or Streamzy."""
+    _need_pinning()
+    if not shutil.which("node") or not loadgen_installed():
+        pytest.skip("the load generator needs node and `cd benchmarks/node && npm ci`")
+    out = tmp_path / "out.json"
+    env = {**os.environ, "WAVES_SOCKETS": "20", "WAVES_COUNT": "2", "WAVES_PAUSE": "1",
+           "WAVES_DEFLATE": "1", "WAVES_AUTOTRIM": "0"}
+    done = subprocess.run([sys.executable, "benchmarks/run.py", "--waves", "--servers",
+                           "hypercorn", "--json", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "\n### 8. Waves: 2 waves of 20 sockets, then 1 s with 3 left\n" in done.stdout
+    assert "| growth after wave 1 MB | after malloc_trim MB |" in done.stdout
+    results = json.loads(out.read_text())["results"]["waves"]
+    waves = [r for r in results if r["wave"] != "pause"]
+    assert sorted({(r["compression"], r["app"]) for r in waves}) == [
+        ("deflate", "baseline"), ("deflate", "streamzy")]
+    for r in waves:
+        assert r["connect"]["live"] == 20 and r["send"]["acked"] == 20, r["connect"]
+        if r["app"] == "streamzy":
+            kept = 3 if r["wave"] == 2 else 0
+            sizes = {k: v for k, v in r["probe"].items() if k.startswith("ns.")}
+            assert sizes["ns.connections"] == kept and sizes["ns.budgets"] == kept, sizes
+            assert r["probe"]["manager.room_members"] == 4 * kept, r["probe"]
+    paused = [r for r in results if r["wave"] == "pause"]
+    assert len(paused) == 2 and all(r["trim"]["rss_after"] > 0 for r in paused)
 
 
 def test_micro_send_drives_the_real_handler_through_public_seams() -> None:
