@@ -177,6 +177,9 @@ def structures(app: Any) -> dict[str, Any]:
 
 AUTOTRIM = int(os.environ.get("PROBE_AUTOTRIM", "0") or 0)
 GARBAGE = os.environ.get("PROBE_GARBAGE") == "1"  # count the cycle garbage by type
+# The other policy: malloc_trim(0) right after an automatic full collection that freed at
+# least this many objects (no collection of our own: the collector's pause is paid anyway).
+TRIM_AFTER_GC = int(os.environ.get("PROBE_TRIM_AFTER_GC", "0") or 0)
 AUTOTRIM_EVERY = 2.0  # seconds between checks
 
 
@@ -186,7 +189,7 @@ class Probe:
         self.first: tracemalloc.Snapshot | None = None
         self.last: tracemalloc.Snapshot | None = None
         self.reports = 0
-        self.autotrim: asyncio.Task[None] | None = None
+        self.autotrim: asyncio.Future[None] | None = None
         self.autotrims: list[float] = []  # ms each automatic trim took
 
     def _sio(self) -> Any:
@@ -249,7 +252,7 @@ class Probe:
             else:
                 self.first = snap
             self.last = snap
-        if AUTOTRIM:
+        if AUTOTRIM or TRIM_AFTER_GC:
             out["autotrim_ms"] = self.autotrims
         self.reports += 1
         return out
@@ -277,9 +280,25 @@ class Probe:
         return {"trimmed": trimmed, "trim_ms": round(ms, 2), "rss_before": before["VmRSS"],
                 "rss_after": status()["VmRSS"], **mallinfo()}
 
+    def _after_gc(self, loop: asyncio.AbstractEventLoop) -> Any:
+        def callback(phase: str, info: dict[str, Any]) -> None:
+            if (phase == "stop" and info.get("generation") == 2
+                    and info.get("collected", 0) >= TRIM_AFTER_GC):
+                # the collection may run on any thread: trim on the loop, after it
+                loop.call_soon_threadsafe(self._trim_now)
+        return callback
+
+    def _trim_now(self) -> None:
+        t0 = time.perf_counter()
+        malloc_trim()
+        self.autotrims.append(round((time.perf_counter() - t0) * 1000, 2))
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if AUTOTRIM and self.autotrim is None:
             self.autotrim = asyncio.get_running_loop().create_task(self._autotrim())
+        if TRIM_AFTER_GC and self.autotrim is None:
+            self.autotrim = asyncio.get_running_loop().create_future()  # installed once
+            gc.callbacks.append(self._after_gc(asyncio.get_running_loop()))
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if not path.startswith("/__probe/"):
             await self.app(scope, receive, send)

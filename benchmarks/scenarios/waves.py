@@ -95,6 +95,7 @@ class Size:
     shape: str = "rooms"
     trim_each: bool = False
     autotrim: int = 100
+    policy: str = "count"  # count: trim after N closed sockets; gc: after a big full GC
 
     @property
     def apps(self) -> tuple[str, ...]:
@@ -110,7 +111,7 @@ def size(ctx: Context) -> Size:
                 ("off", "deflate") if deflate is None else
                 ("deflate",) if deflate == "1" else ("off",),
                 env.get("WAVES_SHAPE", "rooms"), env.get("WAVES_TRIM") == "1",
-                int(env.get("WAVES_AUTOTRIM", "100")))
+                int(env.get("WAVES_AUTOTRIM", "100")), env.get("WAVES_TRIM_POLICY", "count"))
 
 
 @dataclass
@@ -129,7 +130,9 @@ def _setup(ctx: Context, tag: str, sz: Size) -> tuple[ChatSetup, list[dict[str, 
 
 
 def _env(setup: ChatSetup, sz: Size, target: str, autotrim: int = 0) -> dict[str, str]:
-    return {**setup.env, "PROBE_TARGET": target, "PROBE_AUTOTRIM": str(autotrim),
+    policy = ({"PROBE_TRIM_AFTER_GC": str(autotrim)} if sz.policy == "gc"
+              else {"PROBE_AUTOTRIM": str(autotrim)})
+    return {**setup.env, "PROBE_TARGET": target, **policy,
             # one address opens them all, 20 at a time; the audit's shape puts every
             # socket on one account
             "STREAMZY_SOCKET_UNAUTHENTICATED_PER_ADDRESS": "1000",
