@@ -1,6 +1,6 @@
 """Streamzy against a bare python-socketio baseline, side by side, in the same run.
 
-    python benchmarks/run.py --quick                      # sanity run, ~2-3 minutes
+    python benchmarks/run.py --quick                      # sanity run, ~5 minutes
     python benchmarks/run.py --fanout --rooms             # the two throughput scenarios
     python benchmarks/run.py --all --json results.json    # everything (long)
 
@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="sanity run: every scenario, short and small (~2-3 min)")
+                        help="sanity run: every scenario, short and small (~5 min)")
     parser.add_argument("--all", action="store_true", help="every scenario, full size")
     for scenario in SCENARIOS.values():
         parser.add_argument(f"--{scenario.name}", action="store_true", help=scenario.help)

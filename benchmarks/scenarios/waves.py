@@ -104,7 +104,7 @@ class Size:
 
 def size(ctx: Context) -> Size:
     env = os.environ
-    default = (200, 3, 5.0) if ctx.quick else (1000, 4, 50.0)
+    default = (200, 2, 5.0) if ctx.quick else (1000, 4, 50.0)
     deflate = env.get("WAVES_DEFLATE")
     return Size(int(env.get("WAVES_SOCKETS", default[0])), int(env.get("WAVES_COUNT", default[1])),
                 float(env.get("WAVES_PAUSE", default[2])),
