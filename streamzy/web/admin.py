@@ -48,7 +48,7 @@ def blueprint(*, accounts: Accounts, applications: Applications, audit: AuditLog
     async def queue() -> str:
         return await render_template("admin_queue.html", applications=await applications.pending())
 
-    @bp.post("/applications/<int:application_id>/approve")
+    @bp.post("/applications/<id:application_id>/approve")
     @admin_only
     @limited("pages")
     async def approve(application_id: int) -> str:
@@ -57,7 +57,7 @@ def blueprint(*, accounts: Accounts, applications: Applications, audit: AuditLog
         # Shown exactly once: this response is never cached and the password is not stored.
         return await render_template("admin_approved.html", user=user, password=password)
 
-    @bp.post("/applications/<int:application_id>/reject")
+    @bp.post("/applications/<id:application_id>/reject")
     @admin_only
     @limited("pages")
     async def reject(application_id: int) -> Response:
@@ -72,7 +72,7 @@ def blueprint(*, accounts: Accounts, applications: Applications, audit: AuditLog
         return await render_template("admin_users.html", users=await accounts.list_users(),
                                      now=clock.now(), me=session().user_id)
 
-    @bp.post("/users/<int:user_id>")
+    @bp.post("/users/<id:user_id>")
     @admin_only
     @limited("pages")
     async def user_action(user_id: int) -> Response | str:

@@ -113,7 +113,7 @@ def blueprint(*, rooms: Rooms, history: MessageHistory, posting: MessagePosting)
         views = await rooms.visible(g.bot.user_id)
         return jsonify({"ok": True, "rooms": [v.public() for v in views if v.member]})
 
-    @bp.get("/api/v1/rooms/<int:room_id>/messages")
+    @bp.get("/api/v1/rooms/<id:room_id>/messages")
     @bot_token
     @limited("api")
     async def room_history(room_id: int) -> Response:
@@ -125,7 +125,7 @@ def blueprint(*, rooms: Rooms, history: MessageHistory, posting: MessagePosting)
         return jsonify({"ok": True, "room": room.id, "messages": wire.messages(found),
                         "has_more": has_more})
 
-    @bp.post("/api/v1/rooms/<int:room_id>/messages")
+    @bp.post("/api/v1/rooms/<id:room_id>/messages")
     @bot_token
     @csrf_exempt(NO_COOKIES)
     @limited("api")

@@ -132,7 +132,7 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
         return await render_template("account.html", sessions=rows, current_id=current.id,
                                      changed=request.args.get("changed") == "1")
 
-    @bp.post("/account/sessions/<int:session_id>/revoke")
+    @bp.post("/account/sessions/<id:session_id>/revoke")
     @signed_in
     @limited("pages")
     async def revoke_session(session_id: int) -> Response | tuple[str, int]:
