@@ -13,6 +13,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DEV_PLACEHOLDER = "change-me"
+# Session activity is written at most this often (guards/sessions.py TOUCH_EVERY), so an
+# idle timeout must span several such writes or an active session can look idle (401).
+SESSION_TOUCH_SECONDS = 60
+MIN_SESSION_IDLE_SECONDS = 5 * SESSION_TOUCH_SECONDS
 MIN_SECRET_LENGTH = 32
 
 
@@ -66,7 +70,7 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
 
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
-    session_idle_seconds: int = Field(default=2 * 3600, ge=60)
+    session_idle_seconds: int = 2 * 3600  # at least MIN_SESSION_IDLE_SECONDS (_idle_floor)
     session_absolute_seconds: int = Field(default=12 * 3600, ge=60)
     # How often one bulk query re-checks every connected socket's session (0: never; each
     # event then checks its own session when the last check is over 5 s old).
@@ -105,6 +109,16 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("session_idle_seconds")
+    @classmethod
+    def _idle_floor(cls, value: int) -> int:
+        if value < MIN_SESSION_IDLE_SECONDS:
+            raise ValueError(
+                f"STREAMZY_SESSION_IDLE_SECONDS must be at least {MIN_SESSION_IDLE_SECONDS} "
+                f"(got {value}): session activity is recorded at most every "
+                f"{SESSION_TOUCH_SECONDS} s, so a shorter idle timeout ends sessions in use")
+        return value
 
     @field_validator("allowed_origins")
     @classmethod

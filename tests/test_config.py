@@ -194,3 +194,25 @@ def test_gen_key_prints_a_fernet_key(tmp_path: Path) -> None:
     assert len(key) == 44 and key != second.stdout.strip()
     fernet = Fernet(key.encode())
     assert fernet.decrypt(fernet.encrypt(b"hello")) == b"hello"
+
+
+@pytest.mark.parametrize("idle", [60, 120, 299])
+def test_an_idle_timeout_near_the_activity_recording_interval_is_refused(
+        idle: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Activity is recorded at most every TOUCH_EVERY: an idle timeout of 60 s ended active
+    sessions (401) between two recordings."""
+    with pytest.raises(ValidationError, match="STREAMZY_SESSION_IDLE_SECONDS") as caught:
+        Settings(_env_file=None, session_idle_seconds=idle)  # type: ignore[call-arg]
+    assert "300" in str(caught.value)
+    monkeypatch.setenv("STREAMZY_SESSION_IDLE_SECONDS", str(idle))
+    with pytest.raises(ValidationError, match="STREAMZY_SESSION_IDLE_SECONDS"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_the_minimum_idle_timeout_leaves_room_for_several_activity_recordings() -> None:
+    from streamzy.config import MIN_SESSION_IDLE_SECONDS
+    from streamzy.guards.sessions import TOUCH_EVERY
+
+    assert MIN_SESSION_IDLE_SECONDS > 2 * TOUCH_EVERY.total_seconds()
+    accepted = Settings(_env_file=None, session_idle_seconds=MIN_SESSION_IDLE_SECONDS)  # type: ignore[call-arg]
+    assert accepted.session_idle_seconds == 300

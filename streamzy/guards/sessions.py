@@ -18,13 +18,15 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from streamzy.clock import Clock, as_utc
+from streamzy.config import SESSION_TOUCH_SECONDS
 from streamzy.guards.context import RequestInfo
 from streamzy.services.events import EventBus, SessionsEnded
 from streamzy.storage.crypto import token_digest
 from streamzy.storage.db import Database
 from streamzy.storage.models import Session, User
 
-TOUCH_EVERY = timedelta(seconds=60)
+# Activity is written at most this often; config refuses idle timeouts too close to it.
+TOUCH_EVERY = timedelta(seconds=SESSION_TOUCH_SECONDS)
 CHECK_CHUNK = 500  # ids per IN list (SQLite and PostgreSQL both take far more)
 
 
