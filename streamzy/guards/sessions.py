@@ -46,6 +46,7 @@ class EndReason(StrEnum):
     REPLACED = "replaced"  # its owner signed in again on the same browser
     REVOKED_BY_USER = "revoked_by_user"  # its owner revoked it from the account page
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason: the password changed
+    LOCKED = "locked"  # wrong current passwords on the password form locked the account
 
 
 @dataclass(frozen=True)

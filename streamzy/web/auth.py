@@ -120,7 +120,14 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
                 current.user_id, form.current_password, form.new_password, info(),
                 session_id=current.id, end_other_sessions=form.end_other_sessions is not None)
         except ServiceError as exc:
-            return await render_template("password.html", error=exc.message, **context), 400
+            if exc.code == "locked_signed_out":  # this session ended with the others
+                ended: Response = redirect(f"/login?reason={Notice.LOCKED}")  # type: ignore[assignment]
+                ended.delete_cookie(cookie_name, path="/", secure=settings.cookie_secure,
+                                    httponly=True, samesite="Lax")
+                return ended
+            status = 403 if exc.kind == "forbidden" else 400
+            return await render_template("password.html", error=exc.message,
+                                         **context), status
         return redirect("/account?changed=1")  # type: ignore[return-value]
 
     @bp.get("/account")
