@@ -83,6 +83,7 @@ class Settings(BaseSettings):
 
     rate_login: str = "10/5m"
     rate_apply: str = "5/5m"
+    rate_apply_status: str = "10/5m"  # looking up an application by its reference
     rate_messages: str = "30/m"
     rate_bot_messages: str = "60/m"
     rate_api: str = "100/h"
@@ -128,7 +129,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"list exact origins like https://chat.example.org: {origin!r}")
         return [origin.rstrip("/") for origin in value]
 
-    @field_validator("rate_login", "rate_apply", "rate_messages", "rate_bot_messages",
+    @field_validator("rate_login", "rate_apply", "rate_apply_status", "rate_messages", "rate_bot_messages",
                      "rate_api", "rate_pages", "rate_static", "rate_socket_events")
     @classmethod
     def _valid_rate(cls, value: str) -> str:

@@ -80,7 +80,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         password_min_length=settings.password_min_length,
     )
     accounts = Accounts(db, clock, hasher, audit_log.record, end_sessions, policy, events)
-    applications = Applications(db, clock, accounts, audit_log.record)
+    applications = Applications(db, clock, accounts, audit_log.record,
+                                audit_log.record_throttled)
     keyring = Keyring(db, MasterKeys([k.get_secret_value() for k in settings.message_keys]),
                       clock)
     rooms = Rooms(db, clock, keyring, audit_log.record)

@@ -47,7 +47,7 @@ async def test_every_page_fits_a_phone_and_labels_its_controls(browsing: Browsin
         "rosa", "Rosa Diaz", "rosa@example.org", "I joined the night shift this week.", SYSTEM)
 
     visitor = await browsing.page(phone=True)
-    for path in ("/", "/apply", "/apply/done", "/login", "/login?reason=inactive"):
+    for path in ("/", "/apply", "/apply/status", "/login", "/login?reason=inactive"):
         await check_page(visitor, path)
     await visitor.goto("/")
     await visitor.screenshot(path=artifact("landing-phone.png"), full_page=True)
