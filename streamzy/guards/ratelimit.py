@@ -23,6 +23,7 @@ class Decision:
     allowed: bool
     retry_after: float = 0.0
     unavailable: bool = False  # refused because the shared store could not be reached
+    backlog: float = 0.0  # seconds of budget in use after this decision (TAT - now)
 
 
 class RateStore(Protocol):
@@ -44,11 +45,11 @@ class MemoryRateStore:
     async def gcra(self, key: str, now: float, interval: float, tolerance: float) -> Decision:
         tat = max(self._tat.get(key, now), now)
         if tat - now > tolerance:
-            return Decision(False, tat - tolerance - now)
+            return Decision(False, tat - tolerance - now, backlog=tat - now)
         if len(self._tat) >= self.MAX_KEYS:
             self._tat = {k: v for k, v in self._tat.items() if v > now}
         self._tat[key] = tat + interval
-        return Decision(True)
+        return Decision(True, backlog=tat + interval - now)
 
     async def close(self) -> None:
         self._tat.clear()
@@ -61,11 +62,11 @@ local tolerance = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
 if tat < now then tat = now end
 if tat - now > tolerance then
-  return {0, tostring(tat - tolerance - now)}
+  return {0, tostring(tat - tolerance - now), tostring(tat - now)}
 end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-return {1, '0'}
+return {1, '0', tostring(new_tat - now)}
 """
 
 
@@ -80,9 +81,9 @@ class RedisRateStore:
         self._prefix = prefix
 
     async def gcra(self, key: str, now: float, interval: float, tolerance: float) -> Decision:
-        allowed, retry = await self._script(keys=[self._prefix + key],
-                                            args=[repr(now), repr(interval), repr(tolerance)])
-        return Decision(bool(int(allowed)), float(retry))
+        allowed, retry, backlog = await self._script(
+            keys=[self._prefix + key], args=[repr(now), repr(interval), repr(tolerance)])
+        return Decision(bool(int(allowed)), float(retry), backlog=float(backlog))
 
     async def close(self) -> None:
         await self._redis.aclose()

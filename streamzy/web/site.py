@@ -67,7 +67,7 @@ def create_quart(services: Services) -> Quart:
         admin_chat.blueprint(rooms=services.rooms, bots=services.bots),
         rooms.blueprint(rooms=services.rooms, settings=settings),
         api.blueprint(rooms=services.rooms, history=services.history,
-                      posting=services.posting),
+                      posting=services.posting, message_max_chars=settings.message_max_chars),
     ):
         app.register_blueprint(blueprint)
     return app
