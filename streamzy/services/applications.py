@@ -92,14 +92,17 @@ class Applications:
                 created_at=self._clock.now(), client_ip=info.ip, reject_reason="",
                 reference_digest=reference_digest(reference))
 
+        # The same two lookups and one insert whatever the name: no timing difference.
         async with self._db.unit() as db:
             taken = (await db.execute(select(User.id).where(User.username == name))).first()
-        app = row(holds_name=True)
-        conflict = "name_taken" if taken else None
+            held = (await db.execute(select(Application.id).where(
+                Application.pending_username == name))).first()
+        conflict = "name_taken" if taken else "already_pending" if held else None
+        app = row(holds_name=held is None)
         try:
             async with self._db.unit() as db:
                 db.add(app)
-        except IntegrityError:  # another pending application holds the name: store it too
+        except IntegrityError:  # another application took the name meanwhile: store it too
             app = row(holds_name=False)
             conflict = conflict or "already_pending"
             async with self._db.unit() as db:
