@@ -1,7 +1,7 @@
 /* Streamzy room page: live chat over the vendored Socket.IO client.
    Runs under CSP script-src 'self'. User content is only ever set with textContent.
 
-   Delivery contract (streamzy/realtime/events.py): `join {room, since_seq?}` answers with the
+   Delivery contract (streamzy/realtime/handlers.py): `join {room, since_seq?}` answers with the
    messages we missed; live `message` events may arrive before that answer, so they are
    buffered until it does and everything is merged by sequence number (deduplicated by seq
    and id). After a reconnect we join again with since_seq = the highest seq we have seen,
@@ -386,7 +386,15 @@
   });
 
   socket.on("connect", () => { join(); });
-  socket.on("message", (m) => { if (joined) addLive([m]); else buffer.push(m); });
+  socket.on("message", (m) => {
+    if (!joined) { buffer.push(m); return; }
+    if (m && m.room === ROOM && Number.isInteger(m.seq) && m.seq > highest + 1) {
+      buffer.push(m);  // a gap: an earlier one never arrived live; catch up, then show this
+      join();
+      return;
+    }
+    addLive([m]);
+  });
   socket.on("typing", onTyping);
   socket.on("presence", onPresence);
   socket.on("session_ended", (data) => endSession(data && data.reason));

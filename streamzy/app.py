@@ -60,10 +60,16 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @quart.before_serving
     async def _start() -> None:
+        problem = services.db.write_problem()
+        if problem is not None:
+            raise refuse(f"refusing to start: {problem}")
         try:
             await services.keyring.verify_master()
         except KeyUnavailable as exc:
             raise refuse(f"refusing to start: {exc}") from None
+        except Exception as exc:  # the database cannot be opened or read at all
+            raise refuse(f"refusing to start: the database cannot be used "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
         if not settings.redis_url and not await services.db.claim_sole_server():
             raise refuse("refusing to start: another Streamzy process already serves this "
                          "database without Redis. Several processes or workers need "

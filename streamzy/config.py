@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     port: int = 8000
 
     database_url: str = "sqlite+aiosqlite:///./streamzy.db"
+    # Longest wait on a database server for one connect or statement: a hung server then
+    # gives error answers ("unavailable") within seconds instead of stalling requests.
+    database_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     redis_url: str = ""
 
     secret_key: SecretStr = SecretStr("")

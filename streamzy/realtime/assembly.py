@@ -6,6 +6,8 @@ collaborators it needs, so their dependencies read at the top of their own modul
 
 from __future__ import annotations
 
+import logging
+
 import socketio
 
 from streamzy.realtime.admission import Admission
@@ -19,7 +21,7 @@ from streamzy.realtime.presence import Presence
 from streamzy.realtime.principal import Connections
 from streamzy.realtime.registry import SocketRegistry
 from streamzy.realtime.room_cache import RoomCache
-from streamzy.realtime.server import ResilientRedisManager
+from streamzy.realtime.server import RedisManager
 from streamzy.realtime.sweeper import SessionSweeper
 from streamzy.services.events import (
     BotTokenRevoked,
@@ -28,6 +30,8 @@ from streamzy.services.events import (
     UserDisabled,
 )
 from streamzy.wiring import Services
+
+log = logging.getLogger("streamzy.realtime")
 
 
 class Realtime:
@@ -68,8 +72,10 @@ class Realtime:
                                       clock=services.clock,
                                       interval=settings.session_sweep_seconds)
         self._subscribe(services)
-        if isinstance(sio.manager, ResilientRedisManager):
+        self.registry.on_resubscribed = self._sweep_now
+        if isinstance(sio.manager, RedisManager):
             sio.manager.on_recovered = self.registry.announce_resync
+            sio.manager.subscription.on_resubscribed = self.delivery.resync
 
     def _subscribe(self, services: Services) -> None:
         registry = self.registry
@@ -87,6 +93,13 @@ class Realtime:
         services.events.subscribe(BotTokenRevoked, token_revoked)
         services.events.subscribe(UserDisabled, user_disabled)
         services.events.subscribe(MessagesStored, self.delivery.messages_stored)
+
+    async def _sweep_now(self) -> None:
+        """Revocations may have gone by while the subscription was lost: check at once."""
+        try:
+            await self.sweeper.sweep_once()
+        except Exception:  # the periodic sweep and per-event checks remain
+            log.warning("session sweep after Redis came back failed")
 
     async def start(self) -> None:
         await self.registry.start()

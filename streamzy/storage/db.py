@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 from sqlalchemy import Connection, TextClause, event, text
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 SOLE_SERVER_LOCK = 0x5752_5A59  # an arbitrary advisory-lock key: "STRZY"
 
@@ -43,8 +46,26 @@ def is_unavailable(exc: BaseException) -> bool:
         # schema mistakes too ("no such table"), which are bugs, not outages.
         text_ = str(exc.orig).lower() if exc.orig is not None else ""
         return not isinstance(exc.orig, sqlite3.OperationalError) or any(
-            hint in text_ for hint in ("unable to open", "locked", "disk i/o", "readonly"))
+            hint in text_ for hint in ("unable to open", "locked", "disk i/o", "readonly",
+                                       "disk is full"))
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """True when a write failed because the disk (or the database's quota) is full."""
+    text_ = str(getattr(exc, "orig", None) or exc).lower()
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code == "53100" or any(hint in text_ for hint in (
+        "disk is full", "no space left", "could not extend file"))
+
+
+class _WriteTrackingSession(Session):
+    """Marks a session that flushed changes, so a clean commit proves storage is writable."""
+
+
+@event.listens_for(_WriteTrackingSession, "after_flush")
+def _flushed(session: Session, _context: Any) -> None:
+    session.info["wrote"] = True
 
 
 def is_sqlite(url: str) -> bool:
@@ -60,14 +81,23 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """Create the engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, timeout: float | None = None) -> AsyncEngine:
+    """Create the engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+
+    ``timeout`` bounds every wait on a database server: connecting, each statement
+    (asyncpg's command timeout, so a hung server answers TimeoutError instead of holding a
+    request forever) and waiting for a pooled connection. Migrations pass None.
+    """
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
+    bounded: dict[str, Any] = {}
+    if timeout is not None:
+        bounded = {"connect_args": {"timeout": timeout, "command_timeout": timeout},
+                   "pool_timeout": timeout}
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
-                               hide_parameters=True)
+                               hide_parameters=True, **bounded)
 
 
 class Tx(Protocol):
@@ -116,10 +146,14 @@ def _sqlite_path(url: str) -> str:
 class Database:
     """Owns the engine; hands out units of work."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.timeout = timeout
+        self.engine = make_engine(url, timeout)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False,
+                                           sync_session_class=_WriteTrackingSession)
+        # Set when a write failed for lack of space; cleared by the next write that commits.
+        self.storage_full = False
         # aiosqlite runs every call (execute, fetch, commit...) as its own thread round trip;
         # a hot transaction goes to one worker thread on a plain sqlite3 connection instead.
         self._raw: sqlite3.Connection | None = None
@@ -130,8 +164,15 @@ class Database:
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncSession]:
         """A transaction: commits when the block ends cleanly, rolls back otherwise."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        try:
+            async with self.sessions() as session:
+                async with session.begin():
+                    yield session
+                if session.info.get("wrote"):
+                    self.storage_full = False
+        except Exception as exc:
+            self.storage_full = self.storage_full or is_storage_full(exc)
+            raise
 
     def _raw_connection(self) -> sqlite3.Connection:
         if self._raw is None:
@@ -164,17 +205,43 @@ class Database:
                         raise
                     return result
 
-            return await asyncio.to_thread(run)
-        async with self.engine.begin() as conn:
-            return await conn.run_sync(lambda sync: work(_SqlAlchemyTx(sync), *args))
-
-    async def ping(self) -> bool:
+            try:
+                result = await asyncio.to_thread(run)
+            except Exception as exc:
+                self.storage_full = self.storage_full or is_storage_full(exc)
+                raise
+            self.storage_full = False
+            return result
         try:
-            async with self.engine.connect() as conn:
+            async with self.engine.begin() as conn:
+                result = await conn.run_sync(lambda sync: work(_SqlAlchemyTx(sync), *args))
+        except Exception as exc:
+            self.storage_full = self.storage_full or is_storage_full(exc)
+            raise
+        self.storage_full = False
+        return result
+
+    async def ping(self, within: float = 0.8) -> bool:
+        """Does the database answer within ``within`` seconds? (/readyz must answer in 1 s
+        even when the server hangs.)"""
+        try:
+            async with asyncio.timeout(within), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except Exception:  # any driver error means "not ready"
+        except Exception:  # any driver error or the timeout means "not ready"
             return False
         return True
+
+    def write_problem(self) -> str | None:
+        """Why this process could never write the embedded database, or None. (SQLite writes
+        the database, its WAL and lock files in the database's directory.)"""
+        if not is_sqlite(self.url) or _sqlite_path(self.url) == ":memory:":
+            return None
+        path = Path(_sqlite_path(self.url)).resolve()
+        if not os.access(path.parent, os.W_OK):
+            return f"the database directory {path.parent} is read-only"
+        if path.exists() and not os.access(path, os.W_OK):
+            return f"the database file {path} is read-only"
+        return None
 
     async def claim_sole_server(self) -> bool:
         """Claim "the only server process on this database" until dispose(); False if taken.

@@ -132,12 +132,36 @@ class PrivatePostgres:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate",
                   "-w", "stop")
 
+    def processes(self) -> list[int]:
+        """The postmaster and every backend it forked (all of them serve connections)."""
+        postmaster = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                    and _parent_of(p) == postmaster]
+        return [postmaster, *children]
+
+    def pause(self) -> None:
+        """Hang, not stop: connections stay open and nothing answers (SIGSTOP)."""
+        for pid in self.processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self.processes():
+            os.kill(pid, signal.SIGCONT)
+
     def destroy(self) -> None:
         try:
             self.stop()
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _parent_of(proc: Path) -> int:
+    try:
+        stat = (proc / "stat").read_text()
+    except OSError:
+        return -1
+    return int(stat[stat.rindex(")") + 2:].split()[1])
 
 
 class PrivateRedis:
@@ -171,9 +195,19 @@ class PrivateRedis:
 
     def stop(self) -> None:
         if self.proc is not None:
+            self.resume()  # a stopped process cannot die until it runs again
             self.proc.kill()
             self.proc.wait(10)
             self.proc = None
+
+    def pause(self) -> None:
+        """Hang, not stop: connections stay open and nothing answers (SIGSTOP)."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGCONT)
 
 
 __all__ = ["Any", "PrivatePostgres", "PrivateRedis", "StreamzyProcess", "admin_services",
