@@ -9,6 +9,7 @@ same the services would write (session cookies are stored as their SHA-256 only)
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,6 +65,8 @@ def server_env(db_url: str, keys: Secrets, workdir: Path, redis_url: str = "") -
         "STREAMZY_MESSAGE_KEYS": keys.message_key,
         "STREAMZY_AUDIT_LOG_PATH": str(workdir / "audit.log"),
         "STREAMZY_REDIS_URL": redis_url,
+        # the durability setting under test, when the caller names one (FULL by default)
+        **{k: v for k, v in os.environ.items() if k == "STREAMZY_SQLITE_SYNCHRONOUS"},
     }
 
 

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # Longest wait on a database server for one connect or statement: a hung server then
     # gives error answers ("unavailable") within seconds instead of stalling requests.
     database_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # SQLite: FULL makes an acked message survive power loss (fsync per group commit);
+    # NORMAL only a killed process. See storage/db.py and SECURITY.md.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     redis_url: str = ""
 
     secret_key: SecretStr = SecretStr("")

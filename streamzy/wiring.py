@@ -74,7 +74,8 @@ class Services:
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     events = EventBus()
-    db = Database(settings.database_url, settings.database_timeout_seconds)
+    db = Database(settings.database_url, settings.database_timeout_seconds,
+                  settings.sqlite_synchronous)
     audit_log = AuditLog(db, clock, settings.audit_log_path)
     sessions = SessionStore(db, clock, events, settings.session_idle_seconds,
                             settings.session_absolute_seconds)

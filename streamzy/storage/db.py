@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import sqlite3
 import threading
@@ -72,16 +73,26 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+# FULL: a commit is on disk (fsync of the WAL) before it returns, so an acknowledged message
+# survives power loss and OS crashes, not only a killed process (NORMAL's promise). The group
+# commit spreads each fsync over a whole batch. STREAMZY_SQLITE_SYNCHRONOUS=NORMAL trades that
+# for speed where the disk or the platform already guarantees it.
+SQLITE_SYNCHRONOUS = {"FULL", "NORMAL"}
+
+
+def sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str = "FULL") -> None:
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {sorted(SQLITE_SYNCHRONOUS)}")
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
 
 
-def make_engine(url: str, timeout: float | None = None) -> AsyncEngine:
+def make_engine(url: str, timeout: float | None = None,
+                synchronous: str = "FULL") -> AsyncEngine:
     """Create the engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
 
     ``timeout`` bounds every wait on a database server: connecting, each statement
@@ -90,7 +101,8 @@ def make_engine(url: str, timeout: float | None = None) -> AsyncEngine:
     """
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
-        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect",
+                     functools.partial(sqlite_pragmas, synchronous=synchronous))
         return engine
     bounded: dict[str, Any] = {}
     if timeout is not None:
@@ -146,10 +158,12 @@ def _sqlite_path(url: str) -> str:
 class Database:
     """Owns the engine; hands out units of work."""
 
-    def __init__(self, url: str, timeout: float | None = None) -> None:
+    def __init__(self, url: str, timeout: float | None = None,
+                 synchronous: str = "FULL") -> None:
         self.url = url
         self.timeout = timeout
-        self.engine = make_engine(url, timeout)
+        self.synchronous = synchronous
+        self.engine = make_engine(url, timeout, synchronous)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False,
                                            sync_session_class=_WriteTrackingSession)
         # Set when a write failed for lack of space; cleared by the next write that commits.
@@ -178,7 +192,7 @@ class Database:
         if self._raw is None:
             conn = sqlite3.connect(_sqlite_path(self.url), timeout=30, isolation_level=None,
                                    check_same_thread=False)
-            sqlite_pragmas(conn, None)
+            sqlite_pragmas(conn, None, self.synchronous)
             self._raw = conn
         return self._raw
 
