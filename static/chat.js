@@ -407,6 +407,9 @@
   });
   socket.on("resync", () => { if (joined) join(); });  // the server may have missed deliveries
   socket.on("kicked", (data) => toast((data && data.message) || "Disconnected by the server."));
+  // The server is restarting on purpose: its transport closes next and socket.io reconnects
+  // by itself; the join after it catches up with since_seq.
+  socket.on("restart", () => setConn("connecting", "Server restarting — reconnecting…"));
   socket.on("disconnect", (reason) => {
     joined = false;
     inflight = null;  // its answer is lost; it is sent again (same id) after the next join

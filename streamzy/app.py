@@ -39,6 +39,10 @@ class StreamzyApp:
         # ends the process there (a server that merely stops would exit 0).
         self.on_refused: Callable[[str], None] | None = None
 
+    async def drain(self) -> None:
+        """Before shutting down: close live sockets so clients reconnect at once."""
+        await self.realtime.drain()
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self._asgi(scope, receive, send)
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -200,8 +201,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config.bind = [f"{args.host or settings.host}:{args.port or settings.port}"]
     app = create_app(settings)
     print(f"Streamzy serving on http://{config.bind[0]}  ({settings.env})", flush=True)
+    async def until_stopped() -> None:
+        """SIGTERM or SIGINT: close the sockets first (clients reconnect and catch up
+        elsewhere or here after the restart), then let Hypercorn shut down."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await app.drain()
+
     try:
-        asyncio.run(serve(app, config),  # type: ignore[arg-type]
+        asyncio.run(serve(app, config, shutdown_trigger=until_stopped),  # type: ignore[arg-type]
                     loop_factory=_loop_factory(config.worker_class))
     except Exception:  # a refused start (bad master key, second process without Redis)
         if not app.startup_error:

@@ -6,6 +6,7 @@ collaborators it needs, so their dependencies read at the top of their own modul
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import socketio
@@ -32,11 +33,13 @@ from streamzy.services.events import (
 from streamzy.wiring import Services
 
 log = logging.getLogger("streamzy.realtime")
+DRAIN_SECONDS = 3.0
 
 
 class Realtime:
     def __init__(self, sio: socketio.AsyncServer, services: Services) -> None:
         settings = services.settings
+        self._sio = sio
         self.delivery = Delivery(sio)
         self.connections = Connections(self.delivery)
         self.registry = SocketRegistry(self.connections.drop, settings.redis_url,
@@ -93,6 +96,19 @@ class Realtime:
         services.events.subscribe(BotTokenRevoked, token_revoked)
         services.events.subscribe(UserDisabled, user_disabled)
         services.events.subscribe(MessagesStored, self.delivery.messages_stored)
+
+    async def drain(self) -> None:
+        """Before a restart: say so, then close every Engine.IO connection of this process
+        (a transport close, so clients reconnect by themselves) instead of leaving them open
+        until the server's graceful timeout."""
+        self.admission.closing = True
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                await self.delivery.restarting()
+                await asyncio.sleep(0.1)  # let the notice leave the send queues
+                await self._sio.eio.disconnect()
+        except Exception:
+            log.warning("closing sockets before the restart did not finish")
 
     async def _sweep_now(self) -> None:
         """Revocations may have gone by while the subscription was lost: check at once."""

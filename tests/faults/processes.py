@@ -50,6 +50,10 @@ class StreamzyProcess:
              "--bind", f"127.0.0.1:{self.port}", "streamzy.asgi:app"],
             cwd=self.cwd, env={**base, "PYTHONPATH": str(ROOT), **self.env},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        await self.wait_healthy()
+
+    async def wait_healthy(self) -> None:
+        assert self.proc is not None
         async with httpx.AsyncClient() as probe:
             for _ in range(400):
                 assert self.proc.poll() is None, "streamzy exited during start"
