@@ -1,21 +1,19 @@
-"""The database engine and the unit of work. SQLite runs in WAL mode."""
+"""The database engine and the unit of work (SQLite specifics live in storage/sqlite.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import functools
 import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from sqlalchemy import Connection, TextClause, event, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -25,39 +23,12 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
+from streamzy.storage.errors import is_storage_full, is_unavailable
+from streamzy.storage.sqlite import SqliteTx, is_sqlite, lock_file, sqlite_path, sqlite_pragmas
+
+__all__ = ["Database", "Tx", "is_sqlite", "is_unavailable", "make_engine", "sqlite_pragmas"]
+
 SOLE_SERVER_LOCK = 0x5752_5A59  # an arbitrary advisory-lock key: "STRZY"
-
-
-def _lock_file(path: str) -> IO[str] | None:
-    handle = open(path, "a")  # held open for the process lifetime
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        return None
-    return handle
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """True when ``exc`` means "the database cannot be reached", not a bug or bad data."""
-    if isinstance(exc, InterfaceError | OSError | TimeoutError):
-        return True
-    if isinstance(exc, OperationalError):
-        # PostgreSQL reports lost connections as OperationalError; SQLite uses it for
-        # schema mistakes too ("no such table"), which are bugs, not outages.
-        text_ = str(exc.orig).lower() if exc.orig is not None else ""
-        return not isinstance(exc.orig, sqlite3.OperationalError) or any(
-            hint in text_ for hint in ("unable to open", "locked", "disk i/o", "readonly",
-                                       "disk is full"))
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-
-
-def is_storage_full(exc: BaseException) -> bool:
-    """True when a write failed because the disk (or the database's quota) is full."""
-    text_ = str(getattr(exc, "orig", None) or exc).lower()
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return code == "53100" or any(hint in text_ for hint in (
-        "disk is full", "no space left", "could not extend file"))
 
 
 class _WriteTrackingSession(Session):
@@ -67,28 +38,6 @@ class _WriteTrackingSession(Session):
 @event.listens_for(_WriteTrackingSession, "after_flush")
 def _flushed(session: Session, _context: Any) -> None:
     session.info["wrote"] = True
-
-
-def is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
-
-
-# FULL: a commit is on disk (fsync of the WAL) before it returns, so an acknowledged message
-# survives power loss and OS crashes, not only a killed process (NORMAL's promise). The group
-# commit spreads each fsync over a whole batch. STREAMZY_SQLITE_SYNCHRONOUS=NORMAL trades that
-# for speed where the disk or the platform already guarantees it.
-SQLITE_SYNCHRONOUS = {"FULL", "NORMAL"}
-
-
-def sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str = "FULL") -> None:
-    if synchronous not in SQLITE_SYNCHRONOUS:
-        raise ValueError(f"synchronous must be one of {sorted(SQLITE_SYNCHRONOUS)}")
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA synchronous={synchronous}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
 
 
 def make_engine(url: str, timeout: float | None = None,
@@ -127,34 +76,6 @@ class _SqlAlchemyTx:
         return self._conn.execute(statement, params).all()
 
 
-def _sqlite_value(value: Any) -> Any:
-    # SQLAlchemy's storage format for DateTime on SQLite, so ORM reads parse it back.
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
-
-
-class _SqliteTx:
-    """The statements straight on sqlite3 (which takes ``:name`` parameters natively):
-    SQLAlchemy's per-statement work cost ~3x SQLite's own in the message writer."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def rows(self, statement: TextClause, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
-        try:
-            return self._conn.execute(
-                statement.text, {k: _sqlite_value(v) for k, v in params.items()}).fetchall()
-        except sqlite3.Error as exc:  # the same exception types as everywhere else
-            raise DBAPIError.instance(statement.text, None, exc, sqlite3.Error) from exc
-
-
-def _sqlite_path(url: str) -> str:
-    return url.split(":///", 1)[-1] or ":memory:"
-
-
 class Database:
     """Owns the engine; hands out units of work."""
 
@@ -190,7 +111,7 @@ class Database:
 
     def _raw_connection(self) -> sqlite3.Connection:
         if self._raw is None:
-            conn = sqlite3.connect(_sqlite_path(self.url), timeout=30, isolation_level=None,
+            conn = sqlite3.connect(sqlite_path(self.url), timeout=30, isolation_level=None,
                                    check_same_thread=False)
             sqlite_pragmas(conn, None, self.synchronous)
             self._raw = conn
@@ -207,7 +128,7 @@ class Database:
                     conn = self._raw_connection()
                     try:
                         conn.execute("BEGIN IMMEDIATE")
-                        result = work(_SqliteTx(conn), *args)
+                        result = work(SqliteTx(conn), *args)
                         conn.execute("COMMIT")
                     except sqlite3.Error as exc:
                         if conn.in_transaction:
@@ -248,9 +169,9 @@ class Database:
     def write_problem(self) -> str | None:
         """Why this process could never write the embedded database, or None. (SQLite writes
         the database, its WAL and lock files in the database's directory.)"""
-        if not is_sqlite(self.url) or _sqlite_path(self.url) == ":memory:":
+        if not is_sqlite(self.url) or sqlite_path(self.url) == ":memory:":
             return None
-        path = Path(_sqlite_path(self.url)).resolve()
+        path = Path(sqlite_path(self.url)).resolve()
         if not os.access(path.parent, os.W_OK):
             return f"the database directory {path.parent} is read-only"
         if path.exists() and not os.access(path, os.W_OK):
@@ -265,10 +186,10 @@ class Database:
         file lock beside the database; PostgreSQL a session advisory lock.
         """
         if is_sqlite(self.url):
-            path = _sqlite_path(self.url)
+            path = sqlite_path(self.url)
             if path == ":memory:":
                 return True
-            self._lock_file = await asyncio.to_thread(_lock_file, f"{path}.server-lock")
+            self._lock_file = await asyncio.to_thread(lock_file, f"{path}.server-lock")
             return self._lock_file is not None
         conn = await self.engine.connect()
         got = (await conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
