@@ -58,6 +58,11 @@ def server_env(db_url: str, keys: Secrets, workdir: Path, redis_url: str = "") -
               for name in Settings.model_fields if name.startswith("rate_")}
     return {
         **limits,
+        # the socket gate sized for one load generator holding every client on one address
+        "STREAMZY_SOCKET_UNAUTHENTICATED_PER_ADDRESS": "100000",
+        "STREAMZY_SOCKET_REFUSALS_PER_MINUTE": "100000",
+        "STREAMZY_SOCKETS_PER_USER": "100000",
+        "STREAMZY_SOCKETS_PER_BOT": "100000",
         "STREAMZY_ENV": "development",
         "STREAMZY_DATABASE_URL": db_url,
         "STREAMZY_SECRET_KEY": keys.secret_key,

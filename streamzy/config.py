@@ -97,8 +97,10 @@ class Settings(BaseSettings):
     # address and minute before further attempts are refused without a database lookup;
     # live sockets per account (per process: with N processes an account may hold N times).
     socket_auth_deadline_seconds: float = Field(default=10.0, ge=1, le=300)
-    socket_unauthenticated_per_address: int = Field(default=20, ge=1)
-    socket_refusals_per_minute: int = Field(default=30, ge=1)
+    # Generous: many users may share one address (a NAT, or a proxy when TRUSTED_HOPS is
+    # wrong) and a restart makes all of them reconnect at once; the deadline bounds the rest.
+    socket_unauthenticated_per_address: int = Field(default=256, ge=1)
+    socket_refusals_per_minute: int = Field(default=120, ge=1)
     sockets_per_user: int = Field(default=20, ge=1)
     sockets_per_bot: int = Field(default=10, ge=1)
 
