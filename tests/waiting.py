@@ -26,12 +26,12 @@ async def _value[T](read: Callable[[], T | Awaitable[T]]) -> T:
 
 
 async def wait_until(predicate: Callable[[], Any], *, timeout: float = DEADLINE,
-                     what: str = "the condition") -> None:
+                     what: str = "the condition", interval: float = POLL) -> None:
     """Poll ``predicate`` (plain or async) until it is truthy; fail after ``timeout`` s."""
     try:
         async with asyncio.timeout(timeout):
             while not await _value(predicate):
-                await asyncio.sleep(POLL)
+                await asyncio.sleep(interval)
     except TimeoutError:
         raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 
