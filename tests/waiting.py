@@ -74,7 +74,7 @@ async def wait_until_healthy(url: str, *, alive: Callable[[], None] | None = Non
                         last = f"HTTP {response.status_code}"
                     except httpx.TransportError as exc:
                         last = type(exc).__name__
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(POLL)
         except TimeoutError:
             raise AssertionError(f"{url}{path} not healthy after {timeout} s ({last})") from None
 
