@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import shutil
@@ -54,6 +55,9 @@ def free_port() -> int:
 
 
 BACKEND = os.environ.get("STREAMZY_TEST_BACKEND", "sqlite")
+# Hypercorn's error log (an app that raised, a 500 it answered itself) goes through logging,
+# so pytest shows it with a failing test instead of dropping it.
+SERVER_ERRORS = logging.getLogger("hypercorn.error")
 
 # Tiers, marked here so a new test file lands in the right one without remembering to:
 # ``-m "not browser and not faults and not slow"`` is the quick loop (see README, Tests).
@@ -229,7 +233,7 @@ async def start_server(settings: Settings, clock: ManualClock) -> tuple[LiveServ
     config = Config.from_toml(ROOT / "hypercorn.toml")  # the shipped limits, not defaults
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
-    config.errorlog = None
+    config.errorlog = SERVER_ERRORS
     config.graceful_timeout = 1
     stop = asyncio.Event()
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ from streamzy.config import Settings
 from streamzy.guards.context import SYSTEM, RequestInfo
 from streamzy.services.messages import Sender
 from streamzy.storage.models import User
-from tests.conftest import REQUIRE_SERVICES, LiveServer, free_port
+from tests.conftest import REQUIRE_SERVICES, SERVER_ERRORS, LiveServer, free_port
 from tests.waiting import task_alive, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +124,7 @@ class BrowserServer(LiveServer):
         config = Config()
         config.bind = [f"127.0.0.1:{self.port}"]
         config.accesslog = None
-        config.errorlog = None
+        config.errorlog = SERVER_ERRORS
         config.graceful_timeout = 1
         self._stop = asyncio.Event()
         self._hangup = HangUp(self.app)
