@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from streamzy.storage.models import Message
 from tests.browser.conftest import BrowserServer, Browsing, expect
-from tests.browser.helpers import open_room, seqs, texts
+from tests.browser.helpers import MESSAGE_TEXTS, expect_seqs, open_room
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -48,6 +48,7 @@ async def test_blocked_and_rate_limited_sends_are_explained_and_retried(
     await expect(failed).to_contain_text("three")
     await expect(failed).to_contain_text(re.compile(r"sending too fast\. Try again in \d+ s"))
     await expect(toast).to_contain_text(re.compile(r"Try again in \d+ s"))
+    await expect(failed).to_have_attribute("data-client-msg-id", re.compile(r"\S"))
     client_msg_id = await failed.get_attribute("data-client-msg-id")
     await failed.get_by_role("button", name="Retry").click()  # still too fast
     await expect(failed).to_have_count(1)
@@ -56,8 +57,9 @@ async def test_blocked_and_rate_limited_sends_are_explained_and_retried(
     server.clock.advance(60)
     await failed.get_by_role("button", name="Retry").click()
     await expect(failed).to_have_count(0)
-    await expect(page.locator("#messages .message .text")).to_have_text(["one", "two", "three"])
-    assert await seqs(page) == [1, 2, 3]
+    await expect(page.locator(MESSAGE_TEXTS)).to_have_text(["one", "two", "three"])
+    # The retried message shows its text before its ack sets data-seq: wait for that too.
+    await expect_seqs(page, [1, 2, 3])
     async with server.services.db.unit() as db:
         stored = (await db.execute(select(Message).where(Message.seq == 3))).scalar_one()
     assert stored.client_msg_id == client_msg_id  # the retry reused the same id
@@ -77,12 +79,12 @@ async def test_hostile_markup_is_stored_and_rendered_as_inert_text(
     for text in HOSTILE:
         await composer.fill(text)
         await composer.press("Enter")
-    await expect(reader.locator("#messages .message .text")).to_have_text(HOSTILE)
+    await expect(reader.locator(MESSAGE_TEXTS)).to_have_text(HOSTILE)
     await expect(sender.locator("#messages .message[data-seq]")).to_have_count(len(HOSTILE))
     await reader.reload()  # and from history, after a fresh load
-    await expect(reader.locator("#messages .message .text")).to_have_text(HOSTILE)
+    await expect(reader.locator(MESSAGE_TEXTS)).to_have_text(HOSTILE)
     for page in (sender, reader):
-        assert await page.locator("#messages img, #messages svg, #messages script, "
-                                  "#messages a, #messages iframe").count() == 0
-        assert await texts(page) == HOSTILE
+        await expect(page.locator(MESSAGE_TEXTS)).to_have_text(HOSTILE)
+        await expect(page.locator("#messages img, #messages svg, #messages script, "
+                                  "#messages a, #messages iframe")).to_have_count(0)
     assert browsing.dialogs == []  # checked again at teardown, with console errors

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -12,7 +11,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import update
@@ -22,6 +20,7 @@ from streamzy.guards.context import SYSTEM
 from streamzy.storage.models import User
 from streamzy.wiring import Services, build_services
 from tests.conftest import REQUIRE_SERVICES, free_port
+from tests.waiting import process_alive, wait_until, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,15 +53,7 @@ class StreamzyProcess:
 
     async def wait_healthy(self) -> None:
         assert self.proc is not None
-        async with httpx.AsyncClient() as probe:
-            for _ in range(400):
-                assert self.proc.poll() is None, "streamzy exited during start"
-                try:
-                    if (await probe.get(self.url + "/healthz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-        raise AssertionError("streamzy did not start")
+        await wait_until_healthy(self.url, alive=process_alive(self.proc, "streamzy"))
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -189,13 +180,17 @@ class PrivateRedis:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         from redis.asyncio import Redis
         client = Redis.from_url(self.url)
-        for _ in range(100):
+
+        async def answers() -> bool:
             try:
-                await client.ping()
-                break
-            except Exception:
-                await asyncio.sleep(0.05)
-        await client.aclose()
+                return bool(await client.ping())
+            except Exception:  # not listening yet
+                return False
+
+        try:
+            await wait_until(answers, what="redis-server to answer")
+        finally:
+            await client.aclose()
 
     def stop(self) -> None:
         if self.proc is not None:
