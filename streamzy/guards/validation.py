@@ -5,9 +5,15 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from streamzy.services.content import has_control_chars
+
+# Ids and sequence numbers are 64-bit signed integers in the database (BIGINT): a number a
+# column cannot hold is invalid input, never a driver overflow deep in a query.
+INT64_MAX = 2**63 - 1
+RowId = Annotated[int, Field(ge=1, le=INT64_MAX)]
+Seq = Annotated[int, Field(ge=0, le=INT64_MAX)]
 
 # A client's id for one message (its retry key), the same on every edge.
 ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64,
@@ -62,6 +68,10 @@ def _describe(error: dict[str, Any]) -> str:
     if kind in ("string_too_short", "too_short"):
         return "This field is required." if ctx.get("min_length") == 1 else \
             f"Use at least {ctx.get('min_length')} characters."
+    if kind == "less_than_equal":
+        return f"Use at most {ctx.get('le')}."
+    if kind == "greater_than_equal":
+        return f"Use at least {ctx.get('ge')}."
     if kind == "missing":
         return "This field is required."
     if kind == "extra_forbidden":
