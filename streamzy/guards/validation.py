@@ -78,8 +78,10 @@ def _describe(error: dict[str, Any]) -> str:
         return "Unexpected field."
     if kind.startswith("string_type") or kind.endswith("_type"):
         return "Wrong type."
-    message = str(error.get("msg", "Invalid value."))
-    return message.removeprefix("Value error, ").rstrip(".").capitalize() + "."
+    message = str(error.get("msg", "Invalid value.")).removeprefix("Value error, ").rstrip(".")
+    # Upper-case the first character only: str.capitalize() lower-cases the rest, which
+    # turned a quoted pattern like ^[A-Za-z0-9_.:-]+$ into a different, wrong one.
+    return message[:1].upper() + message[1:] + "."
 
 
 def parse[M: BaseModel](model: type[M], data: Any) -> M:
