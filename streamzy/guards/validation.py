@@ -5,7 +5,16 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from streamzy.services.content import has_control_chars
 
@@ -18,9 +27,19 @@ Seq = Annotated[int, Field(ge=0, le=INT64_MAX)]
 # A client's id for one message (its retry key), the same on every edge.
 ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64,
                                                pattern=r"^[A-Za-z0-9_.:-]+$")]
-# The transport-level bound on message text; the configured limit (message_max_chars) is
-# checked by the message service, which names it in its error.
-MessageText = Annotated[str, StringConstraints(max_length=20_000)]
+
+
+def _message_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return value
+
+
+# Message text has one limit, the configured STREAMZY_MESSAGE_MAX_CHARS, checked by the
+# message service (which names it in its `too_long` error). No schema bound besides it, not
+# even StrictModel's default: what a client can send at all is bounded by the transport
+# (the Engine.IO packet cap, the API's body limit).
+MessageText = Annotated[str, PlainValidator(_message_text, json_schema_input_type=str)]
 
 
 class InputError(ValueError):
