@@ -51,6 +51,10 @@ class SendResult:
     duplicate: bool
 
 
+BLOCKED_MESSAGE = ("This message looks like HTML markup or a script link, which this server "
+                   "does not accept. Put code in `backticks`, or rephrase it.")
+
+
 class StoreUnavailable(ServiceError):
     kind = "unavailable"
 
@@ -169,13 +173,13 @@ class MessageWriter:
     """Validates, seals and queues messages; one task writes them in group commits."""
 
     def __init__(self, db: Database, clock: Clock, keyring: Keyring, audit: Audit,
-                 events: EventBus, *, max_chars: int, block_suspicious: bool) -> None:
+                 events: EventBus, *, max_chars: int, suspicious: str = "block") -> None:
         self._db = db
         self._clock = clock
         self._keyring = keyring
         self._audit = audit
         self.max_chars = max_chars
-        self.block_suspicious = block_suspicious
+        self.block_suspicious = suspicious == "block"
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._events = events
@@ -208,7 +212,7 @@ class MessageWriter:
             await self._audit(event, info, sender.user_id, room_id=room.id, pattern=pattern,
                               length=len(text))
             if self.block_suspicious:
-                raise Invalid("blocked", "This message was blocked by the security policy.")
+                raise Invalid("blocked", BLOCKED_MESSAGE)
         version = room.key_version
         ciphertext = await self._keyring.seal(room.id, version, text)
         future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
