@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Annotated, Any
 
@@ -103,10 +104,37 @@ def _describe(error: dict[str, Any]) -> str:
     return message[:1].upper() + message[1:] + "."
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _has_surrogate(value: Any) -> bool:
+    """True if a string anywhere in ``value`` holds a lone surrogate (iterative: the
+    nesting depth is the client's choice)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
 def parse[M: BaseModel](model: type[M], data: Any) -> M:
     """Validate ``data`` into ``model`` or raise InputError with per-field messages."""
     if not isinstance(data, dict):
         raise InputError("invalid_payload", message="Expected an object.")
+    # JSON can spell a lone surrogate (\ud800), which is no Unicode text: it cannot be
+    # encoded, so it would fail deep in a query or in sealing. Refused here, for every edge.
+    broken = {str(key) if not _has_surrogate(key) else "_": "Not valid Unicode text "
+              "(a lone surrogate)." for key, value in data.items()
+              if _has_surrogate(key) or _has_surrogate(value)}
+    if broken:
+        raise InputError("invalid_input", broken)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

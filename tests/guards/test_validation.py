@@ -34,3 +34,13 @@ def test_bounds_are_named() -> None:
     with pytest.raises(InputError) as caught:
         parse(MarkRead, {"room": 1, "seq": 2**63})
     assert caught.value.fields == {"seq": f"Use at most {2**63 - 1}."}
+
+
+def test_lone_surrogates_are_invalid_input_naming_the_field() -> None:
+    fields = refusal({"room": "gen\ud800", "client_msg_id": "ok", "text": "hi"})
+    assert fields == {"room": "Not valid Unicode text (a lone surrogate)."}
+    fields = refusal({"room": 1, "client_msg_id": "ok", "text": "\ud83d",
+                      "deep": [[{"\udfff": 1}]]})
+    assert set(fields) == {"text", "deep"}
+    assert parse(SendMessage, {"room": 1, "client_msg_id": "ok",
+                               "text": "\U0001f642 paired is fine"}).text.startswith("\U0001f642")
