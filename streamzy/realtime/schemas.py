@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from streamzy.guards.validation import INT64_MAX, ClientMsgId, MessageText, Seq, StrictModel
+from streamzy.services.content import has_control_chars
 
 ROOM_NAME_MAX = 64
 
@@ -19,10 +20,12 @@ def _room_ref(value: Any) -> int | str:
     # One check with one message, instead of a union whose errors name each member.
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= INT64_MAX:
         return value
-    if isinstance(value, str) and 1 <= len(value) <= ROOM_NAME_MAX:
+    # No control characters: no room name has one, and PostgreSQL text cannot hold NUL.
+    if isinstance(value, str) and 1 <= len(value) <= ROOM_NAME_MAX \
+            and not has_control_chars(value, multiline=False):
         return value
     raise ValueError(f"use a room id (1 to {INT64_MAX}) or a room name "
-                     f"(1 to {ROOM_NAME_MAX} characters)")
+                     f"(1 to {ROOM_NAME_MAX} characters, no control characters)")
 
 
 RoomRef = Annotated[Any, AfterValidator(_room_ref)]

@@ -24,7 +24,7 @@ def test_a_pattern_is_quoted_with_its_case_intact() -> None:
 def test_value_errors_start_with_a_capital_and_keep_the_rest() -> None:
     fields = refusal({"room": "", "client_msg_id": "ok", "text": "hi"})
     assert fields["room"].startswith("Use a room id (1 to ")
-    assert fields["room"].endswith("characters).")
+    assert fields["room"].endswith("no control characters).")
 
 
 def test_bounds_are_named() -> None:

@@ -25,6 +25,8 @@ def _event(name: str, room: Any, **fields: Any) -> dict[str, Any]:
     ("message", _event("message", 0)),
     ("message", _event("message", INT64_MAX + 1)),
     ("join", _event("join", HUGE)),
+    ("join", _event("join", "gen\x00")),  # PostgreSQL text cannot hold NUL
+    ("message", _event("message", "general\n")),
     ("join", _event("join", 1, since_seq=HUGE)),
     ("join", _event("join", 1, since_seq=INT64_MAX + 1)),
     ("join", _event("join", 1, since_seq=-1)),

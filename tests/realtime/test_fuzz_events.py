@@ -78,8 +78,11 @@ class Problems(logging.Handler):
         self.records.append(record)
 
     def tracebacks(self) -> list[str]:
-        return [f"{r.name}: {r.getMessage()}" for r in self.records
-                if r.exc_info or r.levelno >= logging.ERROR]
+        """Tracebacks and errors logged since the last call (one example's worth)."""
+        found = [f"{r.name}: {r.getMessage()}" for r in self.records
+                 if r.exc_info or r.levelno >= logging.ERROR]
+        self.records.clear()
+        return found
 
 
 class Fuzzing:
