@@ -107,7 +107,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     message_max_chars: int = Field(default=4000, ge=1, le=20000)
     audit_log_path: str = "logs/security_audit.log"
-    block_suspicious_messages: bool = True
+    # A message with markup or a script URL outside Markdown code: "block" refuses it,
+    # "flag" delivers it (escaped, as everything is); both audit it. See SECURITY.md.
+    suspicious_messages: Literal["block", "flag"] = "block"
 
     @field_validator("message_keys", "allowed_origins", mode="before")
     @classmethod

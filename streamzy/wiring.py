@@ -100,7 +100,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     rooms = Rooms(db, clock, keyring, audit_log.record)
     messages = MessageWriter(db, clock, keyring, audit_log.record, events,
                              max_chars=settings.message_max_chars,
-                             block_suspicious=settings.block_suspicious_messages)
+                             suspicious=settings.suspicious_messages)
     history = MessageHistory(db, keyring, audit_log.record)
     posting = MessagePosting(rooms, messages, limiter, settings.rate,
                              audit_log.record_throttled)

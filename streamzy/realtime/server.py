@@ -19,9 +19,21 @@ from streamzy.realtime.packets import GuardedPacket
 from streamzy.realtime.subscription import Subscription
 
 log = logging.getLogger("streamzy.realtime")
-# Large enough for a 4,000-character message in 4-byte UTF-8 plus JSON framing; nowhere near
-# engine.io's 1 MB default.
-MAX_PACKET_BYTES = 32 * 1024
+# The Engine.IO packet cap. Message text is bounded by STREAMZY_MESSAGE_MAX_CHARS alone, which
+# the message service checks and answers (`too_long`); the cap only has to let every message
+# within that limit reach it, in the widest encoding a client may use: python-socketio's
+# client escapes non-ASCII (json ensure_ascii), 12 bytes per astral character. The headroom
+# covers the framing (event name, room, client id, ack id: well under 1 KiB) and answers a
+# text somewhat over the limit with `too_long` too; beyond it the connection is cut. At the
+# default 4,000 characters: 52 KiB, far below engine.io's 1 MB default.
+BYTES_PER_CHAR = 12
+PACKET_HEADROOM = 4 * 1024
+
+
+def max_packet_bytes(message_max_chars: int) -> int:
+    """The largest packet accepted from a client, for a given message limit."""
+    return BYTES_PER_CHAR * message_max_chars + PACKET_HEADROOM
+
 Audit = Callable[..., Awaitable[None]]
 _pending: set[asyncio.Task[None]] = set()  # keep audit tasks referenced until they finish
 
@@ -151,7 +163,7 @@ def create_sio(settings: Settings, audit_throttled: Audit) -> socketio.AsyncServ
         client_manager=client_manager(settings),
         cors_allowed_origins=origin_checker(settings.allowed_origins, audit_throttled),
         cors_credentials=True,
-        max_http_buffer_size=MAX_PACKET_BYTES,
+        max_http_buffer_size=max_packet_bytes(settings.message_max_chars),
         transports=["websocket", "polling"],
         logger=False,
         engineio_logger=False,

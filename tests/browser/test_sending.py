@@ -33,12 +33,13 @@ async def test_blocked_and_rate_limited_sends_are_explained_and_retried(
         await composer.press("Enter")
 
     await say("<script>alert('hi')</script>")
-    await expect(failed).to_have_count(1)
-    await expect(failed).to_contain_text("blocked by the security policy")
+    # Refused for what it says: no Retry could help, so the text is back in the composer.
+    await expect(composer).to_have_value("<script>alert('hi')</script>")
     await expect(toast).to_be_visible()
-    await expect(toast).to_contain_text("blocked by the security policy")
-    await failed.get_by_role("button", name="Discard").click()
-    await expect(failed).to_have_count(0)
+    await expect(toast).to_contain_text("looks like HTML markup")
+    await expect(toast).to_contain_text("back in the message box")
+    await expect(page.locator("#messages .message")).to_have_count(0)
+    await composer.fill("")
 
     await say("one")
     await say("two")
@@ -65,7 +66,7 @@ async def test_blocked_and_rate_limited_sends_are_explained_and_retried(
     assert stored.client_msg_id == client_msg_id  # the retry reused the same id
 
 
-@pytest.mark.settings(block_suspicious_messages=False)
+@pytest.mark.settings(suspicious_messages="flag")
 async def test_hostile_markup_is_stored_and_rendered_as_inert_text(
         browsing: Browsing, server: BrowserServer) -> None:
     await server.room("general")
@@ -88,3 +89,64 @@ async def test_hostile_markup_is_stored_and_rendered_as_inert_text(
         await expect(page.locator("#messages img, #messages svg, #messages script, "
                                   "#messages a, #messages iframe")).to_have_count(0)
     assert browsing.dialogs == []  # checked again at teardown, with console errors
+
+
+async def test_a_blocked_message_comes_back_to_be_edited(
+        browsing: Browsing, server: BrowserServer) -> None:
+    await server.room("general")
+    ana = await server.make_user("ana")
+    page = await browsing.page(ana)
+    await open_room(page, "general")
+    composer = page.get_by_label("Message #general")
+    toast = page.locator("#toast")
+    prose = "My favourite language? JavaScript: it runs everywhere."
+    await composer.fill(prose)
+    await composer.press("Enter")
+    await expect(page.locator("#messages .message[data-seq] .text")).to_have_text([prose])
+
+    markup = 'Press <button onclick="save()"> to save'
+    await composer.fill(markup)
+    await composer.press("Enter")
+    await expect(composer).to_have_value(markup)
+    await expect(toast).to_contain_text("`backticks`")
+    await expect(page.locator("#messages .message.failed")).to_have_count(0)
+
+    # A refusal that arrives while newer text is being typed keeps its bubble, with Edit.
+    await page.evaluate("""() => {
+        const input = document.getElementById("composer-text");
+        const send = input.form.requestSubmit.bind(input.form);
+        send();  // sends the markup again; the newer text below is typed before the answer
+        input.value = "newer";
+    }""")
+    refused = page.locator("#messages .message.failed")
+    await expect(refused).to_have_count(1)
+    await expect(refused.get_by_role("button", name="Retry")).to_have_count(0)
+    await refused.get_by_role("button", name="Edit").click()
+    await expect(refused).to_have_count(0)
+    await expect(composer).to_have_value(markup + "\n\nnewer")
+
+    await composer.fill('Press `<button onclick="save()">` to save')
+    await composer.press("Enter")
+    await expect(page.locator("#messages .message[data-seq] .text")).to_have_text(
+        [prose, 'Press `<button onclick="save()">` to save'])
+    await expect(composer).to_have_value("")
+
+
+async def test_right_to_left_text_keeps_its_direction_inside_its_message(
+        browsing: Browsing, server: BrowserServer) -> None:
+    await server.room("general")
+    dan = await server.make_user("dan")
+    page = await browsing.page(dan)
+    await open_room(page, "general")
+    composer = page.get_by_label("Message #general")
+    rtl = "\u05e9\u05dc\u05d5\u05dd \u2067world\u2069!"
+    await composer.fill(rtl)
+    await composer.press("Enter")
+    text = page.locator("#messages .message[data-seq] .text")
+    await expect(text).to_have_text([rtl])
+    assert await text.get_attribute("dir") == "auto"
+    spoof = "access\u202e\u2066 level\u2069\u2066"
+    await composer.fill(spoof)
+    await composer.press("Enter")
+    await expect(composer).to_have_value(spoof)
+    await expect(page.locator("#toast")).to_contain_text("direction overrides")
