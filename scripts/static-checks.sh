@@ -7,8 +7,17 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 TOOLS="${STREAMZY_TOOLS_VENV:-$ROOT/.venv-tools}"
-PY="${STREAMZY_PYTHON:-python3}"
-if [ ! -x "$TOOLS/bin/python" ]; then
+# The scanners must parse Streamzy's own Python (3.13 syntax: PEP 695 generics); an older
+# interpreter skips such files as "syntax errors" and so scans less than it claims.
+PY="${STREAMZY_PYTHON:-$ROOT/.venv/bin/python}"
+[ -x "$PY" ] || PY=python3
+new_enough() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 13) else 1)'; }
+if ! new_enough "$PY"; then
+  echo "static checks need Python 3.13+ (set STREAMZY_PYTHON, or run scripts/test.sh first)" >&2
+  exit 2
+fi
+if [ ! -x "$TOOLS/bin/python" ] || ! new_enough "$TOOLS/bin/python"; then
+  rm -rf "$TOOLS"
   "$PY" -m venv "$TOOLS"
 fi
 STAMP="$TOOLS/.installed"

@@ -108,7 +108,8 @@ class SocketRegistry:
             await self.on_resubscribed()
 
     async def _listen(self) -> None:
-        assert self.subscription is not None
+        if self.subscription is None:
+            return
         async for payload in self.subscription.messages():
             try:
                 data = json.loads(payload)
