@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     port: int = 8000
 
     database_url: str = "sqlite+aiosqlite:///./streamzy.db"
+    # Longest wait on a database server for one connect or statement: a hung server then
+    # gives error answers ("unavailable") within seconds instead of stalling requests.
+    database_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # SQLite: FULL makes an acked message survive power loss (fsync per group commit);
+    # NORMAL only a killed process. See storage/db.py and SECURITY.md.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     redis_url: str = ""
 
     secret_key: SecretStr = SecretStr("")
@@ -96,15 +102,19 @@ class Settings(BaseSettings):
     # address and minute before further attempts are refused without a database lookup;
     # live sockets per account (per process: with N processes an account may hold N times).
     socket_auth_deadline_seconds: float = Field(default=10.0, ge=1, le=300)
-    socket_unauthenticated_per_address: int = Field(default=20, ge=1)
-    socket_refusals_per_minute: int = Field(default=30, ge=1)
+    # Generous: many users may share one address (a NAT, or a proxy when TRUSTED_HOPS is
+    # wrong) and a restart makes all of them reconnect at once; the deadline bounds the rest.
+    socket_unauthenticated_per_address: int = Field(default=256, ge=1)
+    socket_refusals_per_minute: int = Field(default=120, ge=1)
     sockets_per_user: int = Field(default=20, ge=1)
     sockets_per_bot: int = Field(default=10, ge=1)
 
     max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     message_max_chars: int = Field(default=4000, ge=1, le=20000)
     audit_log_path: str = "logs/security_audit.log"
-    block_suspicious_messages: bool = True
+    # A message with markup or a script URL outside Markdown code: "block" refuses it,
+    # "flag" delivers it (escaped, as everything is); both audit it. See SECURITY.md.
+    suspicious_messages: Literal["block", "flag"] = "block"
 
     @field_validator("message_keys", "allowed_origins", mode="before")
     @classmethod

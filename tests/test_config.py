@@ -151,6 +151,7 @@ def cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[s
                           check=False)
 
 
+@pytest.mark.slow  # runs the CLI as a process
 def test_check_config_fails_production_with_a_weak_key(tmp_path: Path) -> None:
     result = cli(["check-config"], tmp_path, STREAMZY_ENV="production",
                  STREAMZY_SECRET_KEY="change-me", STREAMZY_COOKIE_SECURE="true",
@@ -165,6 +166,7 @@ def test_check_config_fails_production_with_a_weak_key(tmp_path: Path) -> None:
     assert "change-me" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # runs the CLI as a process
 def test_check_config_reads_dot_env_and_passes_a_good_production_config(
         tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(
@@ -177,6 +179,7 @@ def test_check_config_reads_dot_env_and_passes_a_good_production_config(
     assert "[FAIL]" not in result.stdout and "6 passed, 0 failed" in result.stdout
 
 
+@pytest.mark.slow  # runs the CLI as a process
 def test_check_config_in_development_reports_but_only_fails_when_strict(
         tmp_path: Path) -> None:
     lenient = cli(["check-config"], tmp_path)
@@ -186,6 +189,7 @@ def test_check_config_in_development_reports_but_only_fails_when_strict(
     assert not (tmp_path / ".env").exists()  # checking never writes secrets
 
 
+@pytest.mark.slow  # runs the CLI as a process
 def test_gen_key_prints_a_fernet_key(tmp_path: Path) -> None:
     first = cli(["gen-key"], tmp_path)
     second = cli(["gen-key"], tmp_path)

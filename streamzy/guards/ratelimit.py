@@ -13,6 +13,7 @@ from typing import Protocol
 
 from streamzy.clock import Clock
 from streamzy.config import Rate
+from streamzy.guards.circuit import Circuit
 
 log = logging.getLogger("streamzy.ratelimit")
 FAIL_CLOSED = frozenset({"login", "apply"})  # limits that guard credentials and admission
@@ -76,13 +77,16 @@ class RedisRateStore:
     def __init__(self, url: str, prefix: str = "streamzy:rl:") -> None:
         from redis.asyncio import Redis
 
-        self._redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._redis = Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self._script = self._redis.register_script(_GCRA_LUA)
         self._prefix = prefix
+        # Checked twice per socket event: a hung Redis must cost one short timeout, then
+        # fail fast (the limiter falls back or fails closed) until a probe succeeds.
+        self.circuit = Circuit("Redis (rate limits)", timeout=0.5, cooldown=1.0)
 
     async def gcra(self, key: str, now: float, interval: float, tolerance: float) -> Decision:
-        allowed, retry, backlog = await self._script(
-            keys=[self._prefix + key], args=[repr(now), repr(interval), repr(tolerance)])
+        allowed, retry, backlog = await self.circuit.call(lambda: self._script(
+            keys=[self._prefix + key], args=[repr(now), repr(interval), repr(tolerance)]))
         return Decision(bool(int(allowed)), float(retry), backlog=float(backlog))
 
     async def close(self) -> None:

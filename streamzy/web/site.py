@@ -58,7 +58,7 @@ def create_quart(services: Services) -> Quart:
     errors.install(app)
     for blueprint in (
         static_files.blueprint(),
-        health.blueprint(database_ready=services.db.ping),
+        health.blueprint(readiness=services.readiness),
         apply.blueprint(applications=services.applications),
         auth.blueprint(settings=settings, accounts=services.accounts, sessions=services.sessions,
                        audit=services.audit_log),

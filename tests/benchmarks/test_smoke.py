@@ -56,7 +56,8 @@ def benchmark_env(tmp_path: Path) -> dict[str, str]:
     """What a benchmark server gets: STREAMZY_* for a throwaway database, the repo importable."""
     keys = fixtures.Secrets()
     env = fixtures.server_env(f"sqlite+aiosqlite:///{tmp_path / 'import.db'}", keys, tmp_path)
-    return {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    # experiments/previous.py imports Streamzy from this tree (run.py --baseline-rev sets it)
+    return {**os.environ, **env, "PYTHONPATH": str(ROOT), "STREAMZY_PREVIOUS_TREE": str(ROOT)}
 
 
 def test_every_benchmark_module_imports(tmp_path: Path) -> None:
