@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
+from streamzy.services.message_writer import Sender
 from streamzy.storage.models import RoomKey
 from streamzy.wiring import Services
 from tests.conftest import CLIENT, audit_rows, make_user
@@ -99,7 +100,13 @@ async def test_members_only_mode_refuses_public_rooms_too(services: Services) ->
 async def test_read_markers_only_move_forward(services: Services) -> None:
     admin = await make_user(services, "boss", admin=True)
     room = await services.rooms.create(admin.id, "general", "", False, CLIENT)
+    sender = Sender(admin.id, admin.username, admin.display_name)
+    for k in range(6):
+        await services.messages.send(sender, room, f"c{k}", f"message {k}", CLIENT)
     await services.rooms.mark_read(admin.id, room.id, 5)
     await services.rooms.mark_read(admin.id, room.id, 3)  # a stale tab cannot move it back
     [view] = await services.rooms.visible(admin.id)
     assert view.last_read_seq == 5
+    await services.rooms.mark_read(admin.id, room.id, 10**15)  # past the end: the last one
+    [view] = await services.rooms.visible(admin.id)
+    assert view.last_read_seq == 6
