@@ -9,6 +9,7 @@ same the services would write (session cookies are stored as their SHA-256 only)
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +58,11 @@ def server_env(db_url: str, keys: Secrets, workdir: Path, redis_url: str = "") -
               for name in Settings.model_fields if name.startswith("rate_")}
     return {
         **limits,
+        # the socket gate sized for one load generator holding every client on one address
+        "STREAMZY_SOCKET_UNAUTHENTICATED_PER_ADDRESS": "100000",
+        "STREAMZY_SOCKET_REFUSALS_PER_MINUTE": "100000",
+        "STREAMZY_SOCKETS_PER_USER": "100000",
+        "STREAMZY_SOCKETS_PER_BOT": "100000",
         "STREAMZY_ENV": "development",
         "STREAMZY_DATABASE_URL": db_url,
         "STREAMZY_SECRET_KEY": keys.secret_key,
@@ -64,6 +70,8 @@ def server_env(db_url: str, keys: Secrets, workdir: Path, redis_url: str = "") -
         "STREAMZY_MESSAGE_KEYS": keys.message_key,
         "STREAMZY_AUDIT_LOG_PATH": str(workdir / "audit.log"),
         "STREAMZY_REDIS_URL": redis_url,
+        # the durability setting under test, when the caller names one (FULL by default)
+        **{k: v for k, v in os.environ.items() if k == "STREAMZY_SQLITE_SYNCHRONOUS"},
     }
 
 

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +30,16 @@ sys.path.insert(0, str(ROOT))
 
 # The runner is the command line only: the harness and one module per scenario do the work.
 from benchmarks.harness import loadgen  # noqa: E402
-from benchmarks.harness.config import APPS, DEFAULT_APPS, LOAD_CPU, LOOP, log  # noqa: E402
+from benchmarks.harness.config import (  # noqa: E402
+    APPS,
+    DEFAULT_APPS,
+    LOAD_CPU,
+    LOOP,
+    PREVIOUS,
+    PREVIOUS_APP,
+    ROOT,
+    log,
+)
 from benchmarks.harness.context import Context  # noqa: E402
 from benchmarks.harness.cores import pin_runner  # noqa: E402
 from benchmarks.harness.results import Report  # noqa: E402
@@ -67,13 +77,28 @@ def parser() -> argparse.ArgumentParser:
                         help="ASGI app measured as Streamzy (e.g. an experiment module)")
     parser.add_argument("--baseline-app", default=APPS["baseline"],
                         help="ASGI app measured as the baseline")
+    parser.add_argument("--baseline-rev", default="", metavar="REV",
+                        help="measure Streamzy at git revision REV in the baseline's place "
+                             "(before/after a change, in the same run)")
     return parser
+
+
+def checkout(rev: str) -> str:
+    """A detached git worktree of ``rev`` (reused if it is there), for --baseline-rev."""
+    tree = Path(tempfile.gettempdir()) / f"streamzy-rev-{rev}"
+    if not tree.exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
+                       check=True, capture_output=True)
+    return str(tree)
 
 
 def main(argv: list[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
     APPS["streamzy"], APPS["baseline"] = args.streamzy_app, args.baseline_app
+    if args.baseline_rev:
+        APPS["baseline"] = PREVIOUS_APP
+        PREVIOUS["tree"] = checkout(args.baseline_rev)
     LOOP["name"] = args.loop
 
     chosen = [name for name in SCENARIOS if getattr(args, name)]
@@ -104,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{versions()}.")
     if APPS != DEFAULT_APPS:
         header += f" Apps: Streamzy = {APPS['streamzy']}, baseline = {APPS['baseline']}."
+    if PREVIOUS["tree"]:
+        header += f" The baseline is Streamzy at {args.baseline_rev} (--baseline-rev)."
     print(header, flush=True)
     log(f"work directory {workdir}")
     failed = []

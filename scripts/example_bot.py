@@ -17,7 +17,6 @@ import random
 import re
 import signal
 import sys
-import uuid
 from typing import Any
 
 import socketio
@@ -40,25 +39,56 @@ def answer(text: str) -> str | None:
 
 
 class Bot:
+    """Answers commands in every room it may use. It never misses one: after a reconnect,
+    a server ``resync`` notice, or a live message whose ``seq`` skips, it catches up from
+    the server's history (``join`` with ``since_seq``) before going on, and it handles each
+    sequence number once."""
+
     def __init__(self, url: str, token: str) -> None:
         self.url = url
         self.token = token
         self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay_max=10)
-        self.me: int | None = None
         self.last_seq: dict[int, int] = {}
+        self.names: dict[int, str] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
         self.sio.on("connect", self.on_connect)
         self.sio.on("message", self.on_message)
+        self.sio.on("resync", self.on_resync)
         self.sio.on("session_ended", self.on_ended)
+
+    def _lock(self, room: int) -> asyncio.Lock:
+        return self._locks.setdefault(room, asyncio.Lock())
 
     async def on_connect(self) -> None:
         rooms = await self.sio.call("rooms", {})
         for room in rooms.get("rooms", []):
-            since = self.last_seq.get(room["id"])
-            joined = await self.sio.call("join", {"room": room["id"], **(
+            self.names[room["id"]] = room["name"]
+            async with self._lock(room["id"]):
+                await self.catch_up(room["id"])
+
+    async def on_resync(self, data: Any = None) -> None:
+        for room in list(self.names):
+            async with self._lock(room):
+                await self.catch_up(room)
+
+    async def catch_up(self, room: int) -> None:
+        """Join (again) and handle what was missed since the last seq handled here. The
+        first join of a room starts from now: old commands are not answered."""
+        since = self.last_seq.get(room)
+        while True:
+            joined = await self.sio.call("join", {"room": room, **(
                 {"since_seq": since} if since is not None else {})})
-            if joined.get("ok"):
-                self.last_seq[room["id"]] = joined["room"]["last_seq"]
-                print(f"joined #{room['name']}", flush=True)
+            if not joined.get("ok"):
+                return
+            if since is None:
+                self.last_seq[room] = joined["room"]["last_seq"]
+                print(f"joined #{self.names.get(room, room)}", flush=True)
+                return
+            for message in joined.get("messages", []):
+                await self.handle(message)
+            if not joined.get("has_more"):
+                return
+            since = self.last_seq.get(room, since)
 
     async def on_ended(self, data: dict[str, Any]) -> None:
         print(f"session ended: {data.get('reason')}", flush=True)
@@ -66,13 +96,23 @@ class Bot:
 
     async def on_message(self, message: dict[str, Any]) -> None:
         room = message["room"]
-        self.last_seq[room] = max(self.last_seq.get(room, 0), message["seq"])
+        async with self._lock(room):
+            last = self.last_seq.get(room)
+            if last is not None and message["seq"] > last + 1:
+                await self.catch_up(room)  # a gap: fill it from history, in order
+            await self.handle(message)
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        room = message["room"]
+        if message["seq"] <= self.last_seq.get(room, 0):
+            return  # already handled (live and catch-up can both bring it)
+        self.last_seq[room] = message["seq"]
         if message["sender"]["bot"]:
             return  # never answer bots (ourselves included)
         reply = answer(message["text"])
         if reply is None:
             return
-        client_msg_id = f"reply-{message['id']}-{uuid.uuid4().hex[:8]}"
+        client_msg_id = f"reply-{message['id']}"  # a retry after a reconnect is not doubled
         for attempt in range(5):
             ack = await self.sio.call("message", {"room": room, "client_msg_id": client_msg_id,
                                                   "text": reply}, timeout=10)

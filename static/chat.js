@@ -1,7 +1,7 @@
 /* Streamzy room page: live chat over the vendored Socket.IO client.
    Runs under CSP script-src 'self'. User content is only ever set with textContent.
 
-   Delivery contract (streamzy/realtime/events.py): `join {room, since_seq?}` answers with the
+   Delivery contract (streamzy/realtime/handlers.py): `join {room, since_seq?}` answers with the
    messages we missed; live `message` events may arrive before that answer, so they are
    buffered until it does and everything is merged by sequence number (deduplicated by seq
    and id). After a reconnect we join again with since_seq = the highest seq we have seen,
@@ -22,7 +22,9 @@
   const presenceEl = $("presence"), form = $("composer"), input = $("composer-text");
   const toastEl = $("toast");
   const ACK_TIMEOUT = 15000;
-  const PERMANENT = new Set(["blocked", "too_long", "invalid_text", "empty", "invalid_input"]);
+  // Refusals no retry can change: the text goes back to the composer to be edited.
+  const PERMANENT = new Set(["blocked", "too_long", "invalid_text", "empty", "invalid_input",
+                             "conflict"]);
 
   const bySeq = new Map();          // seq -> element (confirmed messages)
   const seenIds = new Set();        // message ids already shown
@@ -84,7 +86,9 @@
     head.append(author);
     if (sender.bot) head.append(make("span", "tag", "bot"));
     head.append(timeOf(createdAt));
-    item.append(head, make("p", "text", text));
+    const body = make("p", "text", text);
+    body.dir = "auto";  // right-to-left text reads right; its direction stays inside it
+    item.append(head, body);
     if (sender.id === ME.id) item.classList.add("mine");
     return item;
   };
@@ -208,25 +212,33 @@
   const setPendingState = (entry, state, why = "") => {
     entry.state = state;
     entry.el.classList.toggle("pending", state === "sending");
-    entry.el.classList.toggle("failed", state === "failed");
+    entry.el.classList.toggle("failed", state === "failed" || state === "refused");
     entry.el.setAttribute("aria-busy", String(state === "sending"));
     const bar = entry.el.querySelector(".failure");
     if (bar) bar.remove();
-    if (state !== "failed") return;
+    if (state !== "failed" && state !== "refused") return;
     const failure = make("div", "failure");
-    const retry = make("button", "retry", "Retry");
-    retry.type = "button";
-    retry.addEventListener("click", () => { setPendingState(entry, "sending"); pump(); });
+    failure.append(make("span", "failure-text", "Not sent: " + why));
+    if (state === "failed") {
+      const retry = make("button", "retry", "Retry");
+      retry.type = "button";
+      retry.addEventListener("click", () => { setPendingState(entry, "sending"); pump(); });
+      failure.append(retry);
+    } else {
+      const edit = make("button", "retry", "Edit");
+      edit.type = "button";
+      edit.addEventListener("click", () => { settle(entry.cmid); putInComposer(entry.text); });
+      failure.append(edit);
+    }
     const discard = make("button", "retry discard", "Discard");
     discard.type = "button";
     discard.addEventListener("click", () => { settle(entry.cmid); input.focus(); });
-    failure.append(make("span", "failure-text", "Not sent: " + why), retry, discard);
+    failure.append(discard);
     entry.el.append(failure);
   };
 
   const describe = (ack) => {
     if (!ack) return "no answer from the server.";
-    if (ack.code === "blocked") return "blocked by the security policy.";
     if (ack.code === "rate_limited") {
       const wait = Math.max(1, Math.ceil(Number(ack.retry_after) || 1));
       return `you are sending too fast. Try again in ${wait} s.`;
@@ -234,14 +246,37 @@
     return (ack.message || "the server refused it.").replace(/^\w/, (c) => c.toLowerCase());
   };
 
+  const putInComposer = (text) => {
+    const newer = input.value.trim();
+    input.value = newer ? `${text}\n\n${input.value}` : text;
+    input.rows = Math.min(8, Math.max(2, input.value.split("\n").length));
+    input.focus();
+    input.setSelectionRange(text.length, text.length);
+  };
+
+  /* Refused for what it says (blocked, too long, ...): Retry could never succeed and
+     Discard would lose it, so the text goes back into the composer to be edited. If
+     newer text is being typed there, the bubble stays, marked, with Edit to bring it back. */
+  const giveBack = (entry, why) => {
+    if (!input.value.trim()) {
+      settle(entry.cmid);
+      putInComposer(entry.text);
+      toast(`Message not sent: ${why} It is back in the message box: edit it and send again.`);
+      return;
+    }
+    setPendingState(entry, "refused", why);
+    toast(`Message not sent: ${why} Use Edit to bring it back to the message box.`);
+  };
+
   const fail = (cmid, ack) => {
     const entry = pending.get(cmid);
     if (!entry) return;
     const why = describe(ack);
+    if (ack && PERMANENT.has(ack.code)) { giveBack(entry, why); return; }
     const follow = nearBottom();
     setPendingState(entry, "failed", why);
     if (follow) toBottom();
-    toast(`Message not sent: ${why}` + (ack && PERMANENT.has(ack.code) ? " Edit it and send again." : ""));
+    toast(`Message not sent: ${why}`);
   };
 
   /* One message in flight at a time, so the room shows them in the order they were typed
@@ -386,7 +421,15 @@
   });
 
   socket.on("connect", () => { join(); });
-  socket.on("message", (m) => { if (joined) addLive([m]); else buffer.push(m); });
+  socket.on("message", (m) => {
+    if (!joined) { buffer.push(m); return; }
+    if (m && m.room === ROOM && Number.isInteger(m.seq) && m.seq > highest + 1) {
+      buffer.push(m);  // a gap: an earlier one never arrived live; catch up, then show this
+      join();
+      return;
+    }
+    addLive([m]);
+  });
   socket.on("typing", onTyping);
   socket.on("presence", onPresence);
   socket.on("session_ended", (data) => endSession(data && data.reason));
@@ -399,6 +442,9 @@
   });
   socket.on("resync", () => { if (joined) join(); });  // the server may have missed deliveries
   socket.on("kicked", (data) => toast((data && data.message) || "Disconnected by the server."));
+  // The server is restarting on purpose: its transport closes next and socket.io reconnects
+  // by itself; the join after it catches up with since_seq.
+  socket.on("restart", () => setConn("connecting", "Server restarting — reconnecting…"));
   socket.on("disconnect", (reason) => {
     joined = false;
     inflight = null;  // its answer is lost; it is sent again (same id) after the next join

@@ -39,6 +39,10 @@ class StreamzyApp:
         # ends the process there (a server that merely stops would exit 0).
         self.on_refused: Callable[[str], None] | None = None
 
+    async def drain(self) -> None:
+        """Before shutting down: close live sockets so clients reconnect at once."""
+        await self.realtime.drain()
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self._asgi(scope, receive, send)
 
@@ -60,10 +64,16 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @quart.before_serving
     async def _start() -> None:
+        problem = services.db.write_problem()
+        if problem is not None:
+            raise refuse(f"refusing to start: {problem}")
         try:
             await services.keyring.verify_master()
         except KeyUnavailable as exc:
             raise refuse(f"refusing to start: {exc}") from None
+        except Exception as exc:  # the database cannot be opened or read at all
+            raise refuse(f"refusing to start: the database cannot be used "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
         if not settings.redis_url and not await services.db.claim_sole_server():
             raise refuse("refusing to start: another Streamzy process already serves this "
                          "database without Redis. Several processes or workers need "

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -125,9 +126,36 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"mode: {settings.env}")
     for check in checks:
         print(f"[{'PASS' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+    for warning in asyncio.run(_durability_warnings(settings)):
+        print(f"[WARN] {warning}")
     failed = [c for c in checks if not c.ok]
     print(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed and (settings.production or args.strict) else 0
+
+
+async def _durability_warnings(settings: Settings) -> list[str]:
+    """Settings of the database server that break "acked only after it is durable"."""
+    if not settings.database_url.startswith("postgresql"):
+        if settings.sqlite_synchronous != "FULL":
+            return ["STREAMZY_SQLITE_SYNCHRONOUS=NORMAL: acked messages survive a killed "
+                    "process but not power loss or an OS crash"]
+        return []
+    from sqlalchemy import text
+
+    from streamzy.storage.db import make_engine
+
+    engine = make_engine(settings.database_url, timeout=3)
+    try:
+        async with asyncio.timeout(5), engine.connect() as conn:
+            value = (await conn.execute(text("SHOW synchronous_commit"))).scalar()
+    except Exception as exc:
+        return [f"could not read synchronous_commit from PostgreSQL ({type(exc).__name__})"]
+    finally:
+        await engine.dispose()
+    if str(value).lower() in ("off", "local"):
+        return [f"PostgreSQL synchronous_commit={value}: a commit may be acknowledged before it "
+                "is durable (or replicated); set it to on (or remote_apply with replicas)"]
+    return []
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -173,8 +201,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config.bind = [f"{args.host or settings.host}:{args.port or settings.port}"]
     app = create_app(settings)
     print(f"Streamzy serving on http://{config.bind[0]}  ({settings.env})", flush=True)
+    async def until_stopped() -> None:
+        """SIGTERM or SIGINT: close the sockets first (clients reconnect and catch up
+        elsewhere or here after the restart), then let Hypercorn shut down."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await app.drain()
+
     try:
-        asyncio.run(serve(app, config),  # type: ignore[arg-type]
+        asyncio.run(serve(app, config, shutdown_trigger=until_stopped),  # type: ignore[arg-type]
                     loop_factory=_loop_factory(config.worker_class))
     except Exception:  # a refused start (bad master key, second process without Redis)
         if not app.startup_error:

@@ -13,6 +13,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DEV_PLACEHOLDER = "change-me"
+# Session activity is written at most this often (guards/sessions.py TOUCH_EVERY), so an
+# idle timeout must span several such writes or an active session can look idle (401).
+SESSION_TOUCH_SECONDS = 60
+MIN_SESSION_IDLE_SECONDS = 5 * SESSION_TOUCH_SECONDS
 MIN_SECRET_LENGTH = 32
 
 
@@ -55,6 +59,12 @@ class Settings(BaseSettings):
     port: int = 8000
 
     database_url: str = "sqlite+aiosqlite:///./streamzy.db"
+    # Longest wait on a database server for one connect or statement: a hung server then
+    # gives error answers ("unavailable") within seconds instead of stalling requests.
+    database_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # SQLite: FULL makes an acked message survive power loss (fsync per group commit);
+    # NORMAL only a killed process. See storage/db.py and SECURITY.md.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     redis_url: str = ""
 
     secret_key: SecretStr = SecretStr("")
@@ -66,7 +76,7 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
 
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
-    session_idle_seconds: int = Field(default=2 * 3600, ge=60)
+    session_idle_seconds: int = 2 * 3600  # at least MIN_SESSION_IDLE_SECONDS (_idle_floor)
     session_absolute_seconds: int = Field(default=12 * 3600, ge=60)
     # How often one bulk query re-checks every connected socket's session (0: never; each
     # event then checks its own session when the last check is over 5 s old).
@@ -79,6 +89,7 @@ class Settings(BaseSettings):
 
     rate_login: str = "10/5m"
     rate_apply: str = "5/5m"
+    rate_apply_status: str = "10/5m"  # looking up an application by its reference
     rate_messages: str = "30/m"
     rate_bot_messages: str = "60/m"
     rate_api: str = "100/h"
@@ -91,20 +102,34 @@ class Settings(BaseSettings):
     # address and minute before further attempts are refused without a database lookup;
     # live sockets per account (per process: with N processes an account may hold N times).
     socket_auth_deadline_seconds: float = Field(default=10.0, ge=1, le=300)
-    socket_unauthenticated_per_address: int = Field(default=20, ge=1)
-    socket_refusals_per_minute: int = Field(default=30, ge=1)
+    # Generous: many users may share one address (a NAT, or a proxy when TRUSTED_HOPS is
+    # wrong) and a restart makes all of them reconnect at once; the deadline bounds the rest.
+    socket_unauthenticated_per_address: int = Field(default=256, ge=1)
+    socket_refusals_per_minute: int = Field(default=120, ge=1)
     sockets_per_user: int = Field(default=20, ge=1)
     sockets_per_bot: int = Field(default=10, ge=1)
 
     max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     message_max_chars: int = Field(default=4000, ge=1, le=20000)
     audit_log_path: str = "logs/security_audit.log"
-    block_suspicious_messages: bool = True
+    # A message with markup or a script URL outside Markdown code: "block" refuses it,
+    # "flag" delivers it (escaped, as everything is); both audit it. See SECURITY.md.
+    suspicious_messages: Literal["block", "flag"] = "block"
 
     @field_validator("message_keys", "allowed_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("session_idle_seconds")
+    @classmethod
+    def _idle_floor(cls, value: int) -> int:
+        if value < MIN_SESSION_IDLE_SECONDS:
+            raise ValueError(
+                f"STREAMZY_SESSION_IDLE_SECONDS must be at least {MIN_SESSION_IDLE_SECONDS} "
+                f"(got {value}): session activity is recorded at most every "
+                f"{SESSION_TOUCH_SECONDS} s, so a shorter idle timeout ends sessions in use")
+        return value
 
     @field_validator("allowed_origins")
     @classmethod
@@ -114,7 +139,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"list exact origins like https://chat.example.org: {origin!r}")
         return [origin.rstrip("/") for origin in value]
 
-    @field_validator("rate_login", "rate_apply", "rate_messages", "rate_bot_messages",
+    @field_validator("rate_login", "rate_apply", "rate_apply_status", "rate_messages", "rate_bot_messages",
                      "rate_api", "rate_pages", "rate_static", "rate_socket_events")
     @classmethod
     def _valid_rate(cls, value: str) -> str:

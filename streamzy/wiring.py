@@ -50,6 +50,19 @@ class Services:
                               user_id: int | None = None, **detail: Any) -> None:
         await self.audit_log.record_throttled(key, event, info, user_id, **detail)
 
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """What /readyz reports: ready while the database answers and storage takes writes;
+        a Redis outage degrades (per-process limits, local chat) but does not unready."""
+        database = await self.db.ping()
+        report: dict[str, Any] = {
+            "database": "up" if database else "down",
+            "storage": "full" if self.db.storage_full else "writable",
+            "audit_write_failures": self.audit_log.write_failures,
+        }
+        if self.settings.redis_url:
+            report["redis"] = "up" if not self.limiter.degraded else "degraded"
+        return database and not self.db.storage_full, report
+
     async def close(self) -> None:
         await self.messages.close()
         await self.limiter.store.close()
@@ -61,7 +74,8 @@ class Services:
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     events = EventBus()
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, settings.database_timeout_seconds,
+                  settings.sqlite_synchronous)
     audit_log = AuditLog(db, clock, settings.audit_log_path)
     sessions = SessionStore(db, clock, events, settings.session_idle_seconds,
                             settings.session_absolute_seconds)
@@ -80,13 +94,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         password_min_length=settings.password_min_length,
     )
     accounts = Accounts(db, clock, hasher, audit_log.record, end_sessions, policy, events)
-    applications = Applications(db, clock, accounts, audit_log.record)
+    applications = Applications(db, clock, accounts, audit_log.record,
+                                audit_log.record_throttled)
     keyring = Keyring(db, MasterKeys([k.get_secret_value() for k in settings.message_keys]),
                       clock)
     rooms = Rooms(db, clock, keyring, audit_log.record)
     messages = MessageWriter(db, clock, keyring, audit_log.record, events,
                              max_chars=settings.message_max_chars,
-                             block_suspicious=settings.block_suspicious_messages)
+                             suspicious=settings.suspicious_messages)
     history = MessageHistory(db, keyring, audit_log.record)
     posting = MessagePosting(rooms, messages, limiter, settings.rate,
                              audit_log.record_throttled)

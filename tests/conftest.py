@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import shutil
@@ -17,17 +18,22 @@ import pytest
 from cryptography.fernet import Fernet
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from streamzy.app import StreamzyApp, create_app
 from streamzy.clock import ManualClock
 from streamzy.config import Settings
+from streamzy.guards.context import RequestInfo
 from streamzy.storage.migrate import upgrade
-from streamzy.storage.models import User
+from streamzy.storage.models import AuditEvent, User
+from streamzy.wiring import Services, build_services
+from tests.waiting import task_alive, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_SERVICES = os.environ.get("STREAMZY_REQUIRE_SERVICES") == "1"
 TEST_PASSWORD = "a sturdy passphrase 4 tests"
+# Who is asking, for tests that call services directly (documentation range address).
+CLIENT = RequestInfo("203.0.113.9", "streamzy-tests/1.0", "req-test")
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 
 
@@ -49,6 +55,36 @@ def free_port() -> int:
 
 
 BACKEND = os.environ.get("STREAMZY_TEST_BACKEND", "sqlite")
+# Hypercorn's error log (an app that raised, a 500 it answered itself) goes through logging,
+# so pytest shows it with a failing test instead of dropping it.
+SERVER_ERRORS = logging.getLogger("hypercorn.error")
+
+# Tiers, marked here so a new test file lands in the right one without remembering to:
+# ``-m "not browser and not faults and not slow"`` is the quick loop (see README, Tests).
+TIER_BY_DIRECTORY = {"browser": "browser", "faults": "faults"}
+# Files whose tests start other processes (servers, nginx, the CLI) or several servers;
+# single tests elsewhere that do so carry @pytest.mark.slow themselves.
+SLOW_PATHS = (
+    "deploy/",
+    "realtime/test_example_bot.py",
+    "realtime/test_multiprocess.py",
+    "realtime/test_uvicorn.py",
+    "test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            relative = item.path.resolve().relative_to(tests_dir).as_posix()
+        except ValueError:  # collected from outside tests/
+            continue
+        tier = TIER_BY_DIRECTORY.get(relative.split("/", 1)[0])
+        if tier is not None:
+            item.add_marker(tier)
+        if relative.startswith(SLOW_PATHS):
+            item.add_marker("slow")
 
 
 @pytest.fixture(scope="session")
@@ -143,26 +179,32 @@ class LiveServer:
 
     async def make_user(self, username: str, password: str = TEST_PASSWORD, *,
                         admin: bool = False, must_change: bool = False) -> User:
-        user, _ = await self.services.accounts.create_user(username, username.title(),
-                                                           f"{username}@example.org",
-                                                           is_admin=admin)
-        hashed = await self.services.hasher.hash(password)
-        async with self.services.db.unit() as db:
-            await db.execute(update(User).where(User.id == user.id).values(
-                password_hash=hashed, must_change_password=must_change,
-                password_expires_at=None))
-        return user
+        return await make_user(self.services, username, password, admin=admin,
+                               must_change=must_change)
 
-    async def audit_rows(self, event: str | None = None) -> list[Any]:
-        from sqlalchemy import select
+    async def audit_rows(self, event: str | None = None) -> list[AuditEvent]:
+        return await audit_rows(self.services, event)
 
-        from streamzy.storage.models import AuditEvent
 
-        async with self.services.db.unit() as db:
-            query = select(AuditEvent).order_by(AuditEvent.id)
-            if event:
-                query = query.where(AuditEvent.event == event)
-            return list((await db.execute(query)).scalars())
+async def make_user(services: Services, username: str, password: str = TEST_PASSWORD, *,
+                    admin: bool = False, must_change: bool = False) -> User:
+    """An active account with a known password (no one-time password to change by default)."""
+    user, _ = await services.accounts.create_user(username, username.title(),
+                                                  f"{username}@example.org", is_admin=admin)
+    hashed = await services.hasher.hash(password)
+    async with services.db.unit() as db:
+        await db.execute(update(User).where(User.id == user.id).values(
+            password_hash=hashed, must_change_password=must_change, password_expires_at=None))
+    return user
+
+
+async def audit_rows(services: Services, event: str | None = None) -> list[AuditEvent]:
+    """The audit table, oldest first; only ``event`` rows when given."""
+    async with services.db.unit() as db:
+        query = select(AuditEvent).order_by(AuditEvent.id)
+        if event:
+            query = query.where(AuditEvent.event == event)
+        return list((await db.execute(query)).scalars())
 
 
 async def csrf_of(client: httpx.AsyncClient, path: str = "/login") -> str:
@@ -191,20 +233,12 @@ async def start_server(settings: Settings, clock: ManualClock) -> tuple[LiveServ
     config = Config.from_toml(ROOT / "hypercorn.toml")  # the shipped limits, not defaults
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
-    config.errorlog = None
+    config.errorlog = SERVER_ERRORS
     config.graceful_timeout = 1
     stop = asyncio.Event()
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
     server = LiveServer(app, clock, port)
-    async with httpx.AsyncClient() as probe:
-        for _ in range(200):
-            if task.done():
-                task.result()
-            try:
-                if (await probe.get(server.url + "/healthz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                await asyncio.sleep(0.02)
+    await wait_until_healthy(server.url, alive=task_alive(task))
 
     async def shutdown() -> None:
         stop.set()
@@ -217,6 +251,23 @@ async def start_server(settings: Settings, clock: ManualClock) -> tuple[LiveServ
         await app.services.close()
 
     return server, shutdown
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The time every service reads in a test: it moves only when the test says so."""
+    return ManualClock()
+
+
+@pytest.fixture
+async def services(tmp_path: Path, database_url: str,
+                   clock: ManualClock) -> AsyncIterator[Services]:
+    """Every service and guard on a fresh migrated database, with no server around them."""
+    built = build_services(make_settings(tmp_path, database_url), clock)
+    try:
+        yield built
+    finally:
+        await built.close()
 
 
 @pytest.fixture

@@ -151,6 +151,7 @@ def cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[s
                           check=False)
 
 
+@pytest.mark.slow  # runs the CLI as a process
 def test_check_config_fails_production_with_a_weak_key(tmp_path: Path) -> None:
     result = cli(["check-config"], tmp_path, STREAMZY_ENV="production",
                  STREAMZY_SECRET_KEY="change-me", STREAMZY_COOKIE_SECURE="true",
@@ -165,6 +166,7 @@ def test_check_config_fails_production_with_a_weak_key(tmp_path: Path) -> None:
     assert "change-me" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # runs the CLI as a process
 def test_check_config_reads_dot_env_and_passes_a_good_production_config(
         tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(
@@ -177,6 +179,7 @@ def test_check_config_reads_dot_env_and_passes_a_good_production_config(
     assert "[FAIL]" not in result.stdout and "6 passed, 0 failed" in result.stdout
 
 
+@pytest.mark.slow  # runs the CLI as a process
 def test_check_config_in_development_reports_but_only_fails_when_strict(
         tmp_path: Path) -> None:
     lenient = cli(["check-config"], tmp_path)
@@ -186,6 +189,7 @@ def test_check_config_in_development_reports_but_only_fails_when_strict(
     assert not (tmp_path / ".env").exists()  # checking never writes secrets
 
 
+@pytest.mark.slow  # runs the CLI as a process
 def test_gen_key_prints_a_fernet_key(tmp_path: Path) -> None:
     first = cli(["gen-key"], tmp_path)
     second = cli(["gen-key"], tmp_path)
@@ -194,3 +198,25 @@ def test_gen_key_prints_a_fernet_key(tmp_path: Path) -> None:
     assert len(key) == 44 and key != second.stdout.strip()
     fernet = Fernet(key.encode())
     assert fernet.decrypt(fernet.encrypt(b"hello")) == b"hello"
+
+
+@pytest.mark.parametrize("idle", [60, 120, 299])
+def test_an_idle_timeout_near_the_activity_recording_interval_is_refused(
+        idle: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Activity is recorded at most every TOUCH_EVERY: an idle timeout of 60 s ended active
+    sessions (401) between two recordings."""
+    with pytest.raises(ValidationError, match="STREAMZY_SESSION_IDLE_SECONDS") as caught:
+        Settings(_env_file=None, session_idle_seconds=idle)  # type: ignore[call-arg]
+    assert "300" in str(caught.value)
+    monkeypatch.setenv("STREAMZY_SESSION_IDLE_SECONDS", str(idle))
+    with pytest.raises(ValidationError, match="STREAMZY_SESSION_IDLE_SECONDS"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_the_minimum_idle_timeout_leaves_room_for_several_activity_recordings() -> None:
+    from streamzy.config import MIN_SESSION_IDLE_SECONDS
+    from streamzy.guards.sessions import TOUCH_EVERY
+
+    assert MIN_SESSION_IDLE_SECONDS > 2 * TOUCH_EVERY.total_seconds()
+    accepted = Settings(_env_file=None, session_idle_seconds=MIN_SESSION_IDLE_SECONDS)  # type: ignore[call-arg]
+    assert accepted.session_idle_seconds == 300

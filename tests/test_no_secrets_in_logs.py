@@ -20,6 +20,7 @@ from streamzy.storage.models import AuditEvent
 from tests.conftest import CSRF_META, TEST_PASSWORD, LiveServer, start_server
 
 ONE_TIME = re.compile(r'id="one-time-password"[^>]*value="([^"]*)"')
+REFERENCE = re.compile(r'id="apply-reference"[^>]*value="([^"]*)"')
 # Client-side libraries log the responses they receive (Set-Cookie included) at DEBUG;
 # they are the test's browser, not the server.
 CLIENT_LOGGERS = ("httpx", "httpcore")
@@ -56,9 +57,14 @@ async def journey(server: LiveServer, seen: set[str]) -> set[str]:
     await server.make_user("root", admin=True)
 
     applicant = Browser(server, seen)
-    assert (await applicant.post("/apply", {
+    received = await applicant.post("/apply", {
         "username": "bob", "display_name": "Bob", "email": "bob@example.org",
-        "reason": "I would like to join the team chat."}, "/apply")).status_code == 302
+        "reason": "I would like to join the team chat."}, "/apply")
+    assert received.status_code == 200
+    reference = REFERENCE.search(received.text)
+    assert reference
+    assert (await applicant.post("/apply/status", {"reference": reference.group(1)},
+                                 "/apply/status")).status_code == 200
 
     admin = Browser(server, seen)
     assert (await admin.login("root", TEST_PASSWORD)).status_code == 302
@@ -87,7 +93,8 @@ async def journey(server: LiveServer, seen: set[str]) -> set[str]:
     for browser in (applicant, admin, bob, stranger):
         await browser.client.aclose()
     assert len(await server.audit_rows("login_failed")) == 4
-    return {TEST_PASSWORD, one_time, new_password, *wrong}
+    return {TEST_PASSWORD, one_time, new_password, reference.group(1),
+            reference.group(1).replace("-", ""), *wrong}
 
 
 def leaks(text: str, secrets_used: dict[str, str]) -> list[str]:

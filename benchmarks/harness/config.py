@@ -20,6 +20,10 @@ DEFAULT_APPS = {"streamzy": "streamzy.asgi:app", "baseline": "benchmarks.baselin
 # holds this same dict, so it must never be rebound.
 APPS = dict(DEFAULT_APPS)
 LOOP = {"name": "uvloop"}  # --loop: the event loop of both servers (Streamzy ships uvloop)
+PREVIOUS_APP = "benchmarks.experiments.previous:app"
+# --baseline-rev: a checkout of an earlier Streamzy measured in the baseline's place (same
+# settings, its own copy of the database); empty when the baseline is bare python-socketio.
+PREVIOUS = {"tree": ""}
 
 
 def log(*parts: Any) -> None:

@@ -118,6 +118,7 @@ class AuditLog:
         self._logger.setLevel(logging.INFO)
         self._listener: logging.handlers.QueueListener | None = None
         self._windows = AuditWindows()
+        self.write_failures = 0  # rows that could not be stored (database down or full)
         self._flusher: asyncio.Task[None] | None = None
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +140,17 @@ class AuditLog:
             user_agent=info.user_agent, request_id=info.request_id,
             detail=json.dumps(clean, ensure_ascii=False, sort_keys=True),
         )
-        async with self._db.unit() as session:
-            session.add(row)
+        try:
+            async with self._db.unit() as session:
+                session.add(row)
+        except Exception:
+            self.write_failures += 1  # shown by /readyz; the JSON line still goes out
+            raise
+        finally:
+            self._log_line(at, event, user_id, info, clean)
+
+    def _log_line(self, at: datetime, event: str, user_id: int | None, info: RequestInfo,
+                  clean: dict[str, Any]) -> None:
         self._logger.info(json.dumps({
             "time": at.isoformat(), "event": event, "user_id": user_id, "ip": info.ip,
             "user_agent": info.user_agent, "request_id": info.request_id, "detail": clean,

@@ -22,7 +22,15 @@ def anonymous_token(secret: str, anon_cookie: str) -> str:
 
 
 def tokens_match(expected: str, given: str | None) -> bool:
-    return bool(expected) and bool(given) and hmac.compare_digest(expected, given or "")
+    """Constant-time comparison; any other token, non-ASCII included, is a mismatch.
+
+    ``hmac.compare_digest`` raises TypeError for a str with non-ASCII characters, so both
+    sides are compared as UTF-8 bytes (our tokens are ASCII; a non-ASCII one never matches).
+    """
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"),
+                               given.encode("utf-8", "surrogatepass"))
 
 
 def _origin_of(url: str) -> str:

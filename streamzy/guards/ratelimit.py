@@ -13,6 +13,7 @@ from typing import Protocol
 
 from streamzy.clock import Clock
 from streamzy.config import Rate
+from streamzy.guards.circuit import Circuit
 
 log = logging.getLogger("streamzy.ratelimit")
 FAIL_CLOSED = frozenset({"login", "apply"})  # limits that guard credentials and admission
@@ -23,6 +24,7 @@ class Decision:
     allowed: bool
     retry_after: float = 0.0
     unavailable: bool = False  # refused because the shared store could not be reached
+    backlog: float = 0.0  # seconds of budget in use after this decision (TAT - now)
 
 
 class RateStore(Protocol):
@@ -52,11 +54,11 @@ class MemoryRateStore:
     async def gcra(self, key: str, now: float, interval: float, tolerance: float) -> Decision:
         tat = max(self._tat.get(key, now), now)
         if tat - now > tolerance:
-            return Decision(False, tat - tolerance - now)
+            return Decision(False, tat - tolerance - now, backlog=tat - now)
         if len(self._tat) >= self.MAX_KEYS:
             self._tat = {k: v for k, v in self._tat.items() if v > now}
         self._tat[key] = tat + interval
-        return Decision(True)
+        return Decision(True, backlog=tat + interval - now)
 
     def forget(self, key: str) -> None:
         self._tat.pop(key, None)
@@ -75,11 +77,11 @@ local tolerance = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
 if tat < now then tat = now end
 if tat - now > tolerance then
-  return {0, tostring(tat - tolerance - now)}
+  return {0, tostring(tat - tolerance - now), tostring(tat - now)}
 end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-return {1, '0'}
+return {1, '0', tostring(new_tat - now)}
 """
 
 
@@ -89,14 +91,17 @@ class RedisRateStore:
     def __init__(self, url: str, prefix: str = "streamzy:rl:") -> None:
         from redis.asyncio import Redis
 
-        self._redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._redis = Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self._script = self._redis.register_script(_GCRA_LUA)
         self._prefix = prefix
+        # Checked twice per socket event: a hung Redis must cost one short timeout, then
+        # fail fast (the limiter falls back or fails closed) until a probe succeeds.
+        self.circuit = Circuit("Redis (rate limits)", timeout=0.5, cooldown=1.0)
 
     async def gcra(self, key: str, now: float, interval: float, tolerance: float) -> Decision:
-        allowed, retry = await self._script(keys=[self._prefix + key],
-                                            args=[repr(now), repr(interval), repr(tolerance)])
-        return Decision(bool(int(allowed)), float(retry))
+        allowed, retry, backlog = await self.circuit.call(lambda: self._script(
+            keys=[self._prefix + key], args=[repr(now), repr(interval), repr(tolerance)]))
+        return Decision(bool(int(allowed)), float(retry), backlog=float(backlog))
 
     def forget(self, key: str) -> None:
         """Nothing to do: Redis expires every key once its budget has refilled."""

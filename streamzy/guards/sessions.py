@@ -18,13 +18,15 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from streamzy.clock import Clock, as_utc
+from streamzy.config import SESSION_TOUCH_SECONDS
 from streamzy.guards.context import RequestInfo
 from streamzy.services.events import EventBus, SessionsEnded
 from streamzy.storage.crypto import token_digest
 from streamzy.storage.db import Database
 from streamzy.storage.models import Session, User
 
-TOUCH_EVERY = timedelta(seconds=60)
+# Activity is written at most this often; config refuses idle timeouts too close to it.
+TOUCH_EVERY = timedelta(seconds=SESSION_TOUCH_SECONDS)
 CHECK_CHUNK = 500  # ids per IN list (SQLite and PostgreSQL both take far more)
 
 
@@ -44,6 +46,7 @@ class EndReason(StrEnum):
     REPLACED = "replaced"  # its owner signed in again on the same browser
     REVOKED_BY_USER = "revoked_by_user"  # its owner revoked it from the account page
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason: the password changed
+    LOCKED = "locked"  # wrong current passwords on the password form locked the account
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class Admission:
         self._pending_by_address: Counter[str] = Counter()
         self._refusals: dict[str, tuple[float, int]] = {}  # address -> (window start, n)
         self._task: asyncio.Task[None] | None = None
+        self.closing = False  # draining before a restart: new connections are refused
         self._engine_connect = sio.eio.handlers["connect"]
         self._engine_disconnect = sio.eio.handlers["disconnect"]
         sio.eio.on("connect", self._on_engine_connect)
@@ -53,6 +54,8 @@ class Admission:
     # -- the unauthenticated stage -----------------------------------------------------------
     async def _on_engine_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         info = RequestInfo.from_environ(environ)
+        if self.closing:
+            return False
         if self._pending_by_address[info.ip] >= self._per_address:
             await self._audit_throttled(f"unauthenticated:{info.ip}", "socket_refused", info,
                                         None, reason="too_many_unauthenticated")

@@ -6,6 +6,9 @@ collaborators it needs, so their dependencies read at the top of their own modul
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import socketio
 
 from streamzy.realtime.admission import Admission
@@ -19,7 +22,7 @@ from streamzy.realtime.presence import Presence
 from streamzy.realtime.principal import Connections
 from streamzy.realtime.registry import SocketRegistry
 from streamzy.realtime.room_cache import RoomCache
-from streamzy.realtime.server import ResilientRedisManager
+from streamzy.realtime.server import RedisManager
 from streamzy.realtime.sweeper import SessionSweeper
 from streamzy.services.events import (
     BotTokenRevoked,
@@ -29,10 +32,14 @@ from streamzy.services.events import (
 )
 from streamzy.wiring import Services
 
+log = logging.getLogger("streamzy.realtime")
+DRAIN_SECONDS = 3.0
+
 
 class Realtime:
     def __init__(self, sio: socketio.AsyncServer, services: Services) -> None:
         settings = services.settings
+        self._sio = sio
         self.delivery = Delivery(sio)
         self.connections = Connections(self.delivery)
         self.registry = SocketRegistry(self.connections.drop, settings.redis_url,
@@ -68,8 +75,10 @@ class Realtime:
                                       clock=services.clock,
                                       interval=settings.session_sweep_seconds)
         self._subscribe(services)
-        if isinstance(sio.manager, ResilientRedisManager):
+        self.registry.on_resubscribed = self._sweep_now
+        if isinstance(sio.manager, RedisManager):
             sio.manager.on_recovered = self.registry.announce_resync
+            sio.manager.subscription.on_resubscribed = self.delivery.resync
 
     def _subscribe(self, services: Services) -> None:
         registry = self.registry
@@ -87,6 +96,26 @@ class Realtime:
         services.events.subscribe(BotTokenRevoked, token_revoked)
         services.events.subscribe(UserDisabled, user_disabled)
         services.events.subscribe(MessagesStored, self.delivery.messages_stored)
+
+    async def drain(self) -> None:
+        """Before a restart: say so, then close every Engine.IO connection of this process
+        (a transport close, so clients reconnect by themselves) instead of leaving them open
+        until the server's graceful timeout."""
+        self.admission.closing = True
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                await self.delivery.restarting()
+                await asyncio.sleep(0.1)  # let the notice leave the send queues
+                await self._sio.eio.disconnect()
+        except Exception:
+            log.warning("closing sockets before the restart did not finish")
+
+    async def _sweep_now(self) -> None:
+        """Revocations may have gone by while the subscription was lost: check at once."""
+        try:
+            await self.sweeper.sweep_once()
+        except Exception:  # the periodic sweep and per-event checks remain
+            log.warning("session sweep after Redis came back failed")
 
     async def start(self) -> None:
         await self.registry.start()

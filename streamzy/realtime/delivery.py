@@ -63,6 +63,11 @@ class Delivery:
         """Ask this process's clients to re-join with since_seq (after a Redis outage)."""
         await self._sio.emit("resync", {}, ignore_queue=True)
 
+    async def restarting(self) -> None:
+        """Tell this process's clients the server is going away on purpose (they reconnect
+        and catch up with since_seq; nothing they sent or were sent is lost)."""
+        await self._sio.emit("restart", {"reconnect": True}, ignore_queue=True)
+
     async def kick(self, sid: str, code: str, message: str) -> None:
         """Drop one connection (not the session) after telling it why."""
         await self._sio.emit("kicked", {"code": code, "message": message}, to=sid)

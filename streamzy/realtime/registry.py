@@ -2,21 +2,30 @@
 
 Every process keeps its own sockets. When Redis is configured, a revocation is published on
 a channel so that every process drops its sockets of that session, wherever the logout,
-expiry, disable or revoke happened.
+expiry, disable or revoke happened. Publishing goes through a circuit breaker (a hung Redis
+costs one short timeout, then the revocation is applied locally at once); a process whose
+subscription was lost runs a session sweep as soon as it is back (``on_resubscribed``), so
+revocations it missed take effect then, and within the sweep interval while Redis is away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+from streamzy.guards.circuit import Circuit
+from streamzy.realtime.subscription import Subscription
 
 log = logging.getLogger("streamzy.realtime")
 CHANNEL = "streamzy:revocations"
 Drop = Callable[[str, str], Awaitable[None]]  # (sid, reason)
 Resync = Callable[[], Awaitable[None]]
+PUBLISH_TIMEOUT = 0.5
 
 
 class SocketRegistry:
@@ -26,7 +35,10 @@ class SocketRegistry:
         self._by_key: dict[str, set[str]] = defaultdict(set)
         self._keys_of: dict[str, set[str]] = defaultdict(set)
         self._redis_url = redis_url
-        self._redis = None
+        self._redis: Any = None
+        self._circuit = Circuit("Redis (revocations)", timeout=PUBLISH_TIMEOUT, cooldown=1.0)
+        self.subscription: Subscription | None = None
+        self.on_resubscribed: Resync | None = None  # e.g. an immediate session sweep
         self._listener: asyncio.Task[None] | None = None
 
     def add(self, sid: str, *keys: str) -> None:
@@ -51,24 +63,28 @@ class SocketRegistry:
 
     async def end(self, keys: list[str], reason: str) -> None:
         """Drop every socket of ``keys`` in every process."""
-        if self._redis is not None:
-            try:
-                await self._redis.publish(CHANNEL, json.dumps({"keys": keys, "reason": reason}))
-                return
-            except Exception:  # Redis down: still drop our own sockets
-                log.warning("revocation fan-out over Redis failed; dropping local sockets only")
-        await self._end_local(keys, reason)
+        if await self._publish({"keys": keys, "reason": reason}):
+            return
+        await self._end_local(keys, reason)  # Redis down: our own sockets at least, at once
 
     async def announce_resync(self) -> None:
         """Every process tells its clients to re-join with since_seq (Redis came back)."""
-        if self._redis is not None:
-            try:
-                await self._redis.publish(CHANNEL, json.dumps({"resync": True}))
-                return
-            except Exception:
-                log.warning("resync announcement over Redis failed")
+        if await self._publish({"resync": True}):
+            return
         if self._resync is not None:
             await self._resync()
+
+    async def _publish(self, message: dict[str, Any]) -> bool:
+        """True when Redis took the message (every process, this one included, gets it)."""
+        if self._redis is None:
+            return False
+        redis = self._redis
+        try:
+            await self._circuit.call(lambda: redis.publish(CHANNEL, json.dumps(message)))
+        except Exception:
+            log.warning("revocation fan-out over Redis failed; acting on local sockets only")
+            return False
+        return True
 
     async def _end_local(self, keys: list[str], reason: str) -> None:
         for key in keys:
@@ -83,37 +99,35 @@ class SocketRegistry:
             return
         from redis.asyncio import Redis
 
-        self._redis = Redis.from_url(self._redis_url, socket_connect_timeout=2)
+        self._redis = Redis.from_url(self._redis_url, socket_connect_timeout=1)
+        self.subscription = Subscription(self._redis_url, CHANNEL, self._resubscribed)
         self._listener = asyncio.create_task(self._listen(), name="revocation-listener")
 
+    async def _resubscribed(self) -> None:
+        if self.on_resubscribed is not None:
+            await self.on_resubscribed()
+
     async def _listen(self) -> None:
-        while True:
+        if self.subscription is None:
+            return
+        async for payload in self.subscription.messages():
             try:
-                pubsub = self._redis.pubsub()  # type: ignore[union-attr]
-                await pubsub.subscribe(CHANNEL)
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    try:
-                        data = json.loads(message["data"])
-                        if data.get("resync") and self._resync is not None:
-                            await self._resync()
-                            continue
-                        await self._end_local([str(k) for k in data["keys"]], str(data["reason"]))
-                    except (ValueError, KeyError, TypeError):
-                        log.warning("ignored a malformed revocation message")
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("revocation listener lost Redis; retrying in 1 s")
-                await asyncio.sleep(1)
+                data = json.loads(payload)
+                if data.get("resync") and self._resync is not None:
+                    await self._resync()
+                    continue
+                await self._end_local([str(k) for k in data["keys"]], str(data["reason"]))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                log.warning("ignored a malformed revocation message")
 
     async def stop(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
-            except asyncio.CancelledError:
-                pass
+        if self.subscription is not None:
+            await self.subscription.close()
         if self._redis is not None:
-            await self._redis.aclose()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1):
+                    await self._redis.aclose()

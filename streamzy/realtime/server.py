@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
+from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from streamzy.config import Settings
+from streamzy.guards.circuit import Circuit
 from streamzy.guards.context import RequestInfo
 from streamzy.realtime.packets import GuardedPacket
+from streamzy.realtime.subscription import Subscription
 
 log = logging.getLogger("streamzy.realtime")
-# Large enough for a 4,000-character message in 4-byte UTF-8 plus JSON framing; nowhere near
-# engine.io's 1 MB default.
-MAX_PACKET_BYTES = 32 * 1024
+# The Engine.IO packet cap. Message text is bounded by STREAMZY_MESSAGE_MAX_CHARS alone, which
+# the message service checks and answers (`too_long`); the cap only has to let every message
+# within that limit reach it, in the widest encoding a client may use: python-socketio's
+# client escapes non-ASCII (json ensure_ascii), 12 bytes per astral character. The headroom
+# covers the framing (event name, room, client id, ack id: well under 1 KiB) and answers a
+# text somewhat over the limit with `too_long` too; beyond it the connection is cut. At the
+# default 4,000 characters: 52 KiB, far below engine.io's 1 MB default.
+BYTES_PER_CHAR = 12
+PACKET_HEADROOM = 4 * 1024
+
+
+def max_packet_bytes(message_max_chars: int) -> int:
+    """The largest packet accepted from a client, for a given message limit."""
+    return BYTES_PER_CHAR * message_max_chars + PACKET_HEADROOM
+
 Audit = Callable[..., Awaitable[None]]
 _pending: set[asyncio.Task[None]] = set()  # keep audit tasks referenced until they finish
 
@@ -56,44 +71,47 @@ def origin_checker(allowed: list[str], audit: Audit) -> Callable[[str, Mapping[s
     return check
 
 
-class ResilientRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """python-socketio's Redis manager with short timeouts and a circuit breaker.
+class RedisManager(AsyncPubSubManager):  # type: ignore[misc]
+    """Cross-process emits over Redis pub/sub, through python-socketio's documented
+    extension point for pub/sub backends (``_publish`` and ``_listen``).
 
-    Emits always reach this process's own clients first. While Redis is unreachable the
-    cross-process publish is skipped for a few seconds at a time instead of stalling every
-    emit on connection timeouts; when it is back, ``on_recovered`` lets every process tell
-    its clients to resync, so they catch up on what other processes delivered meanwhile.
+    Emits always reach this process's own clients first (the base class does that). The
+    publish to other processes goes through a circuit breaker, so a hung or absent Redis
+    costs one short timeout, not one per emit. The subscription notices when it was lost
+    and, once back (within ~1 s), ``subscription.on_resubscribed`` tells this process's
+    clients to catch up from the database. When this process's own publishing recovers,
+    ``on_recovered`` asks every process to do the same (others may have missed our emits).
     """
 
-    RETRY_AFTER = 2.0
+    name = "streamzy-redis"
 
     def __init__(self, url: str) -> None:
-        super().__init__(url, channel="streamzy-socketio", redis_options={
-            "socket_connect_timeout": 1, "socket_timeout": 1})
-        self._down_until = 0.0
+        super().__init__(channel="streamzy-socketio")
+        from redis.asyncio import Redis
+
+        self._redis = Redis.from_url(url, socket_connect_timeout=1)
+        self.circuit = Circuit("Redis (Socket.IO fan-out)", timeout=1.0, cooldown=1.0)
+        self.subscription = Subscription(url, self.channel)
         self.on_recovered: Callable[[], Awaitable[None]] | None = None
+        self._publish_failed = False
 
     async def _publish(self, data: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        if loop.time() < self._down_until:
-            return None
+        payload = self.json.dumps(data)
         try:
-            if not self.connected:
-                self._redis_connect()
-            result = await self.redis.publish(self.channel, self.json.dumps(data))
-        except Exception as exc:
-            self.connected = False
-            if not self._down_until:
-                log.warning("Redis unavailable (%s): delivering to local clients only",
-                            type(exc).__name__)
-            self._down_until = loop.time() + self.RETRY_AFTER
+            result = await self.circuit.call(lambda: self._redis.publish(self.channel, payload))
+        except Exception:  # local clients already have it; other processes will resync
+            self._publish_failed = True
             return None
-        if self._down_until:
-            self._down_until = 0.0
-            log.warning("Redis is back: asking every process's clients to resync")
+        if self._publish_failed:
+            self._publish_failed = False
+            log.warning("Redis publishing is back: asking every process's clients to resync")
             if self.on_recovered is not None:
                 await self.on_recovered()
         return result
+
+    async def _listen(self) -> AsyncIterator[bytes]:
+        async for data in self.subscription.messages():
+            yield data
 
 
 class InlineEmitManager(socketio.AsyncManager):  # type: ignore[misc]
@@ -135,7 +153,7 @@ class InlineEmitManager(socketio.AsyncManager):  # type: ignore[misc]
 def client_manager(settings: Settings) -> socketio.AsyncManager:
     """In-process by default; Redis pub/sub when STREAMZY_REDIS_URL is set."""
     if settings.redis_url:
-        return ResilientRedisManager(settings.redis_url)
+        return RedisManager(settings.redis_url)
     return InlineEmitManager()
 
 
@@ -145,7 +163,7 @@ def create_sio(settings: Settings, audit_throttled: Audit) -> socketio.AsyncServ
         client_manager=client_manager(settings),
         cors_allowed_origins=origin_checker(settings.allowed_origins, audit_throttled),
         cors_credentials=True,
-        max_http_buffer_size=MAX_PACKET_BYTES,
+        max_http_buffer_size=max_packet_bytes(settings.message_max_chars),
         transports=["websocket", "polling"],
         logger=False,
         engineio_logger=False,

@@ -91,23 +91,28 @@ class Accounts:
         return LoginOutcome(user, "ok")
 
     async def _failed(self, user: User, info: Any) -> LoginOutcome:
+        failures, locked = await self._count_failure(user.id)
+        await self._audit("login_failed", info, user.id, reason="bad_password", failures=failures)
+        if locked:
+            await self._audit("account_locked", info, user.id,
+                              seconds=self.policy.lockout_seconds)
+        return LoginOutcome(None, "bad_credentials")
+
+    async def _count_failure(self, user_id: int) -> tuple[int, bool]:
+        """One more wrong password (sign-in or password change); (failures, now locked)."""
         now = self._clock.now()
         async with self._db.unit() as db:
             failures = (await db.execute(
-                update(User).where(User.id == user.id)
+                update(User).where(User.id == user_id)
                 .values(failed_logins=User.failed_logins + 1)
                 .returning(User.failed_logins)
             )).scalar_one()
             locked = failures >= self.policy.lockout_threshold
             if locked:
                 until = now + timedelta(seconds=self.policy.lockout_seconds)
-                await db.execute(update(User).where(User.id == user.id)
+                await db.execute(update(User).where(User.id == user_id)
                                  .values(failed_logins=0, locked_until=until))
-        await self._audit("login_failed", info, user.id, reason="bad_password", failures=failures)
-        if locked:
-            await self._audit("account_locked", info, user.id,
-                              seconds=self.policy.lockout_seconds)
-        return LoginOutcome(None, "bad_credentials")
+        return failures, locked
 
     async def create_user(self, username: str, display_name: str, email: str, *,
                           is_admin: bool = False, is_bot: bool = False) -> tuple[User, str]:
@@ -133,11 +138,32 @@ class Accounts:
 
     async def change_password(self, user_id: int, current: str, new: str, info: Any, *,
                               session_id: int | None, end_other_sessions: bool) -> None:
+        """Change the password after checking the current one.
+
+        A wrong current password counts toward the same lockout as a failed sign-in, so a
+        stolen session is no unlimited password oracle; the guess that locks the account
+        also ends all its sessions (raises ``Forbidden("locked_signed_out")``). While the
+        account is locked (by either path) no change is made (``Forbidden("account_locked")``).
+        """
         user = await self.get(user_id)
         if user is None or not user.is_active:
             raise NotFound("no_user", "No such account.")
-        if not await self._hasher.verify(current, user.password_hash):
-            await self._audit("password_change_failed", info, user_id, reason="wrong_current")
+        matches = await self._hasher.verify(current, user.password_hash)
+        if user.locked_until is not None and as_utc(user.locked_until) > self._clock.now():
+            await self._audit("password_change_failed", info, user_id, reason="locked")
+            raise Forbidden("account_locked", "The account is locked after too many wrong "
+                            "passwords. Wait a few minutes before trying again.")
+        if not matches:
+            failures, locked = await self._count_failure(user_id)
+            await self._audit("password_change_failed", info, user_id, reason="wrong_current",
+                              failures=failures)
+            if locked:
+                ended = await self._end_sessions(user_id, "locked", None)
+                await self._audit("account_locked", info, user_id,
+                                  seconds=self.policy.lockout_seconds, via="password_change",
+                                  sessions_ended=ended)
+                raise Forbidden("locked_signed_out", "Too many wrong passwords: the account "
+                                "is locked for a while and its sessions have ended.")
             raise Invalid("wrong_password", "The current password is not correct.")
         problems = password_problems(new, min_length=self.policy.password_min_length,
                                      username=user.username)
@@ -149,7 +175,7 @@ class Accounts:
         async with self._db.unit() as db:
             await db.execute(update(User).where(User.id == user_id).values(
                 password_hash=hashed, must_change_password=False, password_expires_at=None,
-                password_changed_at=self._clock.now(),
+                password_changed_at=self._clock.now(), failed_logins=0,
             ))
         ended = 0
         if end_other_sessions or user.must_change_password:

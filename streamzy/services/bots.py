@@ -41,7 +41,12 @@ class Bots:
 
     async def create(self, actor_id: int, name: str, display_name: str, room_ids: list[int],
                      info: Any) -> tuple[User, str]:
-        """Create a bot allowed in ``room_ids``; returns (bot user, token shown once)."""
+        """Create a bot allowed in ``room_ids``; returns (bot user, token shown once).
+        The rooms are checked first, so a refused bot leaves no account and no token."""
+        async with self._db.unit() as db:
+            for room_id in set(room_ids):
+                if await db.get(Room, room_id) is None:
+                    raise NotFound("unknown_room", "No such room.")
         user, _ = await self._accounts.create_user(name, display_name, "", is_bot=True)
         token = await self._issue(actor_id, user.id)
         now = self._clock.now()

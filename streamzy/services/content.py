@@ -6,25 +6,88 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-# C0/C1 controls and the invisible bidi overrides used to disguise text; tab and newline
-# only where text may span lines. One definition for messages, forms and JSON bodies.
+# C0/C1 controls and the invisible bidi embeddings, overrides and isolates used to disguise
+# text; tab and newline only where text may span lines. One definition for forms and JSON
+# bodies (names, reasons, topics: no direction controls at all). Messages allow balanced
+# embeddings and isolates, see bidi_problem.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_MESSAGE_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _LINE_BREAKS = re.compile(r"[\t\n]")
 
 
 def has_control_chars(text: str, *, multiline: bool = True) -> bool:
-    """True if ``text`` holds a character no chat text or form field may carry."""
+    """True if ``text`` holds a character no form field or JSON body may carry."""
     return bool(_CONTROL.search(text) or (not multiline and _LINE_BREAKS.search(text)))
 
-# Patterns that have no business in chat text and mark an injection attempt. Output is
-# always escaped, so these are refused as evidence of an attack, not as the defence.
-SUSPICIOUS = [
-    ("script_tag", re.compile(r"<\s*/?\s*script\b", re.IGNORECASE)),
-    ("javascript_url", re.compile(r"(?:java|vb)script\s*:", re.IGNORECASE)),
-    ("data_html_url", re.compile(r"data\s*:\s*text/html", re.IGNORECASE)),
-    ("event_handler", re.compile(r"<[^>]*\bon[a-z]+\s*=", re.IGNORECASE)),
-    ("iframe_tag", re.compile(r"<\s*(?:iframe|object|embed)\b", re.IGNORECASE)),
+
+# Unicode bidi controls (UAX #9). Right-to-left writers use embeddings (LRE, RLE ... PDF)
+# and isolates (LRI, RLI, FSI ... PDI) to place runs of the other direction; overrides
+# (LRO, RLO) instead force the display order of every character, which is what disguises
+# text ("Trojan Source", CVE-2021-42574) and has no use in chat.
+_OVERRIDES = frozenset("\u202d\u202e")
+_EMBED_OPEN, _EMBED_CLOSE = frozenset("\u202a\u202b"), "\u202c"
+_ISOLATE_OPEN, _ISOLATE_CLOSE = frozenset("\u2066\u2067\u2068"), "\u2069"
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+MAX_BIDI_DEPTH = 16
+
+
+def bidi_problem(text: str) -> str | None:
+    """Why the direction controls of ``text`` are refused, or None when they are fine:
+    no overrides; every embedding and isolate closed, in order, within each line (the
+    Unicode algorithm ends them at a paragraph break anyway); nested at most 16 deep."""
+    if not _BIDI.search(text):
+        return None
+    for line in text.split("\n"):
+        stack: list[str] = []
+        for char in _BIDI.findall(line):
+            if char in _OVERRIDES:
+                return "direction overrides"
+            if char in _EMBED_OPEN or char in _ISOLATE_OPEN:
+                stack.append(_EMBED_CLOSE if char in _EMBED_OPEN else _ISOLATE_CLOSE)
+                if len(stack) > MAX_BIDI_DEPTH:
+                    return "direction controls nested too deep"
+            elif not stack or stack.pop() != char:
+                return "unbalanced direction controls"
+        if stack:
+            return "unbalanced direction controls"
+    return None
+
+
+# Markdown code is exempt from the hostile-pattern check: talking about HTML is fine inside
+# `code spans` and fenced blocks, which every Markdown renderer escapes. A span is a run of
+# backticks closed by a run of the same length (CommonMark); a fence is a line of three or
+# more backticks or tildes, closed by a like line or the end of the text.
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.DOTALL)
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+# Hostile markup, matched only as what a browser would parse: a real tag (`<` straight
+# followed by a name, then attributes and `>`) or a URL scheme at the start of a token,
+# followed by the rest of a URL. Words in prose ("JavaScript: it runs everywhere", "a < b >
+# c") never match. Output is always escaped, so these mark an injection attempt (audited,
+# and refused or flagged as STREAMZY_SUSPICIOUS_MESSAGES says); they are not the defence.
+# Every pattern is linear in the text's length: no nested quantifiers to backtrack through.
+_TAG = re.compile(r"<(/?)([a-z][a-z0-9:-]*)((?:[\s/][^<>]*)?)>", re.IGNORECASE)
+_HANDLER_ATTRIBUTE = re.compile(r"[\s/\"']on[a-z]+\s*=", re.IGNORECASE)
+_URL_BREAKS = r"[\t\n\r]*"  # browsers drop these inside a URL, "java\tscript:" included
+_URLS = [
+    ("javascript_url", re.compile(
+        rf"(?<![\w.+-])(?:java|vb){_URL_BREAKS}script{_URL_BREAKS}:(?=\S)", re.IGNORECASE)),
+    ("data_html_url", re.compile(rf"(?<![\w.+-])data{_URL_BREAKS}:{_URL_BREAKS}text/html",
+                                 re.IGNORECASE)),
 ]
+_EMBEDDING_TAGS = frozenset({"iframe", "object", "embed"})
+
+
+def _tag_pattern(text: str) -> str | None:
+    for tag in _TAG.finditer(text):
+        name = tag.group(2).lower()
+        if name == "script":
+            return "script_tag"
+        if name in _EMBEDDING_TAGS and not tag.group(1):
+            return "iframe_tag"
+        if not tag.group(1) and _HANDLER_ATTRIBUTE.search(tag.group(3)):
+            return "event_handler"
+    return None
 
 
 @dataclass(frozen=True)
@@ -40,15 +103,48 @@ def clean_message(text: str, max_chars: int) -> tuple[str, TextProblem | None]:
         return text, TextProblem("empty", "A message needs some text.")
     if len(text) > max_chars:
         return text, TextProblem("too_long", f"Messages are limited to {max_chars} characters.")
-    if has_control_chars(text):
+    if _MESSAGE_CONTROL.search(text):
         return text, TextProblem("invalid_text", "The message contains control characters.")
+    bidi = bidi_problem(text)
+    if bidi is not None:
+        return text, TextProblem("invalid_text", f"The message contains {bidi}. Close every "
+                                 "direction embedding or isolate on its line; overrides "
+                                 "are not accepted.")
     return text, None
 
 
+def without_code(text: str) -> str:
+    """``text`` with Markdown fenced code blocks and code spans blanked out."""
+    lines: list[str] = []
+    fence = ""
+    for line in text.split("\n"):
+        match = _FENCE.match(line)
+        if fence:
+            if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence) \
+                    and not line[match.end():].strip():
+                fence = ""
+            lines.append("")
+        elif match and not (match.group(1)[0] == "`" and "`" in line[match.end():]):
+            fence = match.group(1)
+            lines.append("")
+        else:
+            lines.append(line)
+    return _CODE_SPAN.sub(" ", "\n".join(lines))
+
+
 def suspicious_pattern(text: str) -> str | None:
-    """The name of the first hostile pattern found, or None."""
+    """The name of the first hostile pattern found outside Markdown code, or None.
+
+    Compatibility forms are folded first (NFKC: a full-width less-than sign is a <).
+    """
     folded = unicodedata.normalize("NFKC", text)
-    for name, pattern in SUSPICIOUS:
+    if "<" not in folded and ":" not in folded:
+        return None  # the common case: nothing that could form a tag or a scheme
+    folded = without_code(folded)
+    found = _tag_pattern(folded)
+    if found is not None:
+        return found
+    for name, pattern in _URLS:
         if pattern.search(folded):
             return name
     return None

@@ -42,7 +42,7 @@ def as_service_error(exc: BaseException) -> ServiceError | None:
     """
     if isinstance(exc, ServiceError):
         return exc
-    from streamzy.storage.db import is_unavailable  # services may import storage; edges may not
+    from streamzy.storage.errors import is_unavailable  # services may import storage; edges may not
 
     if is_unavailable(exc):
         return Unavailable("unavailable", "The server cannot reach its database. "

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from streamzy.clock import Clock
@@ -162,10 +162,19 @@ class Rooms:
         return user
 
     async def mark_read(self, user_id: int, room_id: int, seq: int) -> None:
+        """Move the read position forward to ``seq``, clamped to the room's last message.
+
+        Nobody can have read a message that does not exist yet: a larger ``seq`` (a bug or
+        a hostile client) would otherwise hide every future message from the unread count.
+        Clamped rather than refused, so a client that overshoots still marks all as read.
+        One statement, so a message committed meanwhile cannot be skipped.
+        """
+        last = select(Room.last_seq).where(Room.id == room_id).scalar_subquery()
+        target = case((last < seq, last), else_=seq)
         async with self._db.unit() as db:
             await db.execute(update(Membership).where(
                 Membership.room_id == room_id, Membership.user_id == user_id,
-                Membership.last_read_seq < seq).values(last_read_seq=seq))
+                Membership.last_read_seq < target).values(last_read_seq=target))
 
     async def all_rooms(self) -> list[RoomInfo]:
         async with self._db.unit() as db:

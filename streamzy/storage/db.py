@@ -1,18 +1,19 @@
-"""The database engine and the unit of work. SQLite runs in WAL mode."""
+"""The database engine and the unit of work (SQLite specifics live in storage/sqlite.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
+import functools
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 from sqlalchemy import Connection, TextClause, event, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -20,54 +21,44 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
+
+from streamzy.storage.errors import is_storage_full, is_unavailable
+from streamzy.storage.sqlite import SqliteTx, is_sqlite, lock_file, sqlite_path, sqlite_pragmas
+
+__all__ = ["Database", "Tx", "is_sqlite", "is_unavailable", "make_engine", "sqlite_pragmas"]
 
 SOLE_SERVER_LOCK = 0x5752_5A59  # an arbitrary advisory-lock key: "STRZY"
 
 
-def _lock_file(path: str) -> IO[str] | None:
-    handle = open(path, "a")  # held open for the process lifetime
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        return None
-    return handle
+class _WriteTrackingSession(Session):
+    """Marks a session that flushed changes, so a clean commit proves storage is writable."""
 
 
-def is_unavailable(exc: BaseException) -> bool:
-    """True when ``exc`` means "the database cannot be reached", not a bug or bad data."""
-    if isinstance(exc, InterfaceError | OSError | TimeoutError):
-        return True
-    if isinstance(exc, OperationalError):
-        # PostgreSQL reports lost connections as OperationalError; SQLite uses it for
-        # schema mistakes too ("no such table"), which are bugs, not outages.
-        text_ = str(exc.orig).lower() if exc.orig is not None else ""
-        return not isinstance(exc.orig, sqlite3.OperationalError) or any(
-            hint in text_ for hint in ("unable to open", "locked", "disk i/o", "readonly"))
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+@event.listens_for(_WriteTrackingSession, "after_flush")
+def _flushed(session: Session, _context: Any) -> None:
+    session.info["wrote"] = True
 
 
-def is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
+def make_engine(url: str, timeout: float | None = None,
+                synchronous: str = "FULL") -> AsyncEngine:
+    """Create the engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
 
-
-def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
-
-
-def make_engine(url: str) -> AsyncEngine:
-    """Create the engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    ``timeout`` bounds every wait on a database server: connecting, each statement
+    (asyncpg's command timeout, so a hung server answers TimeoutError instead of holding a
+    request forever) and waiting for a pooled connection. Migrations pass None.
+    """
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
-        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect",
+                     functools.partial(sqlite_pragmas, synchronous=synchronous))
         return engine
+    bounded: dict[str, Any] = {}
+    if timeout is not None:
+        bounded = {"connect_args": {"timeout": timeout, "command_timeout": timeout},
+                   "pool_timeout": timeout}
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
-                               hide_parameters=True)
+                               hide_parameters=True, **bounded)
 
 
 class Tx(Protocol):
@@ -85,41 +76,19 @@ class _SqlAlchemyTx:
         return self._conn.execute(statement, params).all()
 
 
-def _sqlite_value(value: Any) -> Any:
-    # SQLAlchemy's storage format for DateTime on SQLite, so ORM reads parse it back.
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
-
-
-class _SqliteTx:
-    """The statements straight on sqlite3 (which takes ``:name`` parameters natively):
-    SQLAlchemy's per-statement work cost ~3x SQLite's own in the message writer."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def rows(self, statement: TextClause, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
-        try:
-            return self._conn.execute(
-                statement.text, {k: _sqlite_value(v) for k, v in params.items()}).fetchall()
-        except sqlite3.Error as exc:  # the same exception types as everywhere else
-            raise DBAPIError.instance(statement.text, None, exc, sqlite3.Error) from exc
-
-
-def _sqlite_path(url: str) -> str:
-    return url.split(":///", 1)[-1] or ":memory:"
-
-
 class Database:
     """Owns the engine; hands out units of work."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float | None = None,
+                 synchronous: str = "FULL") -> None:
         self.url = url
-        self.engine = make_engine(url)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.timeout = timeout
+        self.synchronous = synchronous
+        self.engine = make_engine(url, timeout, synchronous)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False,
+                                           sync_session_class=_WriteTrackingSession)
+        # Set when a write failed for lack of space; cleared by the next write that commits.
+        self.storage_full = False
         # aiosqlite runs every call (execute, fetch, commit...) as its own thread round trip;
         # a hot transaction goes to one worker thread on a plain sqlite3 connection instead.
         self._raw: sqlite3.Connection | None = None
@@ -130,14 +99,21 @@ class Database:
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncSession]:
         """A transaction: commits when the block ends cleanly, rolls back otherwise."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        try:
+            async with self.sessions() as session:
+                async with session.begin():
+                    yield session
+                if session.info.get("wrote"):
+                    self.storage_full = False
+        except Exception as exc:
+            self.storage_full = self.storage_full or is_storage_full(exc)
+            raise
 
     def _raw_connection(self) -> sqlite3.Connection:
         if self._raw is None:
-            conn = sqlite3.connect(_sqlite_path(self.url), timeout=30, isolation_level=None,
+            conn = sqlite3.connect(sqlite_path(self.url), timeout=30, isolation_level=None,
                                    check_same_thread=False)
-            sqlite_pragmas(conn, None)
+            sqlite_pragmas(conn, None, self.synchronous)
             self._raw = conn
         return self._raw
 
@@ -152,7 +128,7 @@ class Database:
                     conn = self._raw_connection()
                     try:
                         conn.execute("BEGIN IMMEDIATE")
-                        result = work(_SqliteTx(conn), *args)
+                        result = work(SqliteTx(conn), *args)
                         conn.execute("COMMIT")
                     except sqlite3.Error as exc:
                         if conn.in_transaction:
@@ -164,17 +140,43 @@ class Database:
                         raise
                     return result
 
-            return await asyncio.to_thread(run)
-        async with self.engine.begin() as conn:
-            return await conn.run_sync(lambda sync: work(_SqlAlchemyTx(sync), *args))
-
-    async def ping(self) -> bool:
+            try:
+                result = await asyncio.to_thread(run)
+            except Exception as exc:
+                self.storage_full = self.storage_full or is_storage_full(exc)
+                raise
+            self.storage_full = False
+            return result
         try:
-            async with self.engine.connect() as conn:
+            async with self.engine.begin() as conn:
+                result = await conn.run_sync(lambda sync: work(_SqlAlchemyTx(sync), *args))
+        except Exception as exc:
+            self.storage_full = self.storage_full or is_storage_full(exc)
+            raise
+        self.storage_full = False
+        return result
+
+    async def ping(self, within: float = 0.8) -> bool:
+        """Does the database answer within ``within`` seconds? (/readyz must answer in 1 s
+        even when the server hangs.)"""
+        try:
+            async with asyncio.timeout(within), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except Exception:  # any driver error means "not ready"
+        except Exception:  # any driver error or the timeout means "not ready"
             return False
         return True
+
+    def write_problem(self) -> str | None:
+        """Why this process could never write the embedded database, or None. (SQLite writes
+        the database, its WAL and lock files in the database's directory.)"""
+        if not is_sqlite(self.url) or sqlite_path(self.url) == ":memory:":
+            return None
+        path = Path(sqlite_path(self.url)).resolve()
+        if not os.access(path.parent, os.W_OK):
+            return f"the database directory {path.parent} is read-only"
+        if path.exists() and not os.access(path, os.W_OK):
+            return f"the database file {path} is read-only"
+        return None
 
     async def claim_sole_server(self) -> bool:
         """Claim "the only server process on this database" until dispose(); False if taken.
@@ -184,10 +186,10 @@ class Database:
         file lock beside the database; PostgreSQL a session advisory lock.
         """
         if is_sqlite(self.url):
-            path = _sqlite_path(self.url)
+            path = sqlite_path(self.url)
             if path == ":memory:":
                 return True
-            self._lock_file = await asyncio.to_thread(_lock_file, f"{path}.server-lock")
+            self._lock_file = await asyncio.to_thread(lock_file, f"{path}.server-lock")
             return self._lock_file is not None
         conn = await self.engine.connect()
         got = (await conn.execute(text("SELECT pg_try_advisory_lock(:key)"),

@@ -59,9 +59,12 @@ class Application(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     username: Mapped[str] = mapped_column(String(32), index=True)
-    # Equal to username while pending, NULL once decided: a unique index on it allows
-    # exactly one pending application per name on SQLite and PostgreSQL alike.
+    # The first pending application for a name holds it here (NULL once decided, and NULL
+    # for later applications for the same name, which are stored all the same so that the
+    # applicant cannot tell a taken name from a free one); the admin queue shows conflicts.
     pending_username: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
+    # SHA-256 of the status reference shown once to the applicant (never the reference).
+    reference_digest: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     display_name: Mapped[str] = mapped_column(String(64))
     email: Mapped[str] = mapped_column(String(254))
     reason: Mapped[str] = mapped_column(Text)

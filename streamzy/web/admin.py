@@ -12,7 +12,7 @@ from streamzy.guards.validation import InputError
 from streamzy.services.accounts import Accounts
 from streamzy.services.applications import Applications
 from streamzy.web.current import info, session
-from streamzy.web.forms import AuditFilter, EmptyForm, RejectForm, UserActionForm
+from streamzy.web.forms import ApproveForm, AuditFilter, RejectForm, UserActionForm
 from streamzy.web.parsing import form_model, query_model
 from streamzy.web.policy import admin_only, limited
 
@@ -46,18 +46,19 @@ def blueprint(*, accounts: Accounts, applications: Applications, audit: AuditLog
     @admin_only
     @limited("pages")
     async def queue() -> str:
-        return await render_template("admin_queue.html", applications=await applications.pending())
+        return await render_template("admin_queue.html", entries=await applications.queue())
 
-    @bp.post("/applications/<int:application_id>/approve")
+    @bp.post("/applications/<id:application_id>/approve")
     @admin_only
     @limited("pages")
     async def approve(application_id: int) -> str:
-        await form_model(EmptyForm)
-        user, password = await applications.approve(application_id, session().user_id, info())
+        form = await form_model(ApproveForm)
+        user, password = await applications.approve(application_id, session().user_id, info(),
+                                                     username=form.username)
         # Shown exactly once: this response is never cached and the password is not stored.
         return await render_template("admin_approved.html", user=user, password=password)
 
-    @bp.post("/applications/<int:application_id>/reject")
+    @bp.post("/applications/<id:application_id>/reject")
     @admin_only
     @limited("pages")
     async def reject(application_id: int) -> Response:
@@ -72,7 +73,7 @@ def blueprint(*, accounts: Accounts, applications: Applications, audit: AuditLog
         return await render_template("admin_users.html", users=await accounts.list_users(),
                                      now=clock.now(), me=session().user_id)
 
-    @bp.post("/users/<int:user_id>")
+    @bp.post("/users/<id:user_id>")
     @admin_only
     @limited("pages")
     async def user_action(user_id: int) -> Response | str:

@@ -7,9 +7,10 @@ from typing import Annotated
 from pydantic import StringConstraints
 from quart import Blueprint, Response, redirect, render_template, request
 
-from streamzy.guards.validation import Line, StrictModel, parse
+from streamzy.guards.validation import InputError, Line, StrictModel, parse
 from streamzy.services.bots import Bots
 from streamzy.services.rooms import Rooms
+from streamzy.web import ids
 from streamzy.web.current import info, session
 from streamzy.web.forms import EmptyForm
 from streamzy.web.parsing import form_model
@@ -50,7 +51,7 @@ def blueprint(*, rooms: Rooms, bots: Bots) -> Blueprint:
                                   form.private is not None, info())
         return redirect(f"/admin/rooms?done=created&room={room.id}")  # type: ignore[return-value]
 
-    @bp.post("/rooms/<int:room_id>/invite")
+    @bp.post("/rooms/<id:room_id>/invite")
     @admin_only
     @limited("pages")
     async def invite(room_id: int) -> Response:
@@ -76,12 +77,14 @@ def blueprint(*, rooms: Rooms, bots: Bots) -> Blueprint:
                 "rooms": ",".join(form_data.getlist("rooms"))}
         form = parse(BotForm, data)
         room_ids = [int(r) for r in form.rooms.split(",") if r]
+        if not all(ids.in_range(r) for r in room_ids):
+            raise InputError("invalid_input", {"rooms": "No such room."})
         user, token = await bots.create(session().user_id, form.name, form.display_name,
                                         room_ids, info())
         # Shown exactly once: only its SHA-256 is stored.
         return await render_template("admin_bot_created.html", user=user, token=token)
 
-    @bp.post("/bots/tokens/<int:token_id>/revoke")
+    @bp.post("/bots/tokens/<id:token_id>/revoke")
     @admin_only
     @limited("pages")
     async def revoke_bot(token_id: int) -> Response:

@@ -120,7 +120,14 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
                 current.user_id, form.current_password, form.new_password, info(),
                 session_id=current.id, end_other_sessions=form.end_other_sessions is not None)
         except ServiceError as exc:
-            return await render_template("password.html", error=exc.message, **context), 400
+            if exc.code == "locked_signed_out":  # this session ended with the others
+                ended: Response = redirect(f"/login?reason={Notice.LOCKED}")  # type: ignore[assignment]
+                ended.delete_cookie(cookie_name, path="/", secure=settings.cookie_secure,
+                                    httponly=True, samesite="Lax")
+                return ended
+            status = 403 if exc.kind == "forbidden" else 400
+            return await render_template("password.html", error=exc.message,
+                                         **context), status
         return redirect("/account?changed=1")  # type: ignore[return-value]
 
     @bp.get("/account")
@@ -132,7 +139,7 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
         return await render_template("account.html", sessions=rows, current_id=current.id,
                                      changed=request.args.get("changed") == "1")
 
-    @bp.post("/account/sessions/<int:session_id>/revoke")
+    @bp.post("/account/sessions/<id:session_id>/revoke")
     @signed_in
     @limited("pages")
     async def revoke_session(session_id: int) -> Response | tuple[str, int]:

@@ -32,6 +32,15 @@ class PasswordForm(StrictModel):
     end_other_sessions: Literal["on", "1", "true"] | None = None
 
 
+class StatusForm(StrictModel):
+    reference: Annotated[Line, StringConstraints(min_length=1, max_length=64)]
+
+
+class ApproveForm(StrictModel):
+    # Empty: the requested name. The admin picks another when the queue shows a conflict.
+    username: Annotated[Line, StringConstraints(max_length=64)] = ""
+
+
 class RejectForm(StrictModel):
     reason: Annotated[Text, StringConstraints(min_length=3, max_length=500)]
 

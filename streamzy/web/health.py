@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from quart import Blueprint, Response, jsonify
 
 from streamzy.web.policy import limited, public
 
 
-def blueprint(*, database_ready: Callable[[], Awaitable[bool]]) -> Blueprint:
+def blueprint(*, readiness: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]) -> Blueprint:
     bp = Blueprint("health", __name__)
 
     @bp.get("/healthz")
@@ -22,8 +23,7 @@ def blueprint(*, database_ready: Callable[[], Awaitable[bool]]) -> Blueprint:
     @public
     @limited("pages")
     async def readyz() -> tuple[Response, int]:
-        ready = await database_ready()
-        return (jsonify({"ok": ready, "database": "up" if ready else "down"}),
-                200 if ready else 503)
+        ready, report = await readiness()
+        return jsonify({"ok": ready, **report}), 200 if ready else 503
 
     return bp

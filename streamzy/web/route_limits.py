@@ -25,15 +25,30 @@ from __future__ import annotations
 
 import math
 
-from quart import Quart, g, request
+from quart import Quart, Response, g, request
 from quart_rate_limiter import RateLimitExceeded
 from werkzeug.exceptions import ServiceUnavailable
 
-from streamzy.config import Settings
+from streamzy.config import Rate, Settings
 from streamzy.guards.audit import AuditLog
-from streamzy.guards.ratelimit import FAIL_CLOSED, RateLimiter
+from streamzy.guards.ratelimit import FAIL_CLOSED, Decision, RateLimiter
 from streamzy.web.current import info
 from streamzy.web.policy import limits_of
+
+API_PREFIX = "/api/"
+API_LIMIT = "api"
+
+
+def rate_headers(decision: Decision, rate: Rate) -> dict[str, str]:
+    """The IETF draft's RateLimit-* fields for one GCRA decision.
+
+    Remaining: how many more requests fit now; Reset: seconds until the whole quota is back.
+    """
+    interval = rate.period / rate.count
+    fits = math.floor((rate.period - decision.backlog) / interval + 1e-6)
+    return {"RateLimit-Limit": str(rate.count),
+            "RateLimit-Remaining": str(max(0, min(rate.count, fits))),
+            "RateLimit-Reset": str(max(0, math.ceil(decision.backlog - 1e-6)))}
 
 
 def client_key(name: str) -> str:
@@ -54,10 +69,15 @@ def install(app: Quart, *, limiter: RateLimiter, settings: Settings, audit: Audi
 
     async def enforce_limits() -> None:
         view = app.view_functions.get(request.endpoint or "")
-        for name in limits_of(view):
+        names = limits_of(view)
+        if not names and request.path.startswith(API_PREFIX):
+            names = (API_LIMIT,)  # an unknown API path or method spends the API budget too
+        for name in names:
             key = f"{name}:{client_key(name)}"
-            decision = await limiter.hit(key, settings.rate(name),
-                                         fail_closed=name in FAIL_CLOSED)
+            rate = settings.rate(name)
+            decision = await limiter.hit(key, rate, fail_closed=name in FAIL_CLOSED)
+            if name == API_LIMIT and not decision.unavailable:
+                g.rate_limit_headers = rate_headers(decision, rate)
             if decision.unavailable:
                 await audit.record_throttled("rate-store-down", "rate_limit_unavailable",
                                              info(), None, limit=name, path=request.path)
@@ -69,4 +89,11 @@ def install(app: Quart, *, limiter: RateLimiter, settings: Settings, audit: Audi
                                              limit=name, path=request.path)
                 raise RateLimitExceeded(max(1, math.ceil(decision.retry_after)))
 
+    async def send_rate_headers(response: Response) -> Response:
+        """Every API answer (429 and errors included) says how much budget is left."""
+        for field, value in (g.get("rate_limit_headers") or {}).items():
+            response.headers[field] = value
+        return response
+
     app.before_request(enforce_limits)
+    app.after_request(send_rate_headers)

@@ -23,6 +23,7 @@ class Notice(StrEnum):
     DISABLED = "disabled"
     ENDED = "ended"  # anything else: signed out elsewhere, revoked, by an administrator
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a notice code
+    LOCKED = "locked"
 
 
 TEXT: dict[str, str] = {
@@ -34,6 +35,8 @@ TEXT: dict[str, str] = {
     Notice.DISABLED: "Your session ended.",
     Notice.ENDED: "Your session ended (signed out elsewhere, or by an administrator).",
     Notice.PASSWORD_CHANGED: "Your password changed. Please sign in again.",
+    Notice.LOCKED: ("You were signed out after too many wrong passwords, and the account is "
+                    "locked for a while."),
 }
 
 # A session's end reason, or the socket handshake's refusal code -> the notice to show.
@@ -43,6 +46,7 @@ FOR_ENDING: dict[str, Notice] = {
     EndReason.ABSOLUTE: Notice.ABSOLUTE,
     EndReason.DISABLED: Notice.DISABLED,
     EndReason.PASSWORD_CHANGED: Notice.PASSWORD_CHANGED,
+    EndReason.LOCKED: Notice.LOCKED,
     "session_expired": Notice.IDLE,  # the handshake refused an idle or too-old session
 }
 

@@ -21,6 +21,7 @@ from streamzy.web import (
     errors,
     health,
     identity,
+    ids,
     rooms,
     route_limits,
     static_files,
@@ -43,6 +44,8 @@ def create_quart(services: Services) -> Quart:
         BODY_TIMEOUT=15,
         SECRET_KEY=settings.secret_key.get_secret_value(),
     )
+    # Before any blueprint is registered: their rules take ids as <id:...> (1 .. 2^63-1).
+    app.url_map.converters[ids.CONVERTER] = ids.DatabaseId
     # Hooks run in this order: who is asking, the admin badge, rate limits (before anything
     # expensive), then the route's access rule, then CSRF.
     identity.install(app, settings=settings, sessions=services.sessions, bots=services.bots,
@@ -55,7 +58,7 @@ def create_quart(services: Services) -> Quart:
     errors.install(app)
     for blueprint in (
         static_files.blueprint(),
-        health.blueprint(database_ready=services.db.ping),
+        health.blueprint(readiness=services.readiness),
         apply.blueprint(applications=services.applications),
         auth.blueprint(settings=settings, accounts=services.accounts, sessions=services.sessions,
                        audit=services.audit_log),
@@ -64,7 +67,7 @@ def create_quart(services: Services) -> Quart:
         admin_chat.blueprint(rooms=services.rooms, bots=services.bots),
         rooms.blueprint(rooms=services.rooms, settings=settings),
         api.blueprint(rooms=services.rooms, history=services.history,
-                      posting=services.posting),
+                      posting=services.posting, message_max_chars=settings.message_max_chars),
     ):
         app.register_blueprint(blueprint)
     return app

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 from hypercorn.asyncio import serve
@@ -30,7 +29,8 @@ from streamzy.config import Settings
 from streamzy.guards.context import SYSTEM, RequestInfo
 from streamzy.services.message_writer import Sender
 from streamzy.storage.models import User
-from tests.conftest import REQUIRE_SERVICES, LiveServer, free_port
+from tests.conftest import REQUIRE_SERVICES, SERVER_ERRORS, LiveServer, free_port
+from tests.waiting import task_alive, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -124,22 +124,13 @@ class BrowserServer(LiveServer):
         config = Config()
         config.bind = [f"127.0.0.1:{self.port}"]
         config.accesslog = None
-        config.errorlog = None
+        config.errorlog = SERVER_ERRORS
         config.graceful_timeout = 1
         self._stop = asyncio.Event()
         self._hangup = HangUp(self.app)
         self._task = asyncio.create_task(
             serve(self._hangup, config, shutdown_trigger=self._stop.wait))  # type: ignore[arg-type]
-        async with httpx.AsyncClient() as probe:
-            for _ in range(250):
-                if self._task.done():
-                    self._task.result()
-                try:
-                    if (await probe.get(self.url + "/healthz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    await asyncio.sleep(0.02)
-        raise RuntimeError("server did not come up")
+        await wait_until_healthy(self.url, alive=task_alive(self._task))
 
     async def stop(self) -> None:
         if self._stop is None or self._task is None:

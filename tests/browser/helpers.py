@@ -1,4 +1,10 @@
-"""Small helpers the browser journeys share."""
+"""Small helpers the browser journeys share.
+
+Every check of page state waits: Playwright's ``expect`` for what it can express, and
+``assert_eventually`` (bounded polling, like ``expect.poll``) for the rest. A page updates
+itself after the event a test waited for (a message shows its text before its ack sets
+``data-seq``), so a plain ``assert`` on a value read once races the page.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,26 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.browser.conftest import expect
+from tests.waiting import assert_eventually
+
+MESSAGE_TEXTS = "#messages .message .text"
 
 
-async def texts(page: Any) -> list[str]:
-    return await page.locator("#messages .message .text").all_inner_texts()
-
-
-async def seqs(page: Any) -> list[int]:
-    values = await page.locator("#messages .message[data-seq]").evaluate_all(
-        "items => items.map(i => Number(i.dataset.seq))")
+async def seqs(page: Any) -> list[int | None]:
+    """The sequence number of every message on the page, in page order (None: not yet acked)."""
+    values = await page.locator("#messages .message").evaluate_all(
+        "items => items.map(i => i.dataset.seq === undefined ? null : Number(i.dataset.seq))")
     return list(values)
+
+
+async def expect_seqs(page: Any, expected: list[int]) -> None:
+    """Wait until the page shows exactly these messages, each acked, in this order."""
+    await assert_eventually(lambda: seqs(page), expected)
+
+
+async def expect_clipboard(page: Any, expected: str) -> None:
+    """Wait until the clipboard holds ``expected`` (copy buttons write it asynchronously)."""
+    await assert_eventually(lambda: page.evaluate("navigator.clipboard.readText()"), expected)
 
 
 async def open_room(page: Any, name: str) -> None:

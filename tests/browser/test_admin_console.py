@@ -12,7 +12,7 @@ import pytest
 
 from streamzy.guards.context import RequestInfo
 from tests.browser.conftest import BrowserServer, Browsing, artifact, expect
-from tests.browser.helpers import open_room
+from tests.browser.helpers import expect_clipboard, open_room
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 APPLICANT = RequestInfo("203.0.113.7", "Mozilla/5.0 (Windows NT 10.0) Firefox/130.0", "")
@@ -74,9 +74,11 @@ async def test_users_rooms_bots_and_audit(browsing: Browsing, server: BrowserSer
     await row.get_by_role("button", name="Reset password").click()
     await expect(page.get_by_role("heading", name="Password reset")).to_be_visible()
     await expect(page.get_by_role("alert")).to_contain_text("shown only once")
-    password = await page.locator("#one-time-password").input_value()
+    one_time = page.locator("#one-time-password")
+    await expect(one_time).to_have_value(re.compile(r"^\S{12,}$"))
+    password = await one_time.input_value()
     await page.get_by_role("button", name="Copy").click()
-    assert await page.evaluate("navigator.clipboard.readText()") == password
+    await expect_clipboard(page, password)
 
     # Rooms: create a private one and invite a member, who can then open it.
     await page.goto("/admin/rooms")
@@ -108,10 +110,11 @@ async def test_users_rooms_bots_and_audit(browsing: Browsing, server: BrowserSer
     await page.get_by_role("button", name="Create bot").click()
     await expect(page.get_by_role("heading", name="Bot created")).to_be_visible()
     await expect(page.get_by_role("alert")).to_contain_text("shown only once")
-    token = await page.locator("#bot-token").input_value()
-    assert token.startswith("szb_")
+    bot_token = page.locator("#bot-token")
+    await expect(bot_token).to_have_value(re.compile(r"^szb_\S+$"))
+    token = await bot_token.input_value()
     await page.get_by_role("button", name="Copy").click()
-    assert await page.evaluate("navigator.clipboard.readText()") == token
+    await expect_clipboard(page, token)
     await page.get_by_role("link", name="Back to bots").click()
     bot_row = page.locator("#bots tbody tr").first
     await expect(bot_row).to_contain_text("@deploy-bot")
@@ -123,16 +126,19 @@ async def test_users_rooms_bots_and_audit(browsing: Browsing, server: BrowserSer
     await page.goto("/admin/audit")
     await page.get_by_label("Event").fill("account_changed")
     await page.get_by_role("button", name="Filter").click()
+    # Each filter is a page load: wait for the filtered page, then for its rows.
+    await expect(page).to_have_url(re.compile(r"[?&]event=account_changed(&|$)"))
     events = page.locator("#audit tbody tr td:nth-child(2)")
     await expect(events.first).to_have_text("account_changed")
-    assert set(await events.all_inner_texts()) == {"account_changed"}
-    assert await events.count() >= 6
+    await expect(events.nth(5)).to_have_text("account_changed")  # at least six
+    await expect(events.filter(has_not_text=re.compile(r"^account_changed$"))).to_have_count(0)
     await page.get_by_label("Event").fill("")
     await page.get_by_label("User id").fill(str(admin.id))
     await page.get_by_role("button", name="Filter").click()
+    await expect(page).to_have_url(re.compile(rf"[?&]event=&user_id={admin.id}(&|$)"))
     users = page.locator("#audit tbody tr td:nth-child(3)")
     await expect(users.first).to_have_text(str(admin.id))
-    assert set(await users.all_inner_texts()) == {str(admin.id)}
+    await expect(users.filter(has_not_text=re.compile(rf"^{admin.id}$"))).to_have_count(0)
     await page.get_by_label("From (UTC)").fill("2030-01-02T00:00")
     await page.get_by_role("button", name="Filter").click()
     await expect(page.locator("#audit .empty")).to_have_text("No events match.")

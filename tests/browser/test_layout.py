@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from streamzy.guards.context import SYSTEM
 from tests.browser.conftest import BrowserServer, Browsing, artifact, expect
 from tests.browser.helpers import Frames, open_room
+from tests.waiting import assert_eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -25,13 +27,25 @@ WIDE = """() => [...document.querySelectorAll('body *')]
 OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
 
-async def check_page(page: Any, path: str) -> None:
+async def check_page(page: Any, path: str,
+                     ready: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Load ``path``, wait until it is ``ready`` (scripts may still be building it), then
+    check the phone layout. Each check waits for the page to settle (bounded)."""
     response = await page.goto(path)
     assert response is not None and response.ok, path
-    assert await page.evaluate(OVERFLOW) <= 0, (f"{path} scrolls sideways on a phone",
-                                                await page.evaluate(WIDE))
-    assert await page.evaluate(UNLABELLED) == [], f"{path} has unlabelled controls"
-    assert await page.locator("h1").count() == 1, f"{path} needs one h1"
+    if ready is not None:
+        await ready()
+    await expect(page.locator("h1"), f"{path} needs one h1").to_have_count(1)
+    try:
+        await assert_eventually(lambda: page.evaluate(OVERFLOW), 0)
+    except AssertionError:
+        raise AssertionError(f"{path} scrolls sideways on a phone: "
+                             f"{await page.evaluate(WIDE)}") from None
+    try:
+        await assert_eventually(lambda: page.evaluate(UNLABELLED), [])
+    except AssertionError:
+        raise AssertionError(f"{path} has unlabelled controls: "
+                             f"{await page.evaluate(UNLABELLED)}") from None
 
 
 async def test_every_page_fits_a_phone_and_labels_its_controls(browsing: Browsing,
@@ -47,7 +61,7 @@ async def test_every_page_fits_a_phone_and_labels_its_controls(browsing: Browsin
         "rosa", "Rosa Diaz", "rosa@example.org", "I joined the night shift this week.", SYSTEM)
 
     visitor = await browsing.page(phone=True)
-    for path in ("/", "/apply", "/apply/done", "/login", "/login?reason=inactive"):
+    for path in ("/", "/apply", "/apply/status", "/login", "/login?reason=inactive"):
         await check_page(visitor, path)
     await visitor.goto("/")
     await visitor.screenshot(path=artifact("landing-phone.png"), full_page=True)
@@ -55,8 +69,11 @@ async def test_every_page_fits_a_phone_and_labels_its_controls(browsing: Browsin
     member = await browsing.page(quinn, phone=True)
     for path in ("/rooms", "/account", "/account/password"):
         await check_page(member, path)
-    await check_page(member, "/rooms/general")
-    await expect(member.locator("#conn-state")).to_have_attribute("data-state", "connected")
+    async def room_ready() -> None:  # connected, with every message rendered
+        await expect(member.locator("#conn-state")).to_have_attribute("data-state", "connected")
+        await expect(member.locator("#messages .message[data-seq]")).to_have_count(7)
+
+    await check_page(member, "/rooms/general", room_ready)
     await expect(member.get_by_label("Message #general")).to_be_in_viewport()
     await expect(member.get_by_role("button", name="Send")).to_be_in_viewport()
     await expect(member.locator("#messages .message").last).to_be_in_viewport()

@@ -9,7 +9,7 @@ import pytest
 
 from streamzy.realtime.handlers import MISSED_LIMIT
 from tests.browser.conftest import NETWORK_NOISE, BrowserServer, Browsing, expect
-from tests.browser.helpers import open_room, seqs
+from tests.browser.helpers import expect_seqs, open_room
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -153,7 +153,7 @@ async def test_server_restart_mid_conversation_reconnects_and_fills_the_gap(
     await expect(page.locator("#messages .message.pending")).to_have_count(0)
     await server.post(room, leo, "live again", "leo-9")
     await expect(messages).to_have_text([*expected, "live again"])
-    assert await seqs(page) == list(range(1, 8))
+    await expect_seqs(page, list(range(1, 8)))
 
     # A second restart with more missed than one resume answer holds (MISSED_LIMIT).
     async def flood(live: BrowserServer) -> None:
@@ -164,4 +164,4 @@ async def test_server_restart_mid_conversation_reconnects_and_fills_the_gap(
     await server.restart(flood)
     await expect(conn).to_have_attribute("data-state", "connected", timeout=15_000)
     await expect(page.locator("#messages .message")).to_have_count(7 + MISSED_LIMIT + 5)
-    assert await seqs(page) == list(range(1, 8 + MISSED_LIMIT + 5))
+    await expect_seqs(page, list(range(1, 8 + MISSED_LIMIT + 5)))

@@ -3,7 +3,6 @@ one trusted hop (a spoofed X-Forwarded-For changes nothing), Secure __Host- cook
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -20,8 +19,11 @@ from streamzy.guards.context import SYSTEM
 from streamzy.storage.models import AuditEvent
 from tests.conftest import REQUIRE_SERVICES, free_port, need_service
 from tests.faults.processes import StreamzyProcess, admin_services, secrets_env, user_session
+from tests.realtime.helpers import ChatClient, connected
+from tests.waiting import process_alive, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
+SECURE_COOKIE = "__Host-streamzy_session"  # production cookie name behind TLS
 
 
 def _require(binary: str) -> str:
@@ -85,13 +87,7 @@ http {{
     proc = subprocess.Popen([nginx, "-c", str(tmp_path / "nginx.conf")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        async with httpx.AsyncClient(verify=False) as probe:
-            for _ in range(200):
-                try:
-                    if (await probe.get(origin + "/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
+        await wait_until_healthy(origin, alive=process_alive(proc, "nginx"), verify=False)
         yield {"origin": origin, "env": env, "http_port": http_port}
     finally:
         proc.terminate()
@@ -125,34 +121,23 @@ async def test_tls_proxy_trusted_hop_and_wss(stack: dict) -> None:
             AuditEvent.event == "login_failed"))).scalars().all()
     assert [r.client_ip for r in rows] == ["127.0.0.1"]  # nginx's peer, not the spoofed value
 
-    clients = []
-    for cookie in cookies:
-        async with httpx.AsyncClient(base_url=origin, verify=False, cookies={
-                "__Host-streamzy_session": cookie}) as http:
-            account = await http.get("/account")
-            csrf = re.search(r'name="csrf-token" content="([^"]+)"', account.text).group(1)
-        client = socketio.AsyncClient(ssl_verify=False)
-        await client.connect(origin, transports=["websocket"], wait_timeout=5, headers={
-            "Cookie": f"__Host-streamzy_session={cookie}", "Origin": origin},
-            auth={"csrf": csrf})
-        clients.append(client)
-    got: list[dict] = []
-    clients[1].on("message", lambda data: got.append(data))
+    clients: list[ChatClient] = []
     try:
-        for client in clients:
-            assert (await client.call("join", {"room": room}))["ok"]
-        assert (await clients[0].call("message", {"room": room, "client_msg_id": "tls-1",
-                                                  "text": "over wss"}))["ok"]
-        async with asyncio.timeout(5):
-            while not got:
-                await asyncio.sleep(0.02)
-        assert got[0]["text"] == "over wss"
-        evil = socketio.AsyncClient(ssl_verify=False)
+        for cookie in cookies:
+            async with httpx.AsyncClient(base_url=origin, verify=False, cookies={
+                    SECURE_COOKIE: cookie}) as http:
+                account = await http.get("/account")
+                csrf = re.search(r'name="csrf-token" content="([^"]+)"', account.text).group(1)
+            clients.append(await connected(origin, cookie=cookie, cookie_name=SECURE_COOKIE,
+                                           ssl_verify=False, headers={"Origin": origin},
+                                           csrf=csrf, rooms=[room]))
+        assert (await clients[0].send(room, "over wss", "tls-1"))["ok"]
+        await clients[1].wait_for(lambda: clients[1].texts(room) == ["over wss"])
+        evil = ChatClient(origin, cookie=cookies[0], cookie_name=SECURE_COOKIE,
+                          ssl_verify=False, headers={"Origin": "https://evil.example"})
         with pytest.raises(socketio.exceptions.ConnectionError):
-            await evil.connect(origin, transports=["websocket"], wait_timeout=5, headers={
-                "Cookie": f"__Host-streamzy_session={cookies[0]}",
-                "Origin": "https://evil.example"})
+            await evil.connect()
     finally:
         for client in clients:
-            await client.disconnect()
+            await client.close()
         await services.close()

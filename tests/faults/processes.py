@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -12,7 +11,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import update
@@ -22,6 +20,7 @@ from streamzy.guards.context import SYSTEM
 from streamzy.storage.models import User
 from streamzy.wiring import Services, build_services
 from tests.conftest import REQUIRE_SERVICES, free_port
+from tests.waiting import process_alive, wait_until, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,15 +49,11 @@ class StreamzyProcess:
              "--bind", f"127.0.0.1:{self.port}", "streamzy.asgi:app"],
             cwd=self.cwd, env={**base, "PYTHONPATH": str(ROOT), **self.env},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        async with httpx.AsyncClient() as probe:
-            for _ in range(400):
-                assert self.proc.poll() is None, "streamzy exited during start"
-                try:
-                    if (await probe.get(self.url + "/healthz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-        raise AssertionError("streamzy did not start")
+        await self.wait_healthy()
+
+    async def wait_healthy(self) -> None:
+        assert self.proc is not None
+        await wait_until_healthy(self.url, alive=process_alive(self.proc, "streamzy"))
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -132,12 +127,36 @@ class PrivatePostgres:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate",
                   "-w", "stop")
 
+    def processes(self) -> list[int]:
+        """The postmaster and every backend it forked (all of them serve connections)."""
+        postmaster = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                    and _parent_of(p) == postmaster]
+        return [postmaster, *children]
+
+    def pause(self) -> None:
+        """Hang, not stop: connections stay open and nothing answers (SIGSTOP)."""
+        for pid in self.processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self.processes():
+            os.kill(pid, signal.SIGCONT)
+
     def destroy(self) -> None:
         try:
             self.stop()
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _parent_of(proc: Path) -> int:
+    try:
+        stat = (proc / "stat").read_text()
+    except OSError:
+        return -1
+    return int(stat[stat.rindex(")") + 2:].split()[1])
 
 
 class PrivateRedis:
@@ -161,19 +180,33 @@ class PrivateRedis:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         from redis.asyncio import Redis
         client = Redis.from_url(self.url)
-        for _ in range(100):
+
+        async def answers() -> bool:
             try:
-                await client.ping()
-                break
-            except Exception:
-                await asyncio.sleep(0.05)
-        await client.aclose()
+                return bool(await client.ping())
+            except Exception:  # not listening yet
+                return False
+
+        try:
+            await wait_until(answers, what="redis-server to answer")
+        finally:
+            await client.aclose()
 
     def stop(self) -> None:
         if self.proc is not None:
+            self.resume()  # a stopped process cannot die until it runs again
             self.proc.kill()
             self.proc.wait(10)
             self.proc = None
+
+    def pause(self) -> None:
+        """Hang, not stop: connections stay open and nothing answers (SIGSTOP)."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGCONT)
 
 
 __all__ = ["Any", "PrivatePostgres", "PrivateRedis", "StreamzyProcess", "admin_services",

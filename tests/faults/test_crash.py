@@ -9,12 +9,8 @@ import socketio
 
 from streamzy.guards.context import SYSTEM
 from tests.faults.processes import StreamzyProcess, admin_services, secrets_env, user_session
-from tests.realtime.helpers import ChatClient
-
-
-class Remote:
-    def __init__(self, url: str) -> None:
-        self.url = url
+from tests.realtime.helpers import connected
+from tests.waiting import wait_until
 
 
 async def test_kill9_while_sending_loses_no_acked_message(
@@ -35,9 +31,7 @@ async def test_kill9_while_sending_loses_no_acked_message(
     unacked: dict[str, list[str]] = {name: [] for name in names}
 
     async def sender(name: str) -> None:
-        client = ChatClient(Remote(server.url), cookie=cookies[name])  # type: ignore[arg-type]
-        await client.connect()
-        await client.call("join", {"room": room})
+        client = await connected(server.url, cookie=cookies[name], rooms=[room])
         for k in range(10_000):
             cmid = f"{name}-{k:05d}"
             try:
@@ -54,8 +48,8 @@ async def test_kill9_while_sending_loses_no_acked_message(
 
     try:
         tasks = [asyncio.create_task(sender(name)) for name in names]
-        while len(acked) < 150:
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: len(acked) >= 150 or all(t.done() for t in tasks),
+                         timeout=60, what="150 acknowledged messages")
         server.kill9()
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
         assert len(acked) >= 150
@@ -63,9 +57,7 @@ async def test_kill9_while_sending_loses_no_acked_message(
         await server.start()  # same port, same database
         retried: dict[str, dict] = {}
         for name in names:
-            client = ChatClient(Remote(server.url), cookie=cookies[name])  # type: ignore[arg-type]
-            await client.connect()
-            await client.call("join", {"room": room})
+            client = await connected(server.url, cookie=cookies[name], rooms=[room])
             # Retry what was never acked, and re-send a few that were: neither duplicates.
             again = unacked[name] + [c for c in acked if c.startswith(name)][-3:]
             for cmid in again:
@@ -79,8 +71,7 @@ async def test_kill9_while_sending_loses_no_acked_message(
             if cmid in acked:
                 assert ack["duplicate"] and ack["seq"] == acked[cmid]["seq"]
 
-        reader = ChatClient(Remote(server.url), cookie=cookies["ann"])  # type: ignore[arg-type]
-        await reader.connect()
+        reader = await connected(server.url, cookie=cookies["ann"])
         joined = await reader.call("join", {"room": room, "since_seq": 0})
         history = list(joined["messages"])
         while joined["has_more"]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import LiveServer
-from tests.realtime.helpers import ChatClient, connected, make_room
+from tests.realtime.helpers import connected, make_room
 
 
 async def test_client_offline_for_60s_gets_every_missed_message_once(
@@ -22,8 +22,7 @@ async def test_client_offline_for_60s_gets_every_missed_message_once(
         for tick in range(40):  # a minute of conversation at the talker's allowed pace
             server.clock.advance(1.5)
             assert (await talker.send(room, f"t+{tick * 1.5}s"))["ok"]
-        sleeper = ChatClient(server, cookie=cookie)
-        await sleeper.connect()
+        sleeper = await connected(server, cookie=cookie)
         joined = await sleeper.call("join", {"room": room, "since_seq": seen})
         assert [m["text"] for m in joined["messages"]] == [f"t+{t * 1.5}s" for t in range(40)]
         await talker.send(room, "welcome back")

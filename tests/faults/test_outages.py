@@ -19,12 +19,8 @@ from tests.faults.processes import (
     secrets_env,
     user_session,
 )
-from tests.realtime.helpers import ChatClient
-
-
-class Remote:
-    def __init__(self, url: str) -> None:
-        self.url = url
+from tests.realtime.helpers import ChatClient, connected
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -50,10 +46,8 @@ async def test_database_outage_gives_errors_not_acks_and_recovers(
     await services.close()
     server = StreamzyProcess(tmp_path, env)
     await server.start()
-    client = ChatClient(Remote(server.url), cookie=cookie)  # type: ignore[arg-type]
+    client = await connected(server.url, cookie=cookie, rooms=[room])
     try:
-        await client.connect()
-        await client.call("join", {"room": room})
         assert (await client.send(room, "before the outage", "m-1"))["ok"]
 
         await asyncio.to_thread(private_pg.stop)
@@ -72,12 +66,10 @@ async def test_database_outage_gives_errors_not_acks_and_recovers(
             assert login.headers["Retry-After"] == "5"
 
         await asyncio.to_thread(private_pg.start)
-        for _ in range(100):  # the pool reconnects by itself: no restart
-            ack = await client.send(room, "after the outage", "m-2")
-            if ack["ok"]:
-                break
-            await asyncio.sleep(0.1)
-        assert ack["ok"]
+        async def stored_again() -> bool:  # the pool reconnects by itself: no restart
+            return bool((await client.send(room, "after the outage", "m-2"))["ok"])
+
+        await wait_until(stored_again, interval=0.1, what="sends to be stored again")
         retried = await client.send(room, "during 0", "m-d0")  # the client retries its failures
         assert retried["ok"] and not retried["duplicate"]
         history = await client.call("history", {"room": room})
@@ -101,9 +93,9 @@ async def test_redis_outage_keeps_local_chat_and_fails_closed_for_login(
     one, two = StreamzyProcess(tmp_path, env), StreamzyProcess(tmp_path, env)
     await one.start()
     await two.start()
-    ann = ChatClient(Remote(one.url), cookie=cookies["ann"])  # type: ignore[arg-type]
-    ben = ChatClient(Remote(one.url), cookie=cookies["ben"])  # type: ignore[arg-type]
-    cat = ChatClient(Remote(two.url), cookie=cookies["cat"])  # type: ignore[arg-type]
+    ann = ChatClient(one.url, cookie=cookies["ann"])
+    ben = ChatClient(one.url, cookie=cookies["ben"])
+    cat = ChatClient(two.url, cookie=cookies["cat"])
     resyncs: list[dict] = []
     cat.sio.on("resync", lambda data: resyncs.append(data))
     try:
@@ -126,12 +118,11 @@ async def test_redis_outage_keeps_local_chat_and_fails_closed_for_login(
             assert int(login.headers["Retry-After"]) > 0
 
         await redis.start()  # same port
-        for _ in range(100):  # the next publish notices Redis is back and announces a resync
+        async def resynced() -> bool:  # the next publish notices Redis is back: a resync
             await ann.send(room, "redis is back")
-            if resyncs:
-                break
-            await asyncio.sleep(0.1)
-        assert resyncs
+            return bool(resyncs)
+
+        await wait_until(resynced, interval=0.1, what="a resync once Redis is back")
         last_seen = max(m["seq"] for m in cat.messages)
         caught_up = await cat.call("join", {"room": room, "since_seq": 1})
         texts = [m["text"] for m in caught_up["messages"]]

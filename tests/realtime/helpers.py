@@ -1,33 +1,39 @@
-"""Real Socket.IO clients against the live server."""
+"""Real Socket.IO clients against a live server: in this process (LiveServer) or any URL."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import socketio
 
 from streamzy.guards.context import SYSTEM, RequestInfo
 from tests.conftest import TEST_PASSWORD, LiveServer, login
+from tests.waiting import DEADLINE, wait_until
 
 _ids = itertools.count(1)
+SESSION_COOKIE = "streamzy_session"
 
 
 class ChatClient:
-    """A python-socketio client that records everything the server sends it."""
+    """A python-socketio client that records everything the server sends it.
 
-    def __init__(self, server: LiveServer, *, cookie: str | None = None,
+    ``target`` is a LiveServer or the base URL of a server in another process.
+    """
+
+    def __init__(self, target: LiveServer | str, *, cookie: str | None = None,
                  token: str | None = None, headers: dict[str, str] | None = None,
-                 url: str | None = None, csrf: str | None = None) -> None:
-        self.server = server
-        self.url = url or server.url
+                 csrf: str | None = None, cookie_name: str = SESSION_COOKIE,
+                 ssl_verify: bool = True) -> None:
+        self.url = target if isinstance(target, str) else target.url
         self.cookie = cookie
+        self.cookie_name = cookie_name
         self.token = token
         self.csrf = csrf
         self.headers = dict(headers or {})
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio = socketio.AsyncClient(reconnection=False, ssl_verify=ssl_verify)
         self.messages: list[dict[str, Any]] = []
         self.events: list[tuple[str, Any]] = []
         self.ended: list[dict[str, Any]] = []
@@ -60,7 +66,7 @@ class ChatClient:
     async def connect(self) -> None:
         headers = dict(self.headers)
         if self.cookie:
-            headers["Cookie"] = f"streamzy_session={self.cookie}"
+            headers["Cookie"] = f"{self.cookie_name}={self.cookie}"
         auth: dict[str, str] | None = {"token": self.token} if self.token else None
         if self.csrf is not None:
             auth = {**(auth or {}), "csrf": self.csrf}
@@ -78,10 +84,16 @@ class ChatClient:
         return [m["text"] for m in sorted(self.messages, key=lambda m: m["seq"])
                 if m["room"] == room]
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.01)
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = DEADLINE,
+                       what: str = "what the server sends") -> None:
+        """Wait (bounded) until ``predicate`` holds for what this client has received."""
+        await wait_until(predicate, timeout=timeout, what=what)
+
+    async def end_reason(self, timeout: float = DEADLINE) -> str:
+        """Why the server ended this client's session: waits for the notice and the hang-up."""
+        await wait_until(lambda: self.ended and self.disconnected.is_set(), timeout=timeout,
+                         what="session_ended and the disconnect")
+        return str(self.ended[0]["reason"])
 
     async def close(self) -> None:
         if self.sio.connected:
@@ -111,7 +123,24 @@ async def make_room(server: LiveServer, name: str, *, private: bool = False,
     return room.id
 
 
-async def connected(server: LiveServer, username: str, **kwargs: Any) -> ChatClient:
-    client = ChatClient(server, cookie=await signed_in_cookie(server, username), **kwargs)
-    await client.connect()
+async def connected(target: LiveServer | str, username: str | None = None, *,
+                    cookie: str | None = None, token: str | None = None,
+                    rooms: Iterable[int] = (), **options: Any) -> ChatClient:
+    """A connected ChatClient, the one way tests open a socket that should succeed.
+
+    With ``username`` (on a LiveServer) as a new signed-in user; otherwise with the given
+    session ``cookie`` or bot ``token``. Joins ``rooms`` and checks each join's ack. A
+    refused connection fails with the server's reason. ``options`` go to ChatClient.
+    """
+    if username is not None:
+        assert isinstance(target, LiveServer), "signing a new user in needs a LiveServer"
+        cookie = await signed_in_cookie(target, username)
+    client = ChatClient(target, cookie=cookie, token=token, **options)
+    try:
+        await client.connect()
+    except socketio.exceptions.ConnectionError as exc:
+        raise AssertionError(f"connect refused: {client.connect_errors or exc}") from None
+    for room in rooms:
+        joined = await client.call("join", {"room": room})
+        assert joined["ok"], joined
     return client

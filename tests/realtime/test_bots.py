@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import socketio
 from sqlalchemy import select
@@ -34,9 +32,8 @@ async def test_bot_connects_with_token_and_is_scoped_to_its_rooms(server: LiveSe
     allowed = await make_room(server, "bots-welcome")
     other = await make_room(server, "humans-only")
     _, token = await make_bot(server, "echo", [allowed])
-    bot = ChatClient(server, token=token)
+    bot = await connected(server, token=token)
     alice = await connected(server, "alice")
-    await bot.connect()
     try:
         await alice.call("join", {"room": allowed})
         assert (await bot.call("join", {"room": allowed}))["ok"]
@@ -65,14 +62,12 @@ async def test_bad_bot_token_is_refused(server: LiveServer) -> None:
 async def test_revoking_a_token_disconnects_the_bot_at_once(server: LiveServer) -> None:
     room = await make_room(server, "general")
     _, token = await make_bot(server, "echo", [room])
-    bot = ChatClient(server, token=token)
-    await bot.connect()
+    bot = await connected(server, token=token)
     async with server.services.db.unit() as db:
         token_id = (await db.execute(select(BotToken.id))).scalar_one()
     admin = await server.services.accounts.by_username("roomadmin")
     await server.services.bots.revoke(admin.id, token_id, SYSTEM)
-    await asyncio.wait_for(bot.disconnected.wait(), 1.0)
-    assert bot.ended[0]["reason"] == "token_revoked"
+    assert await bot.end_reason() == "token_revoked"
     again = ChatClient(server, token=token)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await again.connect()

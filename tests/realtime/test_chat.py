@@ -109,9 +109,7 @@ async def test_resume_after_disconnect_gets_every_missed_message_once(
         await bob.close()
         for k in range(7):
             await alice.send(room, f"while away {k}")
-        cookie = bob.cookie
-        bob = ChatClient(server, cookie=cookie)
-        await bob.connect()
+        bob = await connected(server, cookie=bob.cookie)
         joined = await bob.call("join", {"room": room, "since_seq": last_seen})
         assert joined["ok"] and joined["mode"] == "since"
         assert [m["text"] for m in joined["messages"]] == [f"while away {k}" for k in range(7)]

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx
-
 from streamzy.guards.context import SYSTEM
 from tests.conftest import free_port
 from tests.faults.processes import ROOT, admin_services, secrets_env, user_session
-from tests.realtime.helpers import ChatClient
-
-
-class Remote:
-    def __init__(self, url: str) -> None:
-        self.url = url
+from tests.realtime.helpers import ChatClient, connected
+from tests.waiting import process_alive, wait_until_healthy
 
 
 async def test_chat_under_uvicorn(tmp_path: Path, database_url: str) -> None:
@@ -39,20 +32,12 @@ async def test_chat_under_uvicorn(tmp_path: Path, database_url: str) -> None:
         cwd=tmp_path, env={**base, "PYTHONPATH": str(ROOT), **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    clients = [ChatClient(Remote(url), cookie=c) for c in cookies]  # type: ignore[arg-type]
+    clients: list[ChatClient] = []
     try:
-        async with httpx.AsyncClient() as probe:
-            for _ in range(300):
-                try:
-                    response = await probe.get(url + "/healthz")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-            assert response.status_code == 200
-            assert "content-security-policy" in response.headers
-        for client in clients:
-            await client.connect()
-            await client.call("join", {"room": room})
+        response = await wait_until_healthy(url, alive=process_alive(proc, "uvicorn"))
+        assert "content-security-policy" in response.headers
+        for cookie in cookies:
+            clients.append(await connected(url, cookie=cookie, rooms=[room]))
         assert (await clients[0].send(room, "served by uvicorn"))["ok"]
         await clients[1].wait_for(lambda: clients[1].texts(room) == ["served by uvicorn"])
     finally:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
+from streamzy.storage.crypto import token_digest
 from streamzy.storage.models import Application
 from tests.conftest import LiveServer, csrf_of, login
 
@@ -16,6 +18,13 @@ GOOD = {"username": "alice", "display_name": "Alice Liddell", "email": "alice@ex
 FORM = 'action="/apply"'
 FULL_WIDTH_ALICE = "\uff21\uff2c\uff29\uff23\uff25"  # NFKC folds it to ALICE
 FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}
+REFERENCE = re.compile(r'id="apply-reference"[^>]* value="([A-Z2-7-]+)"')
+
+
+def reference_in(page: httpx.Response) -> str:
+    match = REFERENCE.search(page.text)
+    assert match, page.text
+    return match.group(1)
 
 
 async def _apply(client: httpx.AsyncClient, **changes: str) -> httpx.Response:
@@ -34,45 +43,59 @@ async def test_apply_journey(server: LiveServer) -> None:
         form = await client.get("/apply")
         assert form.status_code == 200 and FORM in form.text
         response = await _apply(client)
-        assert response.status_code == 302
-        assert response.headers["location"] == "/apply/done"
-        done = await client.get("/apply/done")
-        assert done.status_code == 200
-        assert "Your application is waiting for an administrator" in done.text
+        assert response.status_code == 200
+        assert "Your application is waiting for an administrator" in response.text
+        reference = reference_in(response)
+        assert re.fullmatch(r"([A-Z2-7]{4}-){5}[A-Z2-7]{4}", reference)
     pending = await server.services.applications.pending()
     assert len(pending) == 1
     app = pending[0]
     assert (app.username, app.display_name, app.email, app.status) == (
         "alice", "Alice Liddell", "alice@example.org", "pending")
     assert app.client_ip == "127.0.0.1"
+    # Stored only as a digest, like session tokens.
+    assert app.reference_digest == token_digest(reference.replace("-", ""))
     rows = await server.audit_rows("application_submitted")
     assert len(rows) == 1
     assert json.loads(rows[0].detail) == {"application_id": app.id, "username": "alice"}
+    assert reference not in rows[0].detail
+
+
+def _without_reference(page: httpx.Response) -> str:
+    return REFERENCE.sub("REFERENCE", page.text)
 
 
 @pytest.mark.parametrize("variant", [FULL_WIDTH_ALICE, "Alice", " alice "])
-async def test_name_variants_collide_with_the_pending_name(server: LiveServer,
-                                                           variant: str) -> None:
+async def test_a_name_already_requested_gets_the_same_answer(server: LiveServer,
+                                                             variant: str) -> None:
     async with server.client() as client:
-        assert (await _apply(client)).status_code == 302
+        first = await _apply(client)
         again = await _apply(client, username=variant, email="other@example.org")
-    assert again.status_code == 409
-    assert "already waiting" in again.text and FORM in again.text
-    assert await _stored(server) == 1
+    assert first.status_code == again.status_code == 200
+    assert _without_reference(first) == _without_reference(again)
+    assert reference_in(first) != reference_in(again)
+    assert await _stored(server) == 2
+    rows = await server.audit_rows("application_submitted")
+    assert [json.loads(r.detail).get("conflict") for r in rows] == [None, "already_pending"]
 
 
-async def test_a_taken_name_is_refused(server: LiveServer) -> None:
+async def test_a_taken_name_gets_the_same_answer_as_a_free_one(server: LiveServer) -> None:
+    """409 "already taken" told anyone which accounts exist."""
     await server.make_user("alice")
     async with server.client() as client:
-        response = await _apply(client, username="Alice")
-    assert response.status_code == 409
-    assert "already taken" in response.text and FORM in response.text
-    assert await _stored(server) == 0
+        taken = await _apply(client, username="Alice")
+        free = await _apply(client, username="alicia", email="alicia@example.org")
+    assert taken.status_code == free.status_code == 200
+    assert _without_reference(taken) == _without_reference(free)
+    assert "already taken" not in taken.text
+    assert await _stored(server) == 2
+    rows = await server.audit_rows("application_submitted")
+    assert [json.loads(r.detail).get("conflict") for r in rows] == ["name_taken", None]
 
 
 async def test_a_cyrillic_lookalike_is_refused_not_stored(server: LiveServer) -> None:
     async with server.client() as client:
-        assert (await _apply(client)).status_code == 302
+        assert (await _apply(client)).status_code == 200
         lookalike = await _apply(client, username="\u0430lice", email="x@example.org")
     assert lookalike.status_code == 400
     assert "not allowed" in lookalike.text and FORM in lookalike.text
@@ -150,7 +173,7 @@ async def test_user_content_is_escaped_in_the_form_and_the_admin_queue(
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in refused.text
         accepted = await _apply(client, display_name=script,
                                 reason=f'"><img src=x onerror=alert(2)> {script}')
-        assert accepted.status_code == 302
+        assert accepted.status_code == 200
     async with server.client() as admin:
         await login(admin, "root")
         queue = await admin.get("/admin/applications")

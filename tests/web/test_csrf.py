@@ -135,5 +135,32 @@ async def test_valid_same_origin_post_succeeds(server: LiveServer) -> None:
         token = await csrf_of(client, "/apply")
         applied = await client.post("/apply", data={**APPLY, "csrf_token": token},
                                     headers={"Origin": server.url})
-        assert applied.status_code == 302
+        assert applied.status_code == 200
     assert await server.audit_rows("csrf_failed") == []
+
+
+NON_ASCII_TOKENS = ["\u00e9" * 64, "t\u00f6ken", "\u2603", "\U0001f600" * 8]
+
+
+async def test_a_non_ascii_token_is_a_mismatch_not_a_crash(server: LiveServer) -> None:
+    """hmac.compare_digest raises TypeError on non-ASCII str: that was a 500, unaudited."""
+    await server.make_user("alice")
+    async with server.client() as anonymous, server.client() as signed_in:
+        await csrf_of(anonymous, "/login")  # the anonymous cookie the token would bind to
+        for token in NON_ASCII_TOKENS:
+            for path, data in (("/login", {"username": "alice", "password": TEST_PASSWORD}),
+                               ("/apply", APPLY)):
+                response = await anonymous.post(path, data={**data, "csrf_token": token})
+                assert response.status_code == 403, (path, token)
+                assert "csrf_failed" in response.text
+        assert (await login(signed_in, "alice")).status_code == 302
+        for token in NON_ASCII_TOKENS:
+            changed = await signed_in.post("/account/password", data={
+                "current_password": TEST_PASSWORD, "new_password": "n" * 20 + "ew pass 9",
+                "confirm_password": "n" * 20 + "ew pass 9", "csrf_token": token})
+            assert changed.status_code == 403
+            header = await signed_in.post("/logout", headers={"X-CSRF-Token": token.encode()})
+            assert header.status_code == 403
+        assert (await signed_in.get("/account")).status_code == 200  # nothing changed
+    reasons = await _csrf_failures(server)
+    assert reasons == ["bad-token"] * (len(NON_ASCII_TOKENS) * 4)
