@@ -198,6 +198,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         upgrade(settings.database_url)
         asyncio.run(_bootstrap_admin(settings, "admin", only_if_none=True))
     config = Config.from_toml(args.config) if Path(args.config).exists() else Config()
+    config.workers = 1  # serve() runs in this process anyway (hypercorn.toml says 0 for its CLI)
     config.bind = [f"{args.host or settings.host}:{args.port or settings.port}"]
     app = create_app(settings)
     print(f"Streamzy serving on http://{config.bind[0]}  ({settings.env})", flush=True)

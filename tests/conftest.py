@@ -231,6 +231,7 @@ async def start_server(settings: Settings, clock: ManualClock) -> tuple[LiveServ
     app = create_app(settings, clock)
     port = free_port()
     config = Config.from_toml(ROOT / "hypercorn.toml")  # the shipped limits, not defaults
+    config.workers = 1  # serve() is in-process regardless; 0 (for Hypercorn's CLI) only warns
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
     config.errorlog = SERVER_ERRORS
