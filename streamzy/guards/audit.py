@@ -7,7 +7,6 @@ the storage models.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv
 import io
@@ -25,6 +24,7 @@ from sqlalchemy import Select, select
 from streamzy.clock import Clock
 from streamzy.guards.audit_windows import AuditWindows, Window
 from streamzy.guards.context import RequestInfo, escape_text
+from streamzy.periodic import Periodic
 from streamzy.storage.db import Database
 from streamzy.storage.models import AuditEvent
 
@@ -119,7 +119,10 @@ class AuditLog:
         self._listener: logging.handlers.QueueListener | None = None
         self._windows = AuditWindows()
         self.write_failures = 0  # rows that could not be stored (database down or full)
-        self._flusher: asyncio.Task[None] | None = None
+        # the database may be down: the counts wait for the next turn
+        self._flusher = Periodic("audit-repeats", FLUSH_SECONDS, self.flush_repeats,
+                                 lambda exc: logging.getLogger("streamzy.audit").warning(
+                                     "writing audit repeat counts failed"))
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             file_handler = logging.FileHandler(path, encoding="utf-8")
@@ -179,25 +182,11 @@ class AuditLog:
 
     def start(self) -> None:
         """Write repeat counts as their windows end, even when nothing else arrives."""
-        if self._flusher is None:
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(),
-                                                                   name="audit-repeats")
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            try:
-                await self.flush_repeats()
-            except Exception:  # the database may be down: the counts wait for the next turn
-                logging.getLogger("streamzy.audit").warning("writing audit repeat counts failed")
+        self._flusher.start()
 
     async def stop(self) -> None:
         """Stop the flusher and write every pending count (best effort at shutdown)."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        await self._flusher.stop()
         with contextlib.suppress(Exception):
             await self.flush_repeats(everything=True)
 

@@ -15,7 +15,6 @@ connect and disconnect bookkeeping still runs first/last.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections import Counter
@@ -26,6 +25,7 @@ import socketio
 
 from streamzy.clock import Clock
 from streamzy.guards.context import RequestInfo
+from streamzy.periodic import Periodic
 
 log = logging.getLogger("streamzy.realtime")
 Audit = Callable[..., Awaitable[None]]
@@ -44,7 +44,7 @@ class Admission:
         self._pending: dict[str, tuple[float, str]] = {}  # eio sid -> (opened at, address)
         self._pending_by_address: Counter[str] = Counter()
         self._refusals: dict[str, tuple[float, int]] = {}  # address -> (window start, n)
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("socket-admission", 1.0, self.expire_once)
         self.closing = False  # draining before a restart: new connections are refused
         self._engine_connect = sio.eio.handlers["connect"]
         self._engine_disconnect = sio.eio.handlers["disconnect"]
@@ -114,22 +114,8 @@ class Admission:
         return {"pending": len(self._pending), "pending_addresses": len(self._pending_by_address)}
 
     # -- the periodic check ----------------------------------------------------------------
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                await self.expire_once()
-            except Exception:
-                log.exception("closing unauthenticated connections failed")
-
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                                name="socket-admission")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()

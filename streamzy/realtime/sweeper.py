@@ -12,12 +12,11 @@ stays as the fallback for whatever the sweep has not covered.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from streamzy.clock import Clock
 from streamzy.guards.sessions import SessionStore
+from streamzy.periodic import Periodic
 from streamzy.realtime.freshness import SessionFreshness
 from streamzy.realtime.principal import Connections
 from streamzy.services.bots import Bots
@@ -35,7 +34,7 @@ class SessionSweeper:
         self._bots = bots
         self._clock = clock
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("session-sweeper", interval, self.sweep_once, self._failed)
 
     async def sweep_once(self) -> None:
         now = self._clock.now()
@@ -59,27 +58,15 @@ class SessionSweeper:
             else:
                 await self._connections.drop(sid, "token_revoked")
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the per-event checks remain the fallback
-                if as_service_error(exc) is not None:
-                    log.warning("session sweep: database unavailable")
-                else:
-                    log.exception("session sweep failed")
+    def _failed(self, exc: Exception) -> None:
+        # the per-event checks remain the fallback
+        if as_service_error(exc) is not None:
+            log.warning("session sweep: database unavailable")
+        else:
+            log.exception("session sweep failed", exc_info=exc)
 
     def start(self) -> None:
-        if self.interval > 0 and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                                name="session-sweeper")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()

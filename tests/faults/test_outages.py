@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
-import pytest
 
 from streamzy.guards.context import SYSTEM
 from streamzy.storage.migrate import upgrade_async
 from tests.faults.processes import (
     PrivatePostgres,
-    PrivateRedis,
     StreamzyProcess,
     admin_services,
     secrets_env,
@@ -21,17 +19,6 @@ from tests.faults.processes import (
 )
 from tests.realtime.helpers import ChatClient, connected
 from tests.waiting import wait_until
-
-
-@pytest.fixture
-async def private_pg() -> AsyncIterator[PrivatePostgres]:
-    pg = PrivatePostgres()
-    await asyncio.to_thread(pg.init)
-    await asyncio.to_thread(pg.start)
-    try:
-        yield pg
-    finally:
-        await asyncio.to_thread(pg.destroy)
 
 
 async def test_database_outage_gives_errors_not_acks_and_recovers(
@@ -80,19 +67,9 @@ async def test_database_outage_gives_errors_not_acks_and_recovers(
 
 
 async def test_redis_outage_keeps_local_chat_and_fails_closed_for_login(
-        tmp_path: Path, database_url: str) -> None:
-    redis = PrivateRedis()
-    await redis.start()
-    env = {**secrets_env(), "STREAMZY_DATABASE_URL": database_url,
-           "STREAMZY_REDIS_URL": redis.url, "STREAMZY_AUDIT_LOG_PATH": str(tmp_path / "a.log")}
-    services = admin_services(env)
-    admin, _ = await services.accounts.create_user("boss", "Boss", "", is_admin=True)
-    room = (await services.rooms.create(admin.id, "general", "", False, SYSTEM)).id
-    cookies = {n: await user_session(services, n) for n in ("ann", "ben", "cat")}
-    await services.close()
-    one, two = StreamzyProcess(tmp_path, env), StreamzyProcess(tmp_path, env)
-    await one.start()
-    await two.start()
+        two_processes: dict[str, Any]) -> None:
+    one, two, redis, room = (two_processes[k] for k in ("one", "two", "redis", "room"))
+    cookies = two_processes["cookies"]
     ann = ChatClient(one.url, cookie=cookies["ann"])
     ben = ChatClient(one.url, cookie=cookies["ben"])
     cat = ChatClient(two.url, cookie=cookies["cat"])
@@ -131,6 +108,3 @@ async def test_redis_outage_keeps_local_chat_and_fails_closed_for_login(
     finally:
         for client in (ann, ben, cat):
             await client.close()
-        one.stop()
-        two.stop()
-        redis.stop()

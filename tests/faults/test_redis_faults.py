@@ -8,34 +8,18 @@ sequence number once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from streamzy.guards.context import SYSTEM
-from tests.faults.processes import (
-    PrivateRedis,
-    StreamzyProcess,
-    admin_services,
-    secrets_env,
-    user_session,
-)
 from tests.realtime.helpers import ChatClient
-
-
-class Remote:
-    def __init__(self, url: str) -> None:
-        self.url = url
 
 
 class CatchingUp(ChatClient):
     """Joins one room and, on the server's resync notice, catches up from history."""
 
     def __init__(self, url: str, cookie: str, room: int) -> None:
-        super().__init__(Remote(url), cookie=cookie)  # type: ignore[arg-type]
+        super().__init__(url, cookie=cookie)
         self.room = room
         self.resyncs = 0
         self.sio.on("resync", self._resync)
@@ -56,29 +40,6 @@ class CatchingUp(ChatClient):
 
     def seqs(self) -> list[int]:
         return sorted({m["seq"] for m in self.messages if m["room"] == self.room})
-
-
-@pytest.fixture
-async def two_processes(tmp_path: Path, database_url: str) -> AsyncIterator[dict[str, Any]]:
-    redis = PrivateRedis()
-    await redis.start()
-    env = {**secrets_env(), "STREAMZY_DATABASE_URL": database_url,
-           "STREAMZY_REDIS_URL": redis.url, "STREAMZY_SESSION_SWEEP_SECONDS": "1",
-           "STREAMZY_RATE_MESSAGES": "1000/m", "STREAMZY_AUDIT_LOG_PATH": str(tmp_path / "a.log")}
-    services = admin_services(env)
-    admin, _ = await services.accounts.create_user("boss", "Boss", "", is_admin=True)
-    room = (await services.rooms.create(admin.id, "general", "", False, SYSTEM)).id
-    cookies = {n: await user_session(services, n) for n in ("ann", "ben", "cat")}
-    await services.close()
-    one, two = StreamzyProcess(tmp_path, env), StreamzyProcess(tmp_path, env)
-    await one.start()
-    await two.start()
-    try:
-        yield {"redis": redis, "one": one, "two": two, "room": room, "cookies": cookies}
-    finally:
-        one.stop()
-        two.stop()
-        redis.stop()
 
 
 async def test_redis_restart_mid_stream_loses_nothing_across_processes(

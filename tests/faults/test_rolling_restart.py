@@ -15,7 +15,7 @@ from typing import Any
 import socketio
 
 from tests.faults.processes import ROOT, StreamzyProcess
-from tests.faults.test_redis_faults import CatchingUp, two_processes  # noqa: F401 - fixture
+from tests.faults.test_redis_faults import CatchingUp
 
 
 class ServeProcess(StreamzyProcess):
@@ -57,7 +57,7 @@ class Reconnecting(CatchingUp):
 
 
 async def test_rolling_restart_loses_and_duplicates_nothing(
-        two_processes: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+        two_processes: dict[str, Any], tmp_path: Path) -> None:
     one, room, cookies = two_processes["one"], two_processes["room"], two_processes["cookies"]
     two_processes["two"].stop()  # replaced by the `streamzy serve` process below
     two = ServeProcess(tmp_path, two_processes["two"].env)

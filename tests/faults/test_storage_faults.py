@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -26,20 +25,7 @@ from tests.faults.processes import (
     secrets_env,
     user_session,
 )
-from tests.faults.test_redis_faults import Remote
 from tests.realtime.helpers import ChatClient
-
-
-@pytest.fixture
-async def private_pg() -> AsyncIterator[PrivatePostgres]:
-    pg = PrivatePostgres()
-    await asyncio.to_thread(pg.init)
-    await asyncio.to_thread(pg.start)
-    try:
-        yield pg
-    finally:
-        await asyncio.to_thread(pg.resume)
-        await asyncio.to_thread(pg.destroy)
 
 
 async def seeded(env: dict[str, str]) -> tuple[int, str]:
@@ -59,7 +45,7 @@ async def test_hung_postgres_answers_unavailable_within_seconds_and_recovers(
     room, cookie = await seeded(env)
     server = StreamzyProcess(tmp_path, env)
     await server.start()
-    client = ChatClient(Remote(server.url), cookie=cookie)  # type: ignore[arg-type]
+    client = ChatClient(server.url, cookie=cookie)
     try:
         await client.connect()
         await client.call("join", {"room": room})
@@ -115,7 +101,7 @@ async def test_a_full_disk_gives_503s_and_error_acks_and_recovers(
         room, cookie = await seeded(env)
         server = StreamzyProcess(tmp_path, env)
         await server.start()
-        client = ChatClient(Remote(server.url), cookie=cookie)  # type: ignore[arg-type]
+        client = ChatClient(server.url, cookie=cookie)
         await client.connect()
         await client.call("join", {"room": room})
         filler = disk / "filler"
