@@ -5,7 +5,7 @@ Settings come from the environment and ``.env``; nothing is generated here.
 """
 
 from streamzy.app import create_app
-from streamzy.cli import exit_refused
+from streamzy.serving import exit_refused
 
 app = create_app()
 # Hypercorn treats a failed startup as a clean exit (and respawns a worker that exits 0);

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import secrets
-import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -166,30 +163,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _loop_factory(worker_class: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The event loop hypercorn.toml asks for (uvloop where it is installed)."""
-    if worker_class == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            return None
-        return uvloop.new_event_loop  # type: ignore[no-any-return]
-    return None
-
-
-def exit_refused(message: str) -> None:
-    """End the process at once with status 3: Hypercorn treats a failed startup as a clean
-    exit (and respawns a worker that exits 0), which a supervisor reads as a stop."""
-    print(f"streamzy: {message}", file=sys.stderr, flush=True)
-    logging.shutdown()
-    os._exit(3)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
-
     from streamzy.app import create_app
+    from streamzy.serving import serve_in_process
 
     settings = _load(args)
     validate_for_start(settings)
@@ -197,31 +173,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _prepare_sqlite_dir(settings)
         upgrade(settings.database_url)
         asyncio.run(_bootstrap_admin(settings, "admin", only_if_none=True))
-    config = Config.from_toml(args.config) if Path(args.config).exists() else Config()
-    config.workers = 1  # serve() runs in this process anyway (hypercorn.toml says 0 for its CLI)
-    config.bind = [f"{args.host or settings.host}:{args.port or settings.port}"]
     app = create_app(settings)
-    print(f"Streamzy serving on http://{config.bind[0]}  ({settings.env})", flush=True)
-    async def until_stopped() -> None:
-        """SIGTERM or SIGINT: close the sockets first (clients reconnect and catch up
-        elsewhere or here after the restart), then let Hypercorn shut down."""
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-        await app.drain()
-
-    try:
-        asyncio.run(serve(app, config, shutdown_trigger=until_stopped),  # type: ignore[arg-type]
-                    loop_factory=_loop_factory(config.worker_class))
-    except Exception:  # a refused start (bad master key, second process without Redis)
-        if not app.startup_error:
-            raise
-    if app.startup_error:
-        print(f"streamzy: {app.startup_error}", file=sys.stderr)
-        return 3
-    return 0
+    return serve_in_process(app, args.config, args.host or settings.host,
+                            args.port or settings.port, settings.env)
 
 
 def build_parser() -> argparse.ArgumentParser:

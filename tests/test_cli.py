@@ -117,7 +117,7 @@ def test_serve_runs_on_the_event_loop_hypercorn_toml_names() -> None:
     import uvloop
     from hypercorn.config import Config
 
-    from streamzy.cli import _loop_factory
+    from streamzy.serving import loop_factory as _loop_factory
 
     shipped = Config.from_toml(Path(__file__).resolve().parent.parent / "hypercorn.toml")
     assert shipped.worker_class == "uvloop"

@@ -12,43 +12,30 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import LargeBinary, TextClause, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from streamzy.clock import Clock
 from streamzy.services.content import clean_message, suspicious_pattern
 from streamzy.services.errors import Conflict, Invalid, ServiceError
 from streamzy.services.events import EventBus, MessagesStored
+from streamzy.services.message_batch import (
+    MAX_BATCH,
+    Pending,
+    Sender,
+    SendResult,
+    Stored,
+    write_batch,
+)
 from streamzy.services.message_history import StoredMessage
 from streamzy.services.rooms import RoomInfo
 from streamzy.storage.crypto import Keyring
-from streamzy.storage.db import Database, Tx
-from streamzy.storage.models import UtcDateTime
+from streamzy.storage.db import Database
 
 log = logging.getLogger("streamzy.messages")
 Audit = Callable[..., Awaitable[None]]
-MAX_BATCH = 256
 BatchObserver = Callable[[int, float], None]
-
-
-@dataclass(frozen=True)
-class Sender:
-    user_id: int
-    username: str
-    display_name: str
-    is_bot: bool = False
-
-
-@dataclass(frozen=True)
-class SendResult:
-    id: int
-    seq: int
-    duplicate: bool
 
 
 BLOCKED_MESSAGE = ("This message looks like HTML markup or a script link, which this server "
@@ -64,106 +51,7 @@ def retry_conflict() -> Conflict:
                                 "Send a new message with a new id.")
 
 
-@dataclass(frozen=True)
-class _Stored:
-    """A row that already holds a (sender, client id) pair: what a retry is compared with."""
-
-    result: SendResult
-    room_id: int
-    key_version: int
-    ciphertext: bytes
-
-
-@dataclass
-class _Pending:
-    sender: Sender
-    room_id: int
-    client_msg_id: str
-    text: str
-    key_version: int
-    ciphertext: bytes
-    future: asyncio.Future[SendResult] = field(repr=False)
-
-
-_COLUMNS = ("room_id", "seq", "sender_id", "client_msg_id", "key_version", "ciphertext",
-            "created_at")
-_TAKE_SEQ = text("UPDATE rooms SET last_seq = last_seq + :n WHERE id = :room RETURNING last_seq")
-
-
-# The hot transaction is written as prepared text statements, one per batch size: built
-# from SQL expressions on every call they cost ~15x the database's own work here
-# (statement construction, cache keys, result set-up: ~0.7 ms against ~0.04 ms per commit).
-@lru_cache(maxsize=MAX_BATCH)
-def _find_existing(pairs: int) -> TextClause:
-    """Already stored (sender, client id) pairs. An OR of equalities, not a row-value IN:
-    SQLite answers ``(a, b) IN ((..), ..)`` by scanning the whole index; this is one
-    unique-index search per pair on SQLite and PostgreSQL alike."""
-    where = " OR ".join(f"(sender_id = :s{i} AND client_msg_id = :c{i})" for i in range(pairs))
-    # Built from integers (placeholder numbers) only; every value is a bound parameter.
-    return text(  # nosemgrep: sql-text-built-from-strings - int placeholders only
-        "SELECT id, seq, sender_id, client_msg_id, room_id, key_version, ciphertext "  # noqa: S608 - ints only  # nosec B608
-        f"FROM messages WHERE {where}")
-
-
-@lru_cache(maxsize=MAX_BATCH)
-def _insert_rows(rows: int) -> TextClause:
-    """A multi-row INSERT returning each row's id with its (room, seq) to match it by."""
-    values = ", ".join("(" + ", ".join(f":{name}{i}" for name in _COLUMNS) + ")"
-                       for i in range(rows))
-    # Built from the constant column names and integers only; values are bound parameters.
-    statement = text(  # nosemgrep: sql-text-built-from-strings - constants and ints
-        f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES {values} "  # noqa: S608 - constants, ints  # nosec B608
-        "RETURNING id, room_id, seq")
-    return statement.bindparams(*(bindparam(f"created_at{i}", type_=UtcDateTime)
-                                  for i in range(rows)),
-                                *(bindparam(f"ciphertext{i}", type_=LargeBinary)
-                                  for i in range(rows)))
-
-
-def _write_batch(tx: Tx, batch: list[_Pending], now: datetime) -> tuple[
-        dict[tuple[int, str], _Stored], dict[int, list[_Pending]], list[dict[str, Any]],
-        list[int]]:
-    """One group-commit transaction (blocking, run by Database.run_transaction): find
-    retried client ids, take a block of sequence numbers per room, insert the rest."""
-    pairs = list({(p.sender.user_id, p.client_msg_id) for p in batch})
-    params: dict[str, Any] = {}
-    for i, (sender, cid) in enumerate(pairs):
-        params[f"s{i}"], params[f"c{i}"] = sender, cid
-    existing = {
-        (sender, cid): _Stored(SendResult(message_id, seq, True), room_id, version, bytes(sealed))
-        for message_id, seq, sender, cid, room_id, version, sealed
-        in tx.rows(_find_existing(len(pairs)), params)
-    }
-    fresh: list[_Pending] = []
-    seen: set[tuple[int, str]] = set()
-    for item in batch:
-        pair = (item.sender.user_id, item.client_msg_id)
-        if pair not in existing and pair not in seen:
-            seen.add(pair)
-            fresh.append(item)
-    by_room: dict[int, list[_Pending]] = {}
-    for item in fresh:
-        by_room.setdefault(item.room_id, []).append(item)
-    rows: list[dict[str, Any]] = []
-    for room_id, items in by_room.items():
-        last = tx.rows(_TAKE_SEQ, {"n": len(items), "room": room_id})[0][0]
-        first = last - len(items) + 1
-        for offset, item in enumerate(items):
-            rows.append({"room_id": room_id, "seq": first + offset,
-                         "sender_id": item.sender.user_id, "client_msg_id": item.client_msg_id,
-                         "key_version": item.key_version, "ciphertext": item.ciphertext,
-                         "created_at": now})
-    ids: list[int] = []
-    if rows:
-        values = {f"{name}{i}": row[name] for i, row in enumerate(rows) for name in _COLUMNS}
-        # RETURNING order is not guaranteed for a multi-row insert: match by (room, seq).
-        id_of = {(room, seq): new_id
-                 for new_id, room, seq in tx.rows(_insert_rows(len(rows)), values)}
-        ids = [id_of[(row["room_id"], row["seq"])] for row in rows]
-    return existing, by_room, rows, ids
-
-
-def _answer(item: _Pending, duplicate_of: SendResult | None) -> None:
+def _answer(item: Pending, duplicate_of: SendResult | None) -> None:
     """Resolve a retry: the original ack, or (None) a conflict."""
     if item.future.done():
         return
@@ -184,7 +72,7 @@ class MessageWriter:
         self._audit = audit
         self.max_chars = max_chars
         self.block_suspicious = suspicious == "block"
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._events = events
         self._observers: list[BatchObserver] = []
@@ -221,7 +109,7 @@ class MessageWriter:
         ciphertext = await self._keyring.seal(room.id, version, text)
         future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._ensure_writer()
-        self._queue.put_nowait(_Pending(sender, room.id, client_msg_id, text, version,
+        self._queue.put_nowait(Pending(sender, room.id, client_msg_id, text, version,
                                         ciphertext, future))
         return future
 
@@ -262,25 +150,25 @@ class MessageWriter:
             if stored:  # subscribers' trouble is logged by the bus, never lost here
                 await self._events.publish(MessagesStored(tuple(stored)))
 
-    def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
+    def _fail(self, batch: list[Pending], exc: BaseException) -> None:
         log.warning("message store failed: %s", type(exc).__name__)
         for item in batch:
             if not item.future.done():
                 item.future.set_exception(StoreUnavailable(
                     "store_failed", "The message could not be stored. Retry it."))
 
-    async def _write(self, batch: list[_Pending]) -> list[StoredMessage]:
+    async def _write(self, batch: list[Pending]) -> list[StoredMessage]:
         now = self._clock.now()
         started = time.perf_counter()
         try:
-            existing, by_room, rows, ids = await self._db.run_transaction(_write_batch, batch,
+            existing, by_room, rows, ids = await self._db.run_transaction(write_batch, batch,
                                                                           now)
         finally:
             for observe in self._observers:
                 observe(len(batch), (time.perf_counter() - started) * 1000)
         # Committed: now, and only now, acknowledge.
         stored: list[StoredMessage] = []
-        written: dict[tuple[int, str], tuple[_Pending, SendResult]] = {}
+        written: dict[tuple[int, str], tuple[Pending, SendResult]] = {}
         fresh_items = [item for items in by_room.values() for item in items]
         for item, row, new_id in zip(fresh_items, rows, ids, strict=True):
             result = SendResult(new_id, row["seq"], False)
@@ -291,7 +179,7 @@ class MessageWriter:
             if not item.future.done():
                 item.future.set_result(result)
         fresh_ids = {id(item) for item in fresh_items}
-        earlier: list[tuple[_Pending, _Stored]] = []
+        earlier: list[tuple[Pending, Stored]] = []
         for item in batch:
             if id(item) in fresh_ids:
                 continue
@@ -311,7 +199,7 @@ class MessageWriter:
         stored.sort(key=lambda m: (m.room_id, m.seq))
         return stored
 
-    async def _answer_retries(self, retries: list[tuple[_Pending, _Stored]]) -> None:
+    async def _answer_retries(self, retries: list[tuple[Pending, Stored]]) -> None:
         """The original ack for a retry with the same room and text; a conflict otherwise.
 
         A stored row that no longer opens (its room key destroyed) cannot be compared:

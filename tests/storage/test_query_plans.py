@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.dialects import sqlite
 
+from streamzy.services.message_batch import find_existing as _find_existing
 from streamzy.services.message_history import MessageHistory
-from streamzy.services.message_writer import _find_existing
 from streamzy.storage.migrate import upgrade
 
 
