@@ -96,6 +96,7 @@ ERRORS = {
     "403": "The bot is not a member of that room.",
     "404": "No such room (or an id outside 1..2^63-1).",
     "413": "The body is larger than the server accepts.",
+    "409": "This client_msg_id was already used for another text or room: send a new id.",
     "415": "The body is not application/json.",
     "429": "Over a rate limit: wait Retry-After seconds.",
     "503": "Temporarily unavailable (the database): retry after Retry-After seconds.",
@@ -185,7 +186,7 @@ def build(*, message_max_chars: int) -> dict[str, Any]:
                     "responses": _responses(
                         {"201": ("Ack", "Stored."),
                          "200": ("Ack", "A retry of a stored message (duplicate: true).")},
-                        ("400", "401", "403", "404", "413", "415", "429", "503")),
+                        ("400", "401", "403", "404", "409", "413", "415", "429", "503")),
                 },
             },
         },

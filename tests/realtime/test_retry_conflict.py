@@ -85,6 +85,9 @@ async def test_same_id_other_text_is_409_on_the_json_api(server: LiveServer) -> 
                                                            "text": "b"})
         assert changed.status_code == 409, changed.text
         assert changed.json()["ok"] is False and changed.json()["code"] == "conflict"
+        spec = (await http.get("/openapi.json")).json()
+        documented = spec["paths"]["/api/v1/rooms/{room_id}/messages"]["post"]["responses"]
+        assert "409" in documented  # the answer clients can get is in the contract
         same = await http.post(url, headers=auth, json={"client_msg_id": "api-1", "text": "a"})
         assert same.status_code == 200 and same.json()["duplicate"] is True
         assert same.json()["seq"] == first.json()["seq"]
