@@ -62,14 +62,18 @@ SERVER_ERRORS = logging.getLogger("hypercorn.error")
 # Tiers, marked here so a new test file lands in the right one without remembering to:
 # ``-m "not browser and not faults and not slow"`` is the quick loop (see README, Tests).
 TIER_BY_DIRECTORY = {"browser": "browser", "faults": "faults"}
-# Files whose tests start other processes (servers, nginx, the CLI) or several servers;
-# single tests elsewhere that do so carry @pytest.mark.slow themselves.
+# Files whose tests start other processes (servers, nginx, the CLI) or several servers, or
+# run hundreds of generated cases or the scanners; single tests elsewhere that do so carry
+# @pytest.mark.slow themselves. CI runs every tier.
 SLOW_PATHS = (
+    "benchmarks/",
     "deploy/",
     "realtime/test_example_bot.py",
+    "realtime/test_fuzz_events.py",
     "realtime/test_multiprocess.py",
     "realtime/test_uvicorn.py",
     "test_cli.py",
+    "test_static_checks.py",
 )
 
 
