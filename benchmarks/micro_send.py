@@ -51,7 +51,7 @@ async def run(count: int, concurrency: int, profile: bool, work: Path,
         principal = await realtime.handshake.authenticate(environ, None)
         sid = f"sid{i}"
         realtime.namespace.adopt(sid, principal)  # a connection without a transport
-        realtime.presence.record_joined(sid, room)
+        realtime.presence.record_joined(sid, principal, room)
         sids.append(sid)
     text = "x" * 200
 

@@ -38,6 +38,10 @@ def answer(text: str) -> str | None:
     return None
 
 
+RECONNECT = {"reconnection_delay": 1.0, "reconnection_delay_max": 10.0,
+             "randomization_factor": 0.5}
+
+
 class Bot:
     """Answers commands in every room it may use. It never misses one: after a reconnect,
     a server ``resync`` notice, or a live message whose ``seq`` skips, it catches up from
@@ -47,7 +51,9 @@ class Bot:
     def __init__(self, url: str, token: str) -> None:
         self.url = url
         self.token = token
-        self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay_max=10)
+        # Reconnects back off with jitter (python-socketio adds ±randomization_factor s), so
+        # bots that lost the server together do not all come back in the same second.
+        self.sio = socketio.AsyncClient(reconnection=True, **RECONNECT)
         self.last_seq: dict[int, int] = {}
         self.names: dict[int, str] = {}
         self._locks: dict[int, asyncio.Lock] = {}
@@ -55,11 +61,21 @@ class Bot:
         self.sio.on("message", self.on_message)
         self.sio.on("resync", self.on_resync)
         self.sio.on("session_ended", self.on_ended)
+        self.sio.on("restart", self.on_restart)
 
     def _lock(self, room: int) -> asyncio.Lock:
         return self._locks.setdefault(room, asyncio.Lock())
 
+    async def on_restart(self, data: Any = None) -> None:
+        """The server restarts on purpose and asks its clients to spread their reconnects
+        over ``spread_seconds``: the next attempt lands at a random moment within it."""
+        spread = min(60.0, max(1.0, float((data or {}).get("spread_seconds") or 1)))
+        self.sio.reconnection_delay = self.sio.randomization_factor = spread / 2
+        self.sio.reconnection_delay_max = max(RECONNECT["reconnection_delay_max"], spread)
+
     async def on_connect(self) -> None:
+        for name, value in RECONNECT.items():  # back to the usual backoff
+            setattr(self.sio, name, value)
         rooms = await self.sio.call("rooms", {})
         for room in rooms.get("rooms", []):
             self.names[room["id"]] = room["name"]

@@ -148,6 +148,7 @@
         const ack = await call("join", since === null ? { room: ROOM } : { room: ROOM, since_seq: since });
         if (!ack || !ack.ok) return refused(ack);
         if (ack.mode === "history") hasOlder = Boolean(ack.has_more);
+        setOnline(Array.isArray(ack.online) ? ack.online : [], ack.online_count);
         const first = !everJoined;
         everJoined = true;
         addLive(ack.messages || []);
@@ -365,23 +366,54 @@
     typers.delete(userId);
     renderTyping();
   }
+  // Typing indicators arrive in batches per room (our own name is in them too: skip it).
   const onTyping = (data) => {
-    if (!data || data.room !== ROOM || !data.user || data.user.id === ME.id) return;
-    stopTyping(data.user.id);
-    const timer = setTimeout(() => stopTyping(data.user.id), 3000);
-    typers.set(data.user.id, { name: data.user.display_name || data.user.username, timer });
+    if (!data || data.room !== ROOM || !Array.isArray(data.users)) return;
+    for (const user of data.users) {
+      if (!user || user.id === ME.id) continue;
+      stopTyping(user.id);
+      const timer = setTimeout(() => stopTyping(user.id), 3000);
+      typers.set(user.id, { name: user.display_name || user.username, timer });
+    }
     renderTyping();
   };
 
-  const onPresence = (data) => {
-    if (!data || data.room !== ROOM || !Array.isArray(data.online)) return;
-    presenceEl.replaceChildren(...data.online.map((person) => {
+  /* Who is online: the join answer lists them (in a large room only the first ones, with
+     the count), then `presence` events say who came and who went. */
+  const online = new Map();  // user id -> person
+  let onlineCount = 0;
+  const onlineTitle = $("online-title");
+  const renderPresence = () => {
+    const people = [...online.values()].sort((a, b) =>
+      (a.display_name || a.username).localeCompare(b.display_name || b.username));
+    presenceEl.replaceChildren(...people.map((person) => {
       const item = make("li", null, person.display_name || person.username);
       item.title = "@" + person.username;
       if (person.bot) item.append(" ", make("span", "tag", "bot"));
       if (person.id === ME.id) item.append(" ", make("span", "muted", "(you)"));
       return item;
     }));
+    const more = onlineCount - people.length;
+    if (more > 0) presenceEl.append(make("li", "muted presence-more", `and ${more} more`));
+    if (onlineTitle) onlineTitle.textContent = onlineCount ? `Online (${onlineCount})` : "Online";
+  };
+  function setOnline(people, count) {
+    online.clear();
+    for (const person of people || []) {
+      if (person && Number.isInteger(person.id)) online.set(person.id, person);
+    }
+    if (people && !online.has(ME.id)) online.set(ME.id, ME);  // a long list may not reach us
+    onlineCount = Math.max(Number.isInteger(count) ? count : 0, online.size);
+    renderPresence();
+  }
+  const onPresence = (data) => {
+    if (!data || data.room !== ROOM || !joined && !everJoined) return;
+    for (const id of Array.isArray(data.left) ? data.left : []) online.delete(id);
+    for (const person of Array.isArray(data.joined) ? data.joined : []) {
+      if (person && Number.isInteger(person.id)) online.set(person.id, person);
+    }
+    onlineCount = Number.isInteger(data.online_count) ? data.online_count : online.size;
+    renderPresence();
   };
 
   function markRead() {
@@ -409,11 +441,14 @@
   }
 
   /* ---------- the socket ---------- */
+  // Reconnects back off with jitter (each delay randomised by ±50 %), so clients that lost
+  // the server together do not all come back in the same second.
   const socket = window.io({
     transports: ["websocket", "polling"],
     tryAllTransports: true,
-    reconnectionDelay: 500,
-    reconnectionDelayMax: 4000,
+    reconnectionDelay: 1000,
+    reconnectionDelayMax: 10000,
+    randomizationFactor: 0.5,
     withCredentials: true,
     // The session cookie authenticates; the CSRF token rides along so the server can also
     // bind the handshake to this page (the Origin allowlist is the check today).
@@ -444,10 +479,25 @@
   socket.on("kicked", (data) => toast((data && data.message) || "Disconnected by the server."));
   // The server is restarting on purpose: its transport closes next and socket.io reconnects
   // by itself; the join after it catches up with since_seq.
-  socket.on("restart", () => setConn("connecting", "Server restarting — reconnecting…"));
+  // It asks us to come back at a random moment within spread_seconds: thousands of clients
+  // of one process then reconnect spread out instead of in one storm.
+  let restartTimer = 0;
+  socket.on("restart", (data) => {
+    const spread = Math.min(60, Math.max(0, Number(data && data.spread_seconds) || 0));
+    setConn("connecting", "Server restarting — reconnecting…");
+    socket.io.reconnection(false);
+    clearTimeout(restartTimer);
+    restartTimer = setTimeout(() => {
+      if (ended) return;
+      socket.io.reconnection(true);
+      if (!socket.connected) socket.connect();
+    }, 250 + Math.random() * spread * 1000);
+  });
   socket.on("disconnect", (reason) => {
     joined = false;
     inflight = null;  // its answer is lost; it is sent again (same id) after the next join
+    setOnline(null, 0);  // who is online is unknown while we are not: the next join says
+    for (const id of [...typers.keys()]) stopTyping(id);
     if (ended || leaving()) return;
     setConn("offline", "Offline — reconnecting…");
     // The server hung up on purpose (e.g. flooding): socket.io will not retry by itself.

@@ -108,6 +108,15 @@ class Settings(BaseSettings):
     socket_refusals_per_minute: int = Field(default=120, ge=1)
     sockets_per_user: int = Field(default=20, ge=1)
     sockets_per_bot: int = Field(default=10, ge=1)
+    # Large rooms: presence changes and typing indicators of a room go out together, at most
+    # one batch per room per interval; a join's acknowledgement lists at most
+    # presence_list_limit of the people online (and their count); typing indicators are
+    # dropped in rooms with more than typing_room_limit people online; after a planned
+    # restart clients are asked to spread their reconnects over sockets/rate seconds.
+    presence_interval_seconds: float = Field(default=1.0, ge=0.05, le=60)
+    presence_list_limit: int = Field(default=100, ge=1, le=10_000)
+    typing_room_limit: int = Field(default=100, ge=0)
+    reconnect_rate_per_second: int = Field(default=250, ge=1)
 
     max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     message_max_chars: int = Field(default=4000, ge=1, le=20000)

@@ -46,14 +46,17 @@ class Realtime:
                                        self.delivery.resync)
         self.freshness = SessionFreshness(services.sessions, services.bots, services.clock,
                                           self.connections)
-        self.presence = Presence(sio, self.connections, self.delivery)
+        self.presence = Presence(sio, self.connections, self.delivery,
+                                 interval=settings.presence_interval_seconds,
+                                 list_limit=settings.presence_list_limit,
+                                 typing_limit=settings.typing_room_limit)
+        self._reconnect_rate = settings.reconnect_rate_per_second
         flood = FloodGuard(services.clock, services.audit, services.audit_throttled,
                            self.connections, self.delivery, settings.flood_disconnect_after)
-        handlers = ChatHandlers(rooms=services.rooms, history=services.history,
+        self.handlers = handlers = ChatHandlers(rooms=services.rooms, history=services.history,
                                 posting=services.posting,
                                 room_cache=RoomCache(services.rooms, services.clock),
-                                presence=self.presence, delivery=self.delivery,
-                                audit=services.audit)
+                                presence=self.presence, audit=services.audit)
         self.admission = Admission(
             sio, services.clock, services.audit_throttled,
             deadline=settings.socket_auth_deadline_seconds,
@@ -104,11 +107,16 @@ class Realtime:
         self.admission.closing = True
         try:
             async with asyncio.timeout(DRAIN_SECONDS):
-                await self.delivery.restarting()
+                await self.delivery.restarting(self.reconnect_spread())
                 await asyncio.sleep(0.1)  # let the notice leave the send queues
                 await self._sio.eio.disconnect()
         except Exception:
             log.warning("closing sockets before the restart did not finish")
+
+    def reconnect_spread(self) -> float:
+        """Seconds over which this process's clients should spread their reconnects: at
+        the configured rate, at least 1 s and at most a minute."""
+        return min(60.0, max(1.0, len(self.connections) / self._reconnect_rate))
 
     async def _sweep_now(self) -> None:
         """Revocations may have gone by while the subscription was lost: check at once."""
@@ -121,11 +129,13 @@ class Realtime:
         await self.registry.start()
         self.sweeper.start()
         self.admission.start()
+        self.presence.start()
 
     async def stop(self) -> None:
         """Stop the background work (delivery is closed after the services, so the last
         committed batch still goes out)."""
         await self.sweeper.stop()
         await self.admission.stop()
+        await self.presence.stop()
         await self.registry.stop()
         await self.connections.close()

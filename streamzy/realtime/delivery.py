@@ -51,22 +51,30 @@ class Delivery:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    async def typing(self, room_id: int, who: dict[str, Any], skip_sid: str) -> None:
-        await self._sio.emit("typing", {"room": room_id, "user": who},
-                             room=room_channel(room_id), skip_sid=skip_sid)
+    async def typing(self, room_id: int, users: list[dict[str, Any]]) -> None:
+        """Who started typing in the room since its last batch (clients skip themselves)."""
+        await self._sio.emit("typing", {"room": room_id, "users": users},
+                             room=room_channel(room_id))
 
-    async def presence(self, room_id: int, online: list[dict[str, Any]]) -> None:
-        await self._sio.emit("presence", {"room": room_id, "online": online},
+    async def presence(self, room_id: int, joined: list[dict[str, Any]], left: list[int],
+                       online_count: int) -> None:
+        """What changed in the room's online list since its last batch: a delta, never the
+        whole list (the join answer carries that)."""
+        await self._sio.emit("presence", {"room": room_id, "joined": joined, "left": left,
+                                          "online_count": online_count},
                              room=room_channel(room_id))
 
     async def resync(self) -> None:
         """Ask this process's clients to re-join with since_seq (after a Redis outage)."""
         await self._sio.emit("resync", {}, ignore_queue=True)
 
-    async def restarting(self) -> None:
+    async def restarting(self, spread_seconds: float) -> None:
         """Tell this process's clients the server is going away on purpose (they reconnect
-        and catch up with since_seq; nothing they sent or were sent is lost)."""
-        await self._sio.emit("restart", {"reconnect": True}, ignore_queue=True)
+        and catch up with since_seq; nothing they sent or were sent is lost), each after a
+        random delay within ``spread_seconds`` so they do not all arrive in the same second."""
+        await self._sio.emit("restart", {"reconnect": True,
+                                         "spread_seconds": round(spread_seconds, 1)},
+                             ignore_queue=True)
 
     async def kick(self, sid: str, code: str, message: str) -> None:
         """Drop one connection (not the session) after telling it why."""

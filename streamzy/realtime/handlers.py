@@ -13,8 +13,7 @@ from typing import Any
 
 from streamzy import wire
 from streamzy.guards.validation import parse
-from streamzy.realtime.delivery import Delivery
-from streamzy.realtime.presence import Presence
+from streamzy.realtime.presence import Gone, Presence
 from streamzy.realtime.principal import Principal
 from streamzy.realtime.room_cache import RoomCache
 from streamzy.realtime.schemas import HistoryPage, InRoom, JoinRoom, MarkRead, SendMessage
@@ -30,14 +29,12 @@ Handler = Callable[[str, Principal, Any], Awaitable[Any]]
 
 class ChatHandlers:
     def __init__(self, *, rooms: Rooms, history: MessageHistory, posting: MessagePosting,
-                 room_cache: RoomCache, presence: Presence, delivery: Delivery,
-                 audit: Audit) -> None:
+                 room_cache: RoomCache, presence: Presence, audit: Audit) -> None:
         self._rooms = rooms
         self._history = history
         self._posting = posting
         self._room_cache = room_cache
         self._presence = presence
-        self._delivery = delivery
         self._audit = audit
 
     def table(self) -> dict[str, Handler]:
@@ -72,16 +69,22 @@ class ChatHandlers:
             raise
         # Enter first, then read: a message committed in between arrives live and in the
         # missed list, and the client de-duplicates by sequence; none can fall in a gap.
-        await self._presence.enter(sid, room.id)
+        try:
+            await self._presence.enter(sid, principal, room.id)
+        except Gone:
+            return wire.error("not_connected", "The connection closed during the join.")
         if event.since_seq is None:
             missed, has_more = await self._history.page(room.id, None, 50, principal.info)
         else:
             missed, has_more = await self._history.since(room.id, event.since_seq,
                                                          MISSED_LIMIT, principal.info)
-        await self._presence.announce(room.id)
         fresh = await self._rooms.get(room.id)
+        # Last, after every await: a presence batch sent before the answer is already in
+        # it, and one sent after it only repeats or adds to it (batches are idempotent).
+        online, online_count = self._presence.snapshot(room.id)
         return {"ok": True, "room": wire.room(fresh or room), "messages": wire.messages(missed),
-                "has_more": has_more, "mode": "history" if event.since_seq is None else "since"}
+                "has_more": has_more, "mode": "history" if event.since_seq is None else "since",
+                "online": online, "online_count": online_count}
 
     async def on_leave(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(InRoom, data)
@@ -90,7 +93,6 @@ class ChatHandlers:
         await self._presence.leave_everywhere_as(principal.user_id, room.id)
         if not principal.is_bot:
             await self._rooms.leave(principal.user_id, room.id)
-        await self._presence.announce(room.id)
         return {"ok": True}
 
     async def on_message(self, sid: str, principal: Principal, data: Any) -> Any:
@@ -115,12 +117,13 @@ class ChatHandlers:
                 "has_more": has_more}
 
     async def on_typing(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        """Shown to the room in its next batch; in rooms too large for typing indicators
+        it is dropped (``shown: false``), as large chat products do."""
         event = parse(InRoom, data)
         room = await self._room_cache.get(event.room)
         if not self._presence.joined(sid, room.id):
             return wire.error("not_joined", "Join the room first.")
-        await self._delivery.typing(room.id, principal.public(), sid)
-        return {"ok": True}
+        return {"ok": True, "shown": self._presence.typing(room.id, principal)}
 
     async def on_read(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(MarkRead, data)

@@ -39,7 +39,8 @@ Audit = Callable[..., Awaitable[None]]
 # Names a client must never send: the lifecycle events python-socketio raises itself, and
 # the events only the server emits. A client packet using one is refused and audited.
 LIFECYCLE = frozenset({"connect", "disconnect"})
-SERVER_ONLY = frozenset({"connect_error", "session_ended", "kicked", "presence", "resync"})
+SERVER_ONLY = frozenset({"connect_error", "session_ended", "kicked", "presence", "resync",
+                         "restart"})
 
 
 class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
@@ -139,15 +140,12 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _disconnect(self, sid: str) -> None:
         principal = self._connections.remove(sid)
-        rooms = self._presence.forget(sid)
+        self._presence.forget(sid, principal)
         self._flood.forget(sid)
         self._freshness.forget(sid)
         self._order.pop(sid, None)
         self._registry.remove(sid)
         self._limiter.forget(f"events:{sid}")
-        if principal is not None:
-            for room_id in rooms:
-                await self._presence.announce(room_id)
 
     def state_sizes(self) -> dict[str, int]:
         """Per-connection state held by this process (0 everywhere once all have left)."""

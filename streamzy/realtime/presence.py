@@ -1,33 +1,71 @@
-"""Who is in which room on this process: Socket.IO room membership, the room index, and the
-online list each room is told about when someone joins or leaves."""
+"""Who is in which room on this process: Socket.IO room membership, the room index, the
+roster of people online, and the batches that tell each room what changed.
+
+A join costs O(1) here whatever the room's size: it enters the Socket.IO room, counts the
+person in the roster and notes the change for the room's next batch. The joining client
+learns who is online from its join answer (``snapshot``); everyone else hears of the change
+in the room's next batch (``room_batches.py``), at most one per room per interval.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from contextlib import suppress
 from typing import Any
 
 import socketio
 
 from streamzy.realtime.delivery import Delivery, room_channel
-from streamzy.realtime.principal import Connections
+from streamzy.realtime.principal import Connections, Principal
+from streamzy.realtime.room_batches import Batch, RoomBatches
 from streamzy.realtime.room_index import RoomIndex
+from streamzy.realtime.roster import Roster
+
+log = logging.getLogger("streamzy.presence")
+
+
+class Gone(Exception):
+    """The socket disconnected while its join was on the way (nothing was entered)."""
 
 
 class Presence:
     def __init__(self, sio: socketio.AsyncServer, connections: Connections,
-                 delivery: Delivery) -> None:
+                 delivery: Delivery, *, interval: float = 1.0, list_limit: int = 100,
+                 typing_limit: int = 100) -> None:
         self._sio = sio
         self._connections = connections
         self._delivery = delivery
         self._index = RoomIndex()
+        self._roster = Roster()
+        self._batches = RoomBatches(interval)
+        self._list_limit = list_limit
+        self._typing_limit = typing_limit
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    async def enter(self, sid: str, room_id: int) -> None:
+    async def enter(self, sid: str, principal: Principal, room_id: int) -> None:
+        """Put a socket in the room. Raises Gone if it disconnected meanwhile: checked with
+        no await before the index is updated, so a gone socket can never be left indexed
+        (its disconnect already ran ``forget``) nor reach python-socketio's KeyError."""
+        if not self._sio.manager.is_connected(sid, "/"):
+            raise Gone
         await self._sio.enter_room(sid, room_channel(room_id))
-        self.record_joined(sid, room_id)
+        self.record_joined(sid, principal, room_id)
 
-    def record_joined(self, sid: str, room_id: int) -> None:
+    def record_joined(self, sid: str, principal: Principal, room_id: int) -> None:
         """Note that ``sid`` joined (membership checked), so later events skip the check.
         ``enter`` does this after the transport joined; benchmarks use it on its own."""
+        if self._index.joined(sid, room_id):
+            return  # joined again (a resume): already counted
         self._index.add(sid, room_id)
+        if self._roster.add(room_id, principal.user_id, principal.public()):
+            self._note(room_id, principal, online=True)
+
+    def _left(self, sid: str, room_id: int, principal: Principal) -> None:
+        self._index.discard(sid, room_id)
+        if self._roster.remove(room_id, principal.user_id):
+            self._note(room_id, principal, online=False)
 
     async def leave_everywhere_as(self, user_id: int, room_id: int) -> None:
         """Take every socket of ``user_id`` on this process out of the room."""
@@ -35,23 +73,71 @@ class Presence:
             who = self._connections.get(sid)
             if who is not None and who.user_id == user_id:
                 await self._sio.leave_room(sid, room_channel(room_id))
-                self._index.discard(sid, room_id)
+                self._left(sid, room_id, who)
 
     def joined(self, sid: str, room_id: int) -> bool:
         return self._index.joined(sid, room_id)
 
-    def forget(self, sid: str) -> set[int]:
-        """A socket left: the rooms it was in (Socket.IO itself leaves them on disconnect)."""
-        return self._index.remove(sid)
+    def forget(self, sid: str, principal: Principal | None) -> None:
+        """A socket left (Socket.IO itself takes it out of its rooms on disconnect)."""
+        for room_id in self._index.remove(sid):
+            if principal is not None and self._roster.remove(room_id, principal.user_id):
+                self._note(room_id, principal, online=False)
+
+    def snapshot(self, room_id: int) -> tuple[list[dict[str, Any]], int]:
+        """For a join's answer: up to the list limit of the people online, and how many."""
+        return self._roster.first(room_id, self._list_limit), self._roster.count(room_id)
+
+    def typing(self, room_id: int, principal: Principal) -> bool:
+        """Queue a typing indicator; False if the room is too large to show them."""
+        if self._roster.count(room_id) > self._typing_limit:
+            return False
+        if self._batches.typing(room_id, principal.public(), self._now()):
+            self._wake.set()
+        return True
 
     def rooms_indexed(self) -> int:
-        return self._index.size()
+        return self._index.size() + self._roster.size() + self._batches.size()
 
-    async def announce(self, room_id: int) -> None:
-        seen: dict[int, dict[str, Any]] = {}
-        for sid in self._index.members(room_id):
-            principal = self._connections.get(sid)
-            if principal is not None:
-                seen[principal.user_id] = principal.public()
-        await self._delivery.presence(room_id, sorted(seen.values(),
-                                                      key=lambda p: p["username"]))
+    # -- the room batches -------------------------------------------------------------
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _note(self, room_id: int, principal: Principal, *, online: bool) -> None:
+        if self._batches.presence(room_id, principal.user_id, principal.public(), online,
+                                  self._now()):
+            self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="presence-batches")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            due = self._batches.next_due()
+            delay = None if due is None else due - self._now()
+            if delay is None or delay > 0:
+                self._wake.clear()
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+                continue
+            for batch in self._batches.take_due(self._now()):
+                try:
+                    await self._send(batch)
+                except Exception:  # one failed batch must not stop the others
+                    log.exception("sending the presence batch of room %s failed",
+                                  batch.room_id)
+
+    async def _send(self, batch: Batch) -> None:
+        if batch.joined or batch.left:
+            await self._delivery.presence(batch.room_id, batch.joined[:self._list_limit],
+                                          batch.left, self._roster.count(batch.room_id))
+        if batch.typing:
+            await self._delivery.typing(batch.room_id, batch.typing)

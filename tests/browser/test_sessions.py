@@ -135,10 +135,12 @@ async def test_server_restart_mid_conversation_reconnects_and_fills_the_gap(
     messages = page.locator("#messages .message .text")
     await expect(messages).to_have_text(["before the restart", "also before"])
     conn = page.locator("#conn-state")
+    await expect(page.locator("#presence li")).to_have_text(["Kate (you)"])
 
     async def while_down(live: BrowserServer) -> None:
         await expect(conn).to_have_attribute("data-state", re.compile("offline|connecting"))
         await expect(conn).to_contain_text(re.compile("Offline|Reconnecting"))
+        await expect(page.locator("#presence li")).to_have_count(0)  # nobody claimed online
         for k in (1, 2, 3):  # stored while the page cannot hear: only resume brings them
             await live.post(room, leo, f"while you were away {k}", f"leo-{k}")
         await composer.fill("typed while offline")
@@ -147,6 +149,7 @@ async def test_server_restart_mid_conversation_reconnects_and_fills_the_gap(
 
     await server.restart(while_down)
     await expect(conn).to_have_attribute("data-state", "connected", timeout=15_000)
+    await expect(page.locator("#presence li")).to_have_text(["Kate (you)"])
     expected = ["before the restart", "also before", "while you were away 1",
                 "while you were away 2", "while you were away 3", "typed while offline"]
     await expect(messages).to_have_text(expected)

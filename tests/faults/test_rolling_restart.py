@@ -73,6 +73,7 @@ async def test_rolling_restart_loses_and_duplicates_nothing(
                 assert two.terminate() == 0  # a clean stop, sockets closed first
                 await asyncio.wait_for(cat.disconnected.wait(), 5)
                 assert cat.restarts  # told why before the transport closed
+                assert cat.restarts[0]["spread_seconds"] >= 1  # and to spread the reconnects
             if k == 20:
                 await two.start()  # same port
                 await cat.rejoin()

@@ -33,7 +33,7 @@ async def test_a_forged_disconnect_keeps_nothing_alive_after_logout(server: Live
 async def test_server_only_and_lifecycle_names_are_refused(server: LiveServer) -> None:
     alice = await connected(server, "alice")
     for name in ("connect", "disconnect", "connect_error", "session_ended", "kicked",
-                 "presence", "resync"):
+                 "presence", "resync", "restart"):
         ack = await alice.call(name, {"room": 1})
         assert ack["code"] == "reserved_event", name
     assert (await alice.call("rooms", {}))["ok"]  # still connected and served
@@ -60,5 +60,8 @@ async def test_no_per_connection_state_is_left_after_waves(server: LiveServer) -
             await client.call("disconnect", {})  # forged: must not strip state early
         assert state(server)["connections"] == 12
         await asyncio.gather(*(c.close() for c in clients))
-        await ChatClient(server).wait_for(lambda: not any(state(server).values()))
+        try:
+            await ChatClient(server).wait_for(lambda: not any(state(server).values()))
+        except AssertionError:
+            raise AssertionError(f"state left: {state(server)}") from None
     assert state(server) == dict.fromkeys(state(server), 0)

@@ -263,16 +263,19 @@ async def test_typing_and_presence_reach_the_room(server: LiveServer) -> None:
     bob = await connected(server, "bob")
     try:
         await alice.call("join", {"room": room})
-        await bob.call("join", {"room": room})
+        joined = await bob.call("join", {"room": room})
+        assert {u["username"] for u in joined["online"]} == {"alice", "bob"}
         await alice.wait_for(lambda: any(
-            name == "presence" and {u["username"] for u in data["online"]} == {"alice", "bob"}
+            name == "presence" and [u["username"] for u in data["joined"]] == ["bob"]
             for name, data in alice.events))
         assert (await bob.call("typing", {"room": room}))["ok"]
-        await alice.wait_for(lambda: any(n == "typing" for n, _ in alice.events))
-        assert not any(n == "typing" for n, _ in bob.events)  # not echoed to the typist
+        await alice.wait_for(lambda: any(
+            n == "typing" and [u["username"] for u in d["users"]] == ["bob"]
+            for n, d in alice.events))
+        bob_id = joined["online"][-1]["id"]
         await bob.close()
         await alice.wait_for(lambda: any(
-            name == "presence" and [u["username"] for u in data["online"]] == ["alice"]
+            name == "presence" and data["left"] == [bob_id] and data["online_count"] == 1
             for name, data in alice.events))
     finally:
         await alice.close()
