@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     presence_list_limit: int = Field(default=100, ge=1, le=10_000)
     typing_room_limit: int = Field(default=100, ge=0)
     reconnect_rate_per_second: int = Field(default=250, ge=1)
+    # With Redis: a process silent this long is taken as dead and whoever it counted online
+    # is taken back (a crash must not leave people online for ever).
+    presence_process_timeout_seconds: float = Field(default=20.0, ge=1, le=600)
 
     max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     message_max_chars: int = Field(default=4000, ge=1, le=20000)

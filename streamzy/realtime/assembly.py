@@ -49,7 +49,9 @@ class Realtime:
         self.presence = Presence(sio, self.connections, self.delivery,
                                  interval=settings.presence_interval_seconds,
                                  list_limit=settings.presence_list_limit,
-                                 typing_limit=settings.typing_room_limit)
+                                 typing_limit=settings.typing_room_limit,
+                                 redis_url=settings.redis_url,
+                                 dead_after=settings.presence_process_timeout_seconds)
         self._reconnect_rate = settings.reconnect_rate_per_second
         flood = FloodGuard(services.clock, services.audit, services.audit_throttled,
                            self.connections, self.delivery, settings.flood_disconnect_after)
@@ -129,7 +131,7 @@ class Realtime:
         await self.registry.start()
         self.sweeper.start()
         self.admission.start()
-        self.presence.start()
+        await self.presence.start()
 
     async def stop(self) -> None:
         """Stop the background work (delivery is closed after the services, so the last

@@ -79,9 +79,9 @@ class ChatHandlers:
             missed, has_more = await self._history.since(room.id, event.since_seq,
                                                          MISSED_LIMIT, principal.info)
         fresh = await self._rooms.get(room.id)
-        # Last, after every await: a presence batch sent before the answer is already in
-        # it, and one sent after it only repeats or adds to it (batches are idempotent).
-        online, online_count = self._presence.snapshot(room.id)
+        # Last: a presence batch sent before the answer is already in it, and one sent after
+        # it only repeats or adds to it (batches are idempotent).
+        online, online_count = await self._presence.snapshot(room.id)
         return {"ok": True, "room": wire.room(fresh or room), "messages": wire.messages(missed),
                 "has_more": has_more, "mode": "history" if event.since_seq is None else "since",
                 "online": online, "online_count": online_count}

@@ -21,6 +21,7 @@ from streamzy.realtime.principal import Connections, Principal
 from streamzy.realtime.room_batches import Batch, RoomBatches
 from streamzy.realtime.room_index import RoomIndex
 from streamzy.realtime.roster import Roster
+from streamzy.realtime.shared_roster import SharedRoster
 
 log = logging.getLogger("streamzy.presence")
 
@@ -32,7 +33,8 @@ class Gone(Exception):
 class Presence:
     def __init__(self, sio: socketio.AsyncServer, connections: Connections,
                  delivery: Delivery, *, interval: float = 1.0, list_limit: int = 100,
-                 typing_limit: int = 100) -> None:
+                 typing_limit: int = 100, redis_url: str = "",
+                 dead_after: float = 20.0) -> None:
         self._sio = sio
         self._connections = connections
         self._delivery = delivery
@@ -43,6 +45,9 @@ class Presence:
         self._typing_limit = typing_limit
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # With several processes, Redis counts who is online in the whole cluster.
+        self._shared = (SharedRoster(redis_url, self._note, self._roster.holding,
+                                     dead_after=dead_after) if redis_url else None)
 
     async def enter(self, sid: str, principal: Principal, room_id: int) -> None:
         """Put a socket in the room. Raises Gone if it disconnected meanwhile: checked with
@@ -60,12 +65,21 @@ class Presence:
             return  # joined again (a resume): already counted
         self._index.add(sid, room_id)
         if self._roster.add(room_id, principal.user_id, principal.public()):
-            self._note(room_id, principal, online=True)
+            if self._shared is None:
+                self._note(room_id, principal.user_id, principal.public(), True)
+            else:  # online in the cluster? Redis answers, then the change is noted
+                self._shared.enter(room_id, principal.user_id, principal.public())
 
     def _left(self, sid: str, room_id: int, principal: Principal) -> None:
         self._index.discard(sid, room_id)
+        self._went(room_id, principal)
+
+    def _went(self, room_id: int, principal: Principal) -> None:
         if self._roster.remove(room_id, principal.user_id):
-            self._note(room_id, principal, online=False)
+            if self._shared is None:
+                self._note(room_id, principal.user_id, principal.public(), False)
+            else:
+                self._shared.leave(room_id, principal.user_id)
 
     async def leave_everywhere_as(self, user_id: int, room_id: int) -> None:
         """Take every socket of ``user_id`` on this process out of the room."""
@@ -81,16 +95,27 @@ class Presence:
     def forget(self, sid: str, principal: Principal | None) -> None:
         """A socket left (Socket.IO itself takes it out of its rooms on disconnect)."""
         for room_id in self._index.remove(sid):
-            if principal is not None and self._roster.remove(room_id, principal.user_id):
-                self._note(room_id, principal, online=False)
+            if principal is not None:
+                self._went(room_id, principal)
 
-    def snapshot(self, room_id: int) -> tuple[list[dict[str, Any]], int]:
-        """For a join's answer: up to the list limit of the people online, and how many."""
+    async def snapshot(self, room_id: int) -> tuple[list[dict[str, Any]], int]:
+        """For a join's answer: up to the list limit of the people online, and how many
+        (in the cluster when Redis answers in time; otherwise on this process). Without
+        Redis it does not suspend, so nothing can be sent between it and the answer."""
+        if self._shared is not None:
+            try:
+                return await self._shared.listing(room_id, self._list_limit)
+            except Exception:
+                log.warning("presence: Redis did not answer; listing this process only")
         return self._roster.first(room_id, self._list_limit), self._roster.count(room_id)
+
+    def _count(self, room_id: int) -> int:
+        shared = self._shared.count(room_id) if self._shared is not None else None
+        return self._roster.count(room_id) if shared is None else shared
 
     def typing(self, room_id: int, principal: Principal) -> bool:
         """Queue a typing indicator; False if the room is too large to show them."""
-        if self._roster.count(room_id) > self._typing_limit:
+        if self._count(room_id) > self._typing_limit:
             return False
         if self._batches.typing(room_id, principal.public(), self._now()):
             self._wake.set()
@@ -103,16 +128,21 @@ class Presence:
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def _note(self, room_id: int, principal: Principal, *, online: bool) -> None:
-        if self._batches.presence(room_id, principal.user_id, principal.public(), online,
-                                  self._now()):
+    def _note(self, room_id: int, user_id: int, public: dict[str, Any], online: bool) -> None:
+        """Someone came online or went offline in the room (the whole cluster's view when
+        Redis counts): it goes into the room's next batch."""
+        if self._batches.presence(room_id, user_id, public, online, self._now()):
             self._wake.set()
 
-    def start(self) -> None:
+    async def start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="presence-batches")
+        if self._shared is not None:
+            await self._shared.start()
 
     async def stop(self) -> None:
+        if self._shared is not None:
+            await self._shared.stop()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -138,6 +168,6 @@ class Presence:
     async def _send(self, batch: Batch) -> None:
         if batch.joined or batch.left:
             await self._delivery.presence(batch.room_id, batch.joined[:self._list_limit],
-                                          batch.left, self._roster.count(batch.room_id))
+                                          batch.left, self._count(batch.room_id))
         if batch.typing:
             await self._delivery.typing(batch.room_id, batch.typing)

@@ -49,6 +49,11 @@ class Roster:
         people = self._rooms.get(room_id, {})
         return [entry[1] for entry in islice(people.values(), limit)]
 
+    def holding(self) -> list[tuple[int, int, dict[str, Any]]]:
+        """Every (room, user, profile) online here."""
+        return [(room_id, user_id, entry[1]) for room_id, people in self._rooms.items()
+                for user_id, entry in people.items()]
+
     def size(self) -> int:
         """Rooms with anyone online (0 once everyone has gone)."""
         return len(self._rooms)

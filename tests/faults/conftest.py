@@ -39,11 +39,12 @@ async def two_processes(tmp_path: Path, database_url: str) -> AsyncIterator[dict
     await redis.start()
     env = {**secrets_env(), "STREAMZY_DATABASE_URL": database_url,
            "STREAMZY_REDIS_URL": redis.url, "STREAMZY_SESSION_SWEEP_SECONDS": "1",
-           "STREAMZY_RATE_MESSAGES": "1000/m", "STREAMZY_AUDIT_LOG_PATH": str(tmp_path / "a.log")}
+           "STREAMZY_RATE_MESSAGES": "1000/m", "STREAMZY_AUDIT_LOG_PATH": str(tmp_path / "a.log"),
+           "STREAMZY_PRESENCE_PROCESS_TIMEOUT_SECONDS": "2"}
     services = admin_services(env)
     admin, _ = await services.accounts.create_user("boss", "Boss", "", is_admin=True)
     room = (await services.rooms.create(admin.id, "general", "", False, SYSTEM)).id
-    cookies = {n: await user_session(services, n) for n in ("ann", "ben", "cat")}
+    cookies = {n: await user_session(services, n) for n in ("ann", "ben", "cat", "dan")}
     await services.close()
     one, two = StreamzyProcess(tmp_path, env), StreamzyProcess(tmp_path, env)
     await one.start()

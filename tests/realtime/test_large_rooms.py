@@ -140,7 +140,7 @@ async def test_a_socket_gone_before_its_join_gets_a_clean_error(
     # enter_room answered with a KeyError traceback.
     ack = await realtime.handlers.on_join(sid, principal, {"room": room})
     assert ack["ok"] is False and ack["code"] == "not_connected"
-    assert realtime.presence.snapshot(room) == ([], 0)  # never counted online
+    assert await realtime.presence.snapshot(room) == ([], 0)  # never counted online
     assert not tracebacks(caplog)
 
 
@@ -157,5 +157,5 @@ async def test_a_storm_of_joins_that_hang_up_leaves_nothing_behind(
     await asyncio.gather(*(join_and_hang_up(c) for c in clients))
     await ChatClient(server).wait_for(lambda: not any(state(server).values()),
                                       what="every socket and room batch forgotten")
-    assert server.app.realtime.presence.snapshot(room) == ([], 0)
+    assert await server.app.realtime.presence.snapshot(room) == ([], 0)
     assert not tracebacks(caplog)
