@@ -55,7 +55,9 @@ def parser() -> argparse.ArgumentParser:
                         help="sanity run: every scenario, short and small (~5 min)")
     parser.add_argument("--all", action="store_true", help="every scenario, full size")
     for scenario in SCENARIOS.values():
-        parser.add_argument(f"--{scenario.name}", action="store_true", help=scenario.help)
+        # dest is the name itself (getattr(args, "large-room")), not argparse's large_room
+        parser.add_argument(f"--{scenario.name}", action="store_true", dest=scenario.name,
+                            help=scenario.help)
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
                         help="event loop of both servers (Hypercorn --worker-class, Uvicorn "
                              "--loop); uvloop is what hypercorn.toml ships")
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if cores < 2:
         cli.error(f"needs 2 CPUs: the server on CPU 0, the load on CPU {LOAD_CPU}")
     hard = pin_runner()
-    if hard < 25_000 and ("idle" in chosen):
+    if hard < 25_000 and {"idle", "large-room"} & set(chosen):
         log(f"file limit {hard}: enough for 10,000 sockets per process")
 
     workdir = Path(tempfile.mkdtemp(prefix="streamzy-bench-"))

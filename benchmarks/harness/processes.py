@@ -106,6 +106,36 @@ def start_server(name: str, kind: str, workdir: Path, env: dict[str, str],
     raise RuntimeError(f"{name}/{kind} did not come up in 60 s: see {logfile}")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its descendants, from /proc as
+    loadgen.js's procSample reads them."""
+    total, stack, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
+    while stack:
+        current = stack.pop()
+        with suppress(OSError, ValueError):
+            stat = Path(f"/proc/{current}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        with suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                with suppress(OSError):
+                    stack.extend(int(kid) for kid in (task / "children").read_text().split())
+    return total
+
+
+def wait_idle(servers: list[Server], limit: float, threshold: float = 0.05) -> float:
+    """Wait (at most ``limit`` s) until the servers' process trees use less than ``threshold``
+    of a core over one second, so that what an earlier run set off (thousands of disconnects
+    and what they announce) is over before the next one; returns the seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        before = sum(tree_cpu_seconds(s.proc.pid) for s in servers)
+        time.sleep(1.0)
+        if sum(tree_cpu_seconds(s.proc.pid) for s in servers) - before < threshold:
+            break
+    return time.monotonic() - t0
+
+
 def redis_server(workdir: Path, cpu: int) -> tuple[subprocess.Popen[bytes], str]:
     """A private, non-persistent redis-server on ``cpu``; returns it and its URL."""
     binary = shutil.which("redis-server")

@@ -12,6 +12,13 @@
 //            send-to-receive latency of every delivery, loss, duplicates, acks, errors.
 //   idle     connect + join, hold, report connected sockets and server RSS.
 //   history  connect + join, then time `history` pages (ack latency).
+//   join     connect + join only: the join storm itself is the measurement.
+// Every mode reports per-client join latency (connect start to the last join ack, `join_ms`)
+// and the server's CPU seconds while connecting and joining (`connect_server_cpu_s`) and
+// while settling after (`settle_server_cpu_s`). Optional config: handshakeTimeoutMs
+// (default 15000), connectTimeoutMs (websocket start to Socket.IO connect ack; default none),
+// joinTimeoutMs (default 30000), settleQuiet (after `settle`, wait up to this many more
+// seconds until the server's tree uses < quietCores (default 0.05) of a core for 1 s).
 // Optional config.logins runs a login storm (real HTTP logins) during the chat window.
 //
 // Only loopback targets are accepted, and a hard deadline always ends the process.
@@ -32,6 +39,10 @@ const WS_URL = wsUrl(url);
 const CLK_TCK = 100;
 const PAGE = 4096;
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+// Frames of other events (presence, typing) are dropped before decoding: in a room of
+// thousands they can be large and many, and only `message` is ever looked at.
+const MESSAGE_PREFIX = Buffer.from('42["message"');
+const EVENT_PREFIX = Buffer.from('42[');
 const log = (...a) => process.stderr.write(`[loadgen ${(nowMs() - T_START).toFixed(0)}ms] ${a.join(' ')}\n`);
 const T_START = nowMs();
 
@@ -103,16 +114,28 @@ class Client {
         target = wsUrl(u);
       }
       const ws = new WebSocket(target, { headers, perMessageDeflate: !!cfg.deflate,
-        handshakeTimeout: 15000 });
+        handshakeTimeout: cfg.handshakeTimeoutMs || 15000 });
       this.ws = ws;
       let settled = false;
+      let timer = null;
       const done = (ok, why) => {
         if (settled) return;
         settled = true;
+        clearTimeout(timer);
         if (!ok) { counters.connectErrors++; if (why) bump(why); }
         resolve(ok);
       };
+      // A server that upgraded but never answers the Socket.IO connect: an error, not a hang.
+      if (cfg.connectTimeoutMs) {
+        timer = setTimeout(() => { done(false, 'connect_timeout'); ws.terminate(); },
+          cfg.connectTimeoutMs);
+      }
       ws.on('message', (buf, isBinary) => {
+        if (!isBinary && buf.length > MESSAGE_PREFIX.length
+            && buf.compare(EVENT_PREFIX, 0, 3, 0, 3) === 0
+            && buf.compare(MESSAGE_PREFIX, 0, MESSAGE_PREFIX.length, 0, MESSAGE_PREFIX.length) !== 0) {
+          return;  // 42["presence",...] and the like: onEvent would skip them anyway
+        }
         const s = isBinary ? buf.toString() : buf.toString();
         this.onFrame(s, done);
       });
@@ -257,12 +280,17 @@ function summary(arr) {
 async function connectAll() {
   const specs = cfg.clients;
   for (let i = 0; i < specs.length; i++) clients.push(new Client(i, specs[i]));
+  const joinLatencies = [];  // ms, connect start to the last join ack, clients that joined all
+  const srvA = procSample(cfg.serverPids);
   const t0 = nowMs();
   await pool(clients, cfg.connectConcurrency || 50, async (c) => {
+    const start = nowMs();
     const ok = await c.connect();
     if (!ok) return;
+    let joinedAll = true;
     for (const room of c.spec.rooms || []) {
-      const ack = await c.call('join', { room });
+      const ack = await c.call('join', { room }, cfg.joinTimeoutMs || 30000);
+      if (!(ack && ack.ok)) joinedAll = false;
       if (ack && ack.ok) {
         if (c.spec.untracked) continue;  // in the room, but its receipts are not counted
         const members = roomMembers.get(room) || [];
@@ -274,10 +302,33 @@ async function connectAll() {
         bump('join:' + ((ack && ack.code) || 'no_ack'));
       }
     }
+    if (joinedAll && (c.spec.rooms || []).length) joinLatencies.push(nowMs() - start);
   });
+  const seconds = (nowMs() - t0) / 1000;
+  const srvB = procSample(cfg.serverPids);
   const connected = clients.filter((c) => c.connected).length;
-  log(`connected ${connected}/${clients.length} in ${((nowMs() - t0) / 1000).toFixed(1)}s`);
-  return { connected, connectSeconds: (nowMs() - t0) / 1000 };
+  log(`connected ${connected}/${clients.length} in ${seconds.toFixed(1)}s`);
+  return { connected, connectSeconds: seconds, join_ms: summary(joinLatencies),
+    connect_server_cpu_s: srvB.cpu - srvA.cpu };
+}
+
+// After the joins: `settle` seconds, then (config.settleQuiet) up to that many more until the
+// server's tree is quiet, so that what the joins set off (presence) is over before measuring.
+async function settleAfterJoins() {
+  const settle = cfg.settle === undefined ? 0.5 : cfg.settle;
+  const srvA = procSample(cfg.serverPids);
+  const t0 = nowMs();
+  await sleep(settle * 1000);  // presence bursts from the joins fade out first
+  const quietUntil = nowMs() + (cfg.settleQuiet || 0) * 1000;
+  let quiet = !cfg.settleQuiet;
+  while (!quiet && nowMs() < quietUntil) {
+    const a = procSample(cfg.serverPids).cpu;
+    const ta = nowMs();
+    await sleep(1000);
+    quiet = (procSample(cfg.serverPids).cpu - a) / ((nowMs() - ta) / 1000) < (cfg.quietCores || 0.05);
+  }
+  return { settle_s: (nowMs() - t0) / 1000, settle_server_cpu_s: procSample(cfg.serverPids).cpu - srvA.cpu,
+    settled_quiet: quiet };
 }
 
 // ---- login storm ----------------------------------------------------------------------
@@ -620,12 +671,12 @@ async function interactive() {
   const conn = await connectAll();
   Object.assign(result, conn, { join_errors: counters.joinErrors, connect_errors: counters.connectErrors,
     error_codes: { ...counters.errorCodes } });
-  const settle = cfg.settle === undefined ? 0.5 : cfg.settle;
-  await sleep(settle * 1000);  // presence bursts from the joins fade out first
+  Object.assign(result, await settleAfterJoins());
   if (cfg.mode === 'chat' && cfg.interactive) { await interactive(); return; }
   if (cfg.mode === 'chat') await runChat(result, cfg);
   else if (cfg.mode === 'idle') await runIdle(result);
   else if (cfg.mode === 'history') await runHistory(result);
+  else if (cfg.mode === 'join') { /* connecting and joining was the measurement */ }
   else throw new Error('unknown mode ' + cfg.mode);
   finish();
 })().catch((err) => { log('failed: ' + (err.stack || err)); finish({ failed: String(err) }, 1); });

@@ -13,6 +13,7 @@ from benchmarks.scenarios import (
     flood,
     history,
     idle_sockets,
+    large_room,
     login_storm,
     small_rooms,
     two_processes,
@@ -22,7 +23,7 @@ from benchmarks.scenarios import (
 
 @dataclass(frozen=True)
 class Scenario:
-    name: str  # the command-line flag, --NAME, and the key of the --json results
+    name: str  # the command-line flag, --NAME, its argparse dest and the key of the --json results
     help: str
     run: Callable[[Context], None]
 
@@ -37,4 +38,6 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("flood", "7. one client flooding, with the real limits", flood.run),
     Scenario("waves", "8. RSS after waves of 1,000 sockets connecting and leaving",
              waves.run),
+    Scenario("large-room", "9. one room of thousands: join storms, 10,000 idle members, "
+             "delivery to 2,000", large_room.run),
 )}

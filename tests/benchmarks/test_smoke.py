@@ -35,8 +35,9 @@ from benchmarks.harness.results import CHAT_COLUMNS, Report, chat_report, table
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
-# The scenario flags, in the order of --help and of a run (numbered 1-8 in their help).
-SCENARIO_FLAGS = ["fanout", "rooms", "logins", "idle", "history", "redis", "flood", "waves"]
+# The scenario flags, in the order of --help and of a run (numbered 1-9 in their help).
+SCENARIO_FLAGS = ["fanout", "rooms", "logins", "idle", "history", "redis", "flood", "waves",
+                  "large-room"]
 OPTIONS = ["--quick", "--all", "--loop", "--force-redis", "--servers", "--duration", "--rates",
            "--json", "--markdown", "--keep", "--wait-quiet", "--streamzy-app", "--baseline-app"]
 
@@ -260,6 +261,28 @@ def test_waves_scenario_leaves_no_per_connection_state(tmp_path: Path) -> None:
             assert r["probe"]["manager.room_members"] == 4 * kept, r["probe"]
     paused = [r for r in results if r["wave"] == "pause"]
     assert len(paused) == 2 and all(r["trim"]["rss_after"] > 0 for r in paused)
+
+
+@pytest.mark.slow
+def test_join_mode_reports_join_latency_and_server_cpu(tmp_path: Path) -> None:
+    """The generator's join mode as scenario 9 drives it, at 20 clients on Hypercorn (~15 s):
+    every client joined, per-client join latency and the server's CPU for the storm."""
+    _need_pinning()
+    if not shutil.which("node") or not loadgen_installed():
+        pytest.skip("the load generator needs node and `cd benchmarks/node && npm ci`")
+    from benchmarks.scenarios.large_room import QUICK, _measure
+
+    ctx = Context(quick=True, servers=["hypercorn"], workdir=tmp_path, report=Report(),
+                  duration=1.0, warmup=0.5, drain=1.0)
+    setup = chat_setup(ctx, "large", rooms=1, per_room=20)
+    with pair(ctx, "hypercorn", setup.env, setup.tag) as servers:
+        for name in servers:
+            r = _measure(ctx, servers, name, setup.work, f"join-{name}", QUICK,
+                         {"mode": "join", "clients": setup.fx.clients})
+            assert r["connected"] == 20 and r["connect_errors"] == 0, (name, r)
+            assert r["join_errors"] == 0 and r["join_ms"]["n"] == 20, (name, r)
+            assert 0 < r["join_ms"]["p50"] <= r["join_ms"]["p99"] <= r["join_ms"]["max"], r
+            assert r["connect_server_cpu_s"] >= 0 and r["settle_s"] >= 1.0, (name, r)
 
 
 def test_micro_send_drives_the_real_handler_through_public_seams() -> None:
