@@ -114,7 +114,13 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             if self._admission.refusing(info.ip):
                 raise Refused("rate_limited", "Too many refused connects. Wait a minute.")
-            principal = await self._handshake.authenticate(environ, auth)
+            try:
+                principal = await self._handshake.authenticate(environ, auth)
+            except Refused:
+                raise
+            except Exception:  # a bug: logged, and the client is still answered, not left
+                log.exception("socket connect failed")
+                raise Refused("internal_error", "Something went wrong on our side.") from None
             cap = self._caps["bot" if principal.is_bot else "user"]
             if len(self._registry.sids(f"user:{principal.user_id}")) >= cap:
                 raise Refused("too_many_connections",
@@ -122,8 +128,13 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         except Refused as exc:
             self._admission.refused(info.ip)
             # One row per address, reason and window: a loop of refusals cannot flood it.
-            await self._audit_throttled(f"refused:{info.ip}:{exc.code}", "socket_refused",
-                                        info, None, reason=exc.code)
+            # The refusal goes out even when the row cannot be written (the database is what
+            # failed, or its pool is exhausted): the JSON audit line is written regardless.
+            try:
+                await self._audit_throttled(f"refused:{info.ip}:{exc.code}", "socket_refused",
+                                            info, None, reason=exc.code)
+            except Exception:
+                log.warning("socket refusal (%s) not stored in the audit table", exc.code)
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.code, {"code": exc.code, "message": exc.message}) from None
         self.adopt(sid, principal)

@@ -48,17 +48,22 @@ def make_engine(url: str, timeout: float | None = None,
     (asyncpg's command timeout, so a hung server answers TimeoutError instead of holding a
     request forever) and waiting for a pooled connection. Migrations pass None.
     """
+    # A join storm can want more connections than the pool has: waiting for one is bounded
+    # like any other wait (SQLAlchemy's default is 30 s, which held sockets unanswered).
+    pool: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
+    if timeout is not None:
+        pool["pool_timeout"] = timeout
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True,
+                                     **pool)
         event.listen(engine.sync_engine, "connect",
                      functools.partial(sqlite_pragmas, synchronous=synchronous))
         return engine
     bounded: dict[str, Any] = {}
     if timeout is not None:
-        bounded = {"connect_args": {"timeout": timeout, "command_timeout": timeout},
-                   "pool_timeout": timeout}
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
-                               hide_parameters=True, **bounded)
+        bounded = {"connect_args": {"timeout": timeout, "command_timeout": timeout}}
+    return create_async_engine(url, pool_pre_ping=True, hide_parameters=True, **pool,
+                               **bounded)
 
 
 class Tx(Protocol):

@@ -6,11 +6,13 @@ from __future__ import annotations
 import sqlite3
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 
 def is_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` means "the database cannot be reached", not a bug or bad data."""
-    if isinstance(exc, InterfaceError | OSError | TimeoutError):
+    # SQLAlchemy's TimeoutError: no pooled connection came free in time (a storm).
+    if isinstance(exc, InterfaceError | OSError | TimeoutError | PoolTimeout):
         return True
     if isinstance(exc, OperationalError):
         # PostgreSQL reports lost connections as OperationalError; SQLite uses it for
