@@ -15,18 +15,28 @@ from http.cookies import SimpleCookie
 from itertools import batched
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import TextClause, delete, select, text, update
 
 from streamzy.clock import Clock, as_utc
 from streamzy.config import SESSION_TOUCH_SECONDS
 from streamzy.guards.context import RequestInfo
 from streamzy.services.events import EventBus, SessionsEnded
 from streamzy.storage.crypto import token_digest
-from streamzy.storage.db import Database
+from streamzy.storage.db import Database, Tx
 from streamzy.storage.models import Session, User
+from streamzy.storage.sqlite import read_datetime
 
 # Activity is written at most this often; config refuses idle timeouts too close to it.
 TOUCH_EVERY = timedelta(seconds=SESSION_TOUCH_SECONDS)
+_SESSION = ("SELECT s.id, s.csrf_token, s.created_at, s.last_seen_at, u.id, u.username, "
+            "u.display_name, u.is_admin, u.must_change_password, u.is_active "
+            "FROM sessions s JOIN users u ON u.id = s.user_id ")
+BY_TOKEN = text(_SESSION + "WHERE s.token_hash = :key")
+BY_ID = text(_SESSION + "WHERE s.id = :key")
+
+
+def _session_rows(tx: Tx, statement: TextClause, key: Any) -> Any:
+    return tx.rows(statement, {"key": key})
 CHECK_CHUNK = 500  # ids per IN list (SQLite and PostgreSQL both take far more)
 
 
@@ -102,32 +112,37 @@ class SessionStore:
         """Find the live session for ``token``; an expired one is deleted on sight."""
         if not token or len(token) > 200:
             return Resolution(None, "missing")
-        return await self._resolve(Session.token_hash == token_digest(token), touch)
+        return await self._resolve(BY_TOKEN, token_digest(token), touch)
 
     async def check(self, session_id: int, *, touch: bool = False) -> Resolution:
         """Re-check a session known by id (the socket edge does this on every event)."""
-        return await self._resolve(Session.id == session_id, touch)
+        return await self._resolve(BY_ID, session_id, touch)
 
-    async def _resolve(self, condition: Any, touch: bool) -> Resolution:
+    async def _resolve(self, statement: TextClause, key: Any, touch: bool) -> Resolution:
+        # A plain read (one thread hop on SQLite: every socket connect of a reconnect storm
+        # comes here); the rare writes, expiry and the activity touch, follow on their own.
         now = self._clock.now()
-        async with self._db.unit() as db:
-            found = (await db.execute(
-                select(Session, User).join(User, User.id == Session.user_id).where(condition)
-            )).first()
-            if found is None:
-                return Resolution(None, "unknown")
-            row, user = found
-            reason = self._expiry_reason(row, user, now)
-            if reason != "ok":
-                await db.execute(delete(Session).where(Session.id == row.id))
-            elif touch and now - as_utc(row.last_seen_at) >= TOUCH_EVERY:
-                await db.execute(update(Session).where(Session.id == row.id)
-                                 .values(last_seen_at=now))
-                row.last_seen_at = now
+        rows = await self._db.read(_session_rows, statement, key)
+        if not rows:
+            return Resolution(None, "unknown")
+        (session_id, csrf, created, seen, user_id, username, display_name, is_admin,
+         must_change, active) = rows[0]
+        created, seen = read_datetime(created), read_datetime(seen)
+        reason = self._reason(created, seen, bool(active), now)
         if reason != "ok":
-            await self._ended([row.id], reason)
+            async with self._db.unit() as db:
+                await db.execute(delete(Session).where(Session.id == session_id))
+            await self._ended([session_id], reason)
             return Resolution(None, reason)
-        return Resolution(self._active(row, user), "ok")
+        if touch and now - seen >= TOUCH_EVERY:
+            async with self._db.unit() as db:
+                await db.execute(update(Session).where(Session.id == session_id)
+                                 .values(last_seen_at=now))
+            seen = now
+        return Resolution(ActiveSession(
+            id=session_id, user_id=user_id, username=username, display_name=display_name,
+            is_admin=bool(is_admin), must_change_password=bool(must_change), csrf_token=csrf,
+            created_at=created, last_seen_at=seen), "ok")
 
     def _expiry_reason(self, row: Session, user: User, now: datetime) -> str:
         return self._reason(as_utc(row.created_at), as_utc(row.last_seen_at), user.is_active,
@@ -183,15 +198,6 @@ class SessionStore:
         for reason, group in ended.items():
             await self._ended(group, reason)
         return alive
-
-    @staticmethod
-    def _active(row: Session, user: User) -> ActiveSession:
-        return ActiveSession(
-            id=row.id, user_id=user.id, username=user.username, display_name=user.display_name,
-            is_admin=user.is_admin, must_change_password=user.must_change_password,
-            csrf_token=row.csrf_token, created_at=as_utc(row.created_at),
-            last_seen_at=as_utc(row.last_seen_at),
-        )
 
     async def revoke(self, session_id: int, reason: str) -> bool:
         async with self._db.unit() as db:

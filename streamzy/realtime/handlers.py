@@ -73,17 +73,15 @@ class ChatHandlers:
             await self._presence.enter(sid, principal, room.id)
         except Gone:
             return wire.error("not_connected", "The connection closed during the join.")
-        if event.since_seq is None:
-            missed, has_more = await self._history.page(room.id, None, 50, principal.info)
-        else:
-            missed, has_more = await self._history.since(room.id, event.since_seq,
-                                                         MISSED_LIMIT, principal.info)
-        fresh = await self._rooms.get(room.id)
+        view = await self._history.for_join(
+            room.id, event.since_seq, 50 if event.since_seq is None else MISSED_LIMIT,
+            principal.info)
         # Last: a presence batch sent before the answer is already in it, and one sent after
         # it only repeats or adds to it (batches are idempotent).
         online, online_count = await self._presence.snapshot(room.id)
-        return {"ok": True, "room": wire.room(fresh or room), "messages": wire.messages(missed),
-                "has_more": has_more, "mode": "history" if event.since_seq is None else "since",
+        return {"ok": True, "room": wire.room(view.room or room),
+                "messages": wire.messages(view.messages), "has_more": view.has_more,
+                "mode": "history" if event.since_seq is None else "since",
                 "online": online, "online_count": online_count}
 
     async def on_leave(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:

@@ -6,16 +6,18 @@ Rows are opened with their room's data key as they are read; a row that does not
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from streamzy.services.rooms import RoomInfo
 from streamzy.storage.crypto import Keyring
-from streamzy.storage.db import Database
+from streamzy.storage.db import Database, Tx
 from streamzy.storage.models import Message, User
+from streamzy.storage.sqlite import read_datetime
 
 Audit = Callable[..., Awaitable[None]]
 
@@ -36,6 +38,36 @@ class StoredMessage:
     is_bot: bool = False
 
 
+# A join's reads as plain statements, run in one snapshot by Database.read (one thread hop
+# on SQLite): the room's row, then its newest page or what came after since_seq.
+_COLUMNS = ("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
+            "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot "
+            "FROM messages m LEFT JOIN users u ON u.id = m.sender_id ")
+ROOM_ROW = text("SELECT id, name, topic, is_private, last_seq, key_version, created_at "
+                "FROM rooms WHERE id = :room")
+NEWEST = text(_COLUMNS + "WHERE m.room_id = :room ORDER BY m.seq DESC LIMIT :limit")
+AFTER = text(_COLUMNS + "WHERE m.room_id = :room AND m.seq > :since ORDER BY m.seq LIMIT :limit")
+
+
+def _join_rows(tx: Tx, room_id: int, since_seq: int | None,
+               limit: int) -> tuple[Sequence[Any] | None, Sequence[Sequence[Any]]]:
+    room = tx.rows(ROOM_ROW, {"room": room_id})
+    if since_seq is None:
+        rows = tx.rows(NEWEST, {"room": room_id, "limit": limit + 1})
+    else:
+        rows = tx.rows(AFTER, {"room": room_id, "since": since_seq, "limit": limit + 1})
+    return (room[0] if room else None), rows
+
+
+@dataclass
+class JoinView:
+    """What a join answers with: the room as it is now and the messages to show."""
+
+    room: RoomInfo | None
+    messages: list[StoredMessage]
+    has_more: bool
+
+
 class MessageHistory:
     def __init__(self, db: Database, keyring: Keyring, audit: Audit) -> None:
         self._db = db
@@ -47,18 +79,35 @@ class MessageHistory:
         # Plain rows through Core, not ORM entities: half the time for a page of 100.
         async with self._db.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
+        return await self._opened(rows, info)
+
+    async def _opened(self, rows: Sequence[Sequence[Any]], info: Any) -> list[StoredMessage]:
+        """Rows in _COLUMNS order, their text opened with the room's key."""
         out = []
-        for row in rows:
-            text_ = await self._keyring.open(row.room_id, row.key_version, row.ciphertext)
-            if text_ is None and row.id not in self._unreadable_seen:
-                self._unreadable_seen.add(row.id)
-                await self._audit("message_unreadable", info, None, room_id=row.room_id,
-                                  message_id=row.id)
-            out.append(StoredMessage(row.id, row.room_id, row.seq, row.sender_id,
-                                     row.username or "[deleted]",
-                                     row.display_name or "[deleted]", row.client_msg_id,
-                                     text_, row.created_at, bool(row.is_bot)))
+        for (id_, room_id, seq, sender_id, client_msg_id, key_version, ciphertext, created_at,
+             username, display_name, is_bot) in rows:
+            text_ = await self._keyring.open(room_id, key_version, bytes(ciphertext))
+            if text_ is None and id_ not in self._unreadable_seen:
+                self._unreadable_seen.add(id_)
+                await self._audit("message_unreadable", info, None, room_id=room_id,
+                                  message_id=id_)
+            out.append(StoredMessage(id_, room_id, seq, sender_id, username or "[deleted]",
+                                     display_name or "[deleted]", client_msg_id, text_,
+                                     read_datetime(created_at), bool(is_bot)))
         return out
+
+    async def for_join(self, room_id: int, since_seq: int | None, limit: int,
+                       info: Any) -> JoinView:
+        """The room's row and its newest ``limit`` messages (or up to ``limit`` after
+        ``since_seq``), read in one snapshot: a join storm's per-join database work."""
+        room, rows = await self._db.read(_join_rows, room_id, since_seq, limit)
+        messages = await self._opened(rows[:limit], info)
+        if since_seq is None:
+            messages.reverse()
+        info_ = None if room is None else RoomInfo(
+            int(room[0]), room[1], room[2], bool(room[3]), int(room[4]), int(room[5]),
+            read_datetime(room[6]))
+        return JoinView(info_, messages, len(rows) > limit)
 
     def _select(self) -> Any:
         return (select(Message.id, Message.room_id, Message.seq, Message.sender_id,

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import case, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from streamzy.clock import Clock
 from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
 from streamzy.services.usernames import normalize_username
 from streamzy.storage.crypto import Keyring
-from streamzy.storage.db import Database
+from streamzy.storage.db import Database, Tx
 from streamzy.storage.models import Membership, Room, User
 
 Audit = Callable[..., Awaitable[None]]
@@ -38,6 +38,13 @@ class RoomInfo:
     def of(cls, room: Room) -> RoomInfo:
         return cls(room.id, room.name, room.topic, room.is_private, room.last_seq,
                    room.key_version, room.created_at)
+
+
+MEMBERSHIP = text("SELECT 1 FROM memberships WHERE room_id = :room AND user_id = :user")
+
+
+def _membership(tx: Tx, room_id: int, user_id: int) -> Sequence[Sequence[Any]]:
+    return tx.rows(MEMBERSHIP, {"room": room_id, "user": user_id})
 
 
 @dataclass(frozen=True)
@@ -115,8 +122,9 @@ class Rooms:
                              m.last_read_seq if m else 0) for r, m in rows]
 
     async def is_member(self, user_id: int, room_id: int) -> bool:
-        async with self._db.unit() as db:
-            return await db.get(Membership, (room_id, user_id)) is not None
+        """One plain read (Database.read): joins and most events ask this."""
+        rows = await self._db.read(_membership, room_id, user_id)
+        return bool(rows)
 
     async def require_member(self, user_id: int, room_id: int, info: Any, *, on: str) -> None:
         """Refuse (and audit) a non-member's use of a room."""

@@ -58,6 +58,13 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
+def read_datetime(value: Any) -> datetime:
+    """A timestamp column as read through either driver (SQLite hands back SQLAlchemy's
+    text format), always timezone-aware UTC."""
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 class SqliteTx:
     """The statements straight on sqlite3 (which takes ``:name`` parameters natively):
     SQLAlchemy's per-statement work cost ~3x SQLite's own in the message writer."""
