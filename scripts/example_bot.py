@@ -62,20 +62,18 @@ class Bot:
         self.sio.on("resync", self.on_resync)
         self.sio.on("session_ended", self.on_ended)
         self.sio.on("restart", self.on_restart)
+        self.stopping = False
+        self.spread = RECONNECT["reconnection_delay"]  # seconds to come back within
 
     def _lock(self, room: int) -> asyncio.Lock:
         return self._locks.setdefault(room, asyncio.Lock())
 
     async def on_restart(self, data: Any = None) -> None:
         """The server restarts on purpose and asks its clients to spread their reconnects
-        over ``spread_seconds``: the next attempt lands at a random moment within it."""
-        spread = min(60.0, max(1.0, float((data or {}).get("spread_seconds") or 1)))
-        self.sio.reconnection_delay = self.sio.randomization_factor = spread / 2
-        self.sio.reconnection_delay_max = max(RECONNECT["reconnection_delay_max"], spread)
+        over ``spread_seconds``: ours lands at a random moment within it."""
+        self.spread = min(60.0, max(1.0, float((data or {}).get("spread_seconds") or 1)))
 
     async def on_connect(self) -> None:
-        for name, value in RECONNECT.items():  # back to the usual backoff
-            setattr(self.sio, name, value)
         rooms = await self.sio.call("rooms", {})
         for room in rooms.get("rooms", []):
             self.names[room["id"]] = room["name"]
@@ -108,6 +106,10 @@ class Bot:
 
     async def on_ended(self, data: dict[str, Any]) -> None:
         print(f"session ended: {data.get('reason')}", flush=True)
+        await self.stop()
+
+    async def stop(self) -> None:
+        self.stopping = True
         await self.sio.disconnect()
 
     async def on_message(self, message: dict[str, Any]) -> None:
@@ -137,8 +139,24 @@ class Bot:
             await asyncio.sleep(float(ack.get("retry_after", 1 + attempt)))
 
     async def run(self) -> None:
-        await self.sio.connect(self.url, auth={"token": self.token}, transports=["websocket"])
-        await self.sio.wait()
+        """Connect, and connect again whenever the server hung up (python-socketio retries a
+        lost transport by itself, but not a server that closed the connection on purpose,
+        as a restarting one does), each time after a random delay so that a restart does
+        not bring every bot back in the same second."""
+        delay = 0.0
+        while not self.stopping:
+            await asyncio.sleep(delay)
+            try:
+                await self.sio.connect(self.url, auth={"token": self.token},
+                                       transports=["websocket"], wait_timeout=10)
+            except socketio.exceptions.ConnectionError:
+                delay = min(RECONNECT["reconnection_delay_max"], max(1.0, delay * 2))
+                delay *= random.uniform(1 - RECONNECT["randomization_factor"],
+                                        1 + RECONNECT["randomization_factor"])
+                continue
+            await self.sio.wait()
+            delay = random.uniform(0, self.spread)  # jitter, not a secret
+            self.spread = RECONNECT["reconnection_delay"]
 
 
 async def main() -> int:
@@ -150,7 +168,7 @@ async def main() -> int:
     bot = Bot(url, token)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.sio.disconnect()))
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.stop()))
     await bot.run()
     return 0
 

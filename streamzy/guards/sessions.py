@@ -28,11 +28,12 @@ from streamzy.storage.sqlite import read_datetime
 
 # Activity is written at most this often; config refuses idle timeouts too close to it.
 TOUCH_EVERY = timedelta(seconds=SESSION_TOUCH_SECONDS)
-_SESSION = ("SELECT s.id, s.csrf_token, s.created_at, s.last_seen_at, u.id, u.username, "
-            "u.display_name, u.is_admin, u.must_change_password, u.is_active "
-            "FROM sessions s JOIN users u ON u.id = s.user_id ")
-BY_TOKEN = text(_SESSION + "WHERE s.token_hash = :key")
-BY_ID = text(_SESSION + "WHERE s.id = :key")
+BY_TOKEN = text("SELECT s.id, s.csrf_token, s.created_at, s.last_seen_at, u.id, u.username, "
+                "u.display_name, u.is_admin, u.must_change_password, u.is_active "
+                "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = :key")
+BY_ID = text("SELECT s.id, s.csrf_token, s.created_at, s.last_seen_at, u.id, u.username, "
+             "u.display_name, u.is_admin, u.must_change_password, u.is_active "
+             "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = :key")
 
 
 def _session_rows(tx: Tx, statement: TextClause, key: Any) -> Any:

@@ -40,13 +40,16 @@ class StoredMessage:
 
 # A join's reads as plain statements, run in one snapshot by Database.read (one thread hop
 # on SQLite): the room's row, then its newest page or what came after since_seq.
-_COLUMNS = ("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
-            "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot "
-            "FROM messages m LEFT JOIN users u ON u.id = m.sender_id ")
 ROOM_ROW = text("SELECT id, name, topic, is_private, last_seq, key_version, created_at "
                 "FROM rooms WHERE id = :room")
-NEWEST = text(_COLUMNS + "WHERE m.room_id = :room ORDER BY m.seq DESC LIMIT :limit")
-AFTER = text(_COLUMNS + "WHERE m.room_id = :room AND m.seq > :since ORDER BY m.seq LIMIT :limit")
+NEWEST = text("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
+              "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot "
+              "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
+              "WHERE m.room_id = :room ORDER BY m.seq DESC LIMIT :limit")
+AFTER = text("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
+             "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot "
+             "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
+             "WHERE m.room_id = :room AND m.seq > :since ORDER BY m.seq LIMIT :limit")
 
 
 def _join_rows(tx: Tx, room_id: int, since_seq: int | None,
@@ -82,7 +85,8 @@ class MessageHistory:
         return await self._opened(rows, info)
 
     async def _opened(self, rows: Sequence[Sequence[Any]], info: Any) -> list[StoredMessage]:
-        """Rows in _COLUMNS order, their text opened with the room's key."""
+        """Rows in the columns of _select (and NEWEST), their text opened with the room's
+        key."""
         out = []
         for (id_, room_id, seq, sender_id, client_msg_id, key_version, ciphertext, created_at,
              username, display_name, is_bot) in rows:

@@ -38,6 +38,17 @@ async def test_example_bot_answers_in_its_room(server: LiveServer) -> None:
         await alice.wait_for(lambda: len(replies()) >= 2, what="the bot's two replies")
         assert any(re.search(r"3d6: \d \+ \d \+ \d = \d+", text) for text in replies())
         assert "<b>as text</b>" in replies()
+
+        # A planned restart: the notice (with the spread to reconnect within), then every
+        # transport closes. The bot comes back by itself and catches up from its last seq.
+        realtime = server.app.realtime
+        await realtime.drain()
+        realtime.admission.closing = False  # "restarted": connects are taken again
+        await alice.disconnected.wait()
+        alice = await connected(server, cookie=alice.cookie, rooms=[room])
+        await alice.send(room, "/echo after the restart")
+        await alice.wait_for(lambda: "after the restart" in replies(),
+                             what="an answer after the bot reconnected")
     finally:
         await alice.close()
         bot.terminate()
