@@ -15,6 +15,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 from streamzy.config import Settings
 from streamzy.guards.circuit import Circuit
 from streamzy.guards.context import RequestInfo
+from streamzy.realtime.indexed_rooms import IndexedRooms
 from streamzy.realtime.packets import GuardedPacket
 from streamzy.realtime.subscription import Subscription
 
@@ -71,7 +72,7 @@ def origin_checker(allowed: list[str], audit: Audit) -> Callable[[str, Mapping[s
     return check
 
 
-class RedisManager(AsyncPubSubManager):  # type: ignore[misc]
+class RedisManager(IndexedRooms, AsyncPubSubManager):  # type: ignore[misc]
     """Cross-process emits over Redis pub/sub, through python-socketio's documented
     extension point for pub/sub backends (``_publish`` and ``_listen``).
 
@@ -114,7 +115,7 @@ class RedisManager(AsyncPubSubManager):  # type: ignore[misc]
             yield data
 
 
-class InlineEmitManager(socketio.AsyncManager):  # type: ignore[misc]
+class InlineEmitManager(IndexedRooms, socketio.AsyncManager):  # type: ignore[misc]
     """The in-process manager, minus one asyncio task per recipient of a room emit.
 
     python-socketio encodes a room message once and then creates a task per recipient that

@@ -46,6 +46,7 @@ def state(server: LiveServer) -> dict[str, int]:
     sizes = server.app.realtime.namespace.state_sizes()
     manager_rooms = server.app.sio.manager.rooms.get("/", {})
     sizes["socketio_rooms"] = sum(len(members) for members in manager_rooms.values())
+    sizes["socketio_room_index"] = server.app.sio.manager.indexed_sockets()
     return sizes
 
 
