@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     presence_list_limit: int = Field(default=100, ge=1, le=10_000)
     typing_room_limit: int = Field(default=100, ge=0)
     reconnect_rate_per_second: int = Field(default=250, ge=1)
+    # A room's presence batches reach at most this many sockets a second: a room of 5,000
+    # online gets a batch every 10 s (every presence_interval_seconds in rooms up to 500).
+    presence_fanout_per_second: int = Field(default=500, ge=10)
     # With Redis: a process silent this long is taken as dead and whoever it counted online
     # is taken back (a crash must not leave people online for ever).
     presence_process_timeout_seconds: float = Field(default=20.0, ge=1, le=600)

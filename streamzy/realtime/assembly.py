@@ -50,6 +50,7 @@ class Realtime:
                                  interval=settings.presence_interval_seconds,
                                  list_limit=settings.presence_list_limit,
                                  typing_limit=settings.typing_room_limit,
+                                 fanout=settings.presence_fanout_per_second,
                                  redis_url=settings.redis_url,
                                  dead_after=settings.presence_process_timeout_seconds)
         self._reconnect_rate = settings.reconnect_rate_per_second

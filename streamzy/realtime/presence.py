@@ -33,14 +33,16 @@ class Gone(Exception):
 class Presence:
     def __init__(self, sio: socketio.AsyncServer, connections: Connections,
                  delivery: Delivery, *, interval: float = 1.0, list_limit: int = 100,
-                 typing_limit: int = 100, redis_url: str = "",
+                 typing_limit: int = 100, fanout: int = 500, redis_url: str = "",
                  dead_after: float = 20.0) -> None:
         self._sio = sio
         self._connections = connections
         self._delivery = delivery
         self._index = RoomIndex()
         self._roster = Roster()
-        self._batches = RoomBatches(interval)
+        # A room's batches go out at most every online/fanout seconds: the presence updates
+        # of a room cost at most ``fanout`` deliveries a second, however large it is.
+        self._batches = RoomBatches(interval, lambda room_id: self._count(room_id) / fanout)
         self._list_limit = list_limit
         self._typing_limit = typing_limit
         self._wake = asyncio.Event()

@@ -6,12 +6,17 @@ nothing within the interval, otherwise when the interval since its last batch is
 room gets at most one batch per interval however many join, and each batch names only who
 changed. Someone who came and went within one interval is not mentioned at all.
 
+A large room waits longer between batches (``spacing``): every batch goes to every member,
+so the presence updates of a room of 10,000 at one per second would be 10,000 deliveries a
+second. Spacing batches by the room's size keeps that rate bounded whatever the size.
+
 Pure bookkeeping with the time passed in, so tests drive it with any clock; the sending
 task in ``presence.py`` uses the event loop's clock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +38,12 @@ class _Pending:
 
 
 class RoomBatches:
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float,
+                 spacing: Callable[[int], float] | None = None) -> None:
         self.interval = interval
+        self._spacing = spacing or (lambda room_id: interval)
         self._pending: dict[int, _Pending] = {}
-        self._sent_at: dict[int, float] = {}  # room -> when its last batch went out
+        self._quiet_until: dict[int, float] = {}  # room -> no batch before this time
 
     def _room(self, room_id: int, now: float) -> tuple[_Pending, bool]:
         pending = self._pending.get(room_id)
@@ -64,14 +71,13 @@ class RoomBatches:
         return new
 
     def _due(self, room_id: int, pending: _Pending) -> float:
-        last = self._sent_at.get(room_id)
-        return pending.since if last is None else max(pending.since, last + self.interval)
+        return max(pending.since, self._quiet_until.get(room_id, pending.since))
 
     def next_due(self) -> float | None:
         """When ``take_due`` next has work: the earliest waiting batch, or the earliest
         memory of a last batch to forget (None: nothing at all)."""
         waiting = min((self._due(r, p) for r, p in self._pending.items()), default=None)
-        forget = min((at + self.interval for r, at in self._sent_at.items()
+        forget = min((until for r, until in self._quiet_until.items()
                       if r not in self._pending), default=None)
         return min((t for t in (waiting, forget) if t is not None), default=None)
 
@@ -82,7 +88,7 @@ class RoomBatches:
             if self._due(room_id, pending) > now:
                 continue
             del self._pending[room_id]
-            self._sent_at[room_id] = now
+            self._quiet_until[room_id] = now + max(self.interval, self._spacing(room_id))
             joined = [e[2] for e in pending.changes.values() if e[1] and not e[0]]
             left = [uid for uid, e in pending.changes.items() if e[0] and not e[1]]
             typing = [p for uid, p in pending.typing.items()
@@ -90,11 +96,11 @@ class RoomBatches:
             if joined or left or typing:
                 out.append(Batch(room_id, joined, left, typing))
         # A room quiet for a whole interval needs no memory of its last batch.
-        for room_id, at in list(self._sent_at.items()):
-            if at + self.interval <= now and room_id not in self._pending:
-                del self._sent_at[room_id]
+        for room_id, until in list(self._quiet_until.items()):
+            if until <= now and room_id not in self._pending:
+                del self._quiet_until[room_id]
         return out
 
     def size(self) -> int:
         """Rooms with a batch waiting or a recent one remembered (0 once all is quiet)."""
-        return len(self._pending) + len(self._sent_at)
+        return len(self._pending) + len(self._quiet_until)

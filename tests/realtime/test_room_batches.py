@@ -79,3 +79,16 @@ def test_the_roster_counts_people_not_sockets() -> None:
     assert roster.remove(1, 10)                # last tab: went offline
     assert not roster.remove(1, 10)            # unknown: nothing happens
     assert roster.remove(1, 11) and roster.size() == 0
+
+
+def test_a_large_room_waits_longer_between_batches() -> None:
+    sizes = {1: 10, 2: 5_000}  # people online; one delivery per member and batch
+    batches = RoomBatches(interval=1.0, spacing=lambda room: sizes[room] / 500)
+    for room in (1, 2):
+        batches.presence(room, 1, person(1), True, now=0.0)
+    assert {b.room_id for b in batches.take_due(0.0)} == {1, 2}
+    for room in (1, 2):
+        batches.presence(room, 2, person(2), True, now=0.5)
+    assert [b.room_id for b in batches.take_due(1.0)] == [1]  # the small room: 1 s
+    assert batches.take_due(9.9) == []
+    assert [b.room_id for b in batches.take_due(10.0)] == [2]  # 5,000 online: 10 s
