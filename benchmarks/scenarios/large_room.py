@@ -148,28 +148,37 @@ def _at_10k(r: dict[str, Any]) -> float | None:
     return r.get("server_rss_before", 0) + per * 10_000 if per is not None else None
 
 
-def _idle(ctx: Context, kind: str, sizes: Sizes, rows: list[list[str]],
-          summary: list[list[str]], raw: list[dict[str, Any]]) -> None:
-    n = sizes.idle
-    setup = chat_setup(ctx, f"large-idle-{kind}", rooms=1, per_room=n)
+def _both(ctx: Context, kind: str, part: str, n: int, sizes: Sizes,
+          config: dict[str, Any], raw: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``n`` members of one room on a fresh server pair: Streamzy's and the baseline's run of
+    the generator ``config``, in turn."""
+    setup = chat_setup(ctx, f"large-{part}-{kind}", rooms=1, per_room=n)
     runs: dict[str, dict[str, Any]] = {}
     with pair(ctx, kind, setup.env, setup.tag) as servers:
         for name in APPS_IN_TURN:
-            r = _measure(ctx, servers, name, setup.work, f"idle-{name}", sizes,
-                         {"mode": "idle", "clients": setup.fx.clients, "hold": sizes.hold})
+            r = _measure(ctx, servers, name, setup.work, f"{part}-{name}", sizes,
+                         {**config, "clients": setup.fx.clients})
             runs[name] = r
             raw.append({"server": kind, **r})
-            per = _per_socket(r)
-            rows.append([kind, name, f"{n:,}", str(r.get("connected", "-")),
-                         str(r.get("alive_after_hold", "-")), fmt(r.get("connectSeconds"), ".1f"),
-                         fmt(r.get("settle_s"), ".1f"),
-                         fmt(r.get("server_rss_before", 0) / 2 ** 20, ".0f"),
-                         fmt(r.get("server_rss", 0) / 2 ** 20, ".0f"),
-                         fmt(per / 1024 if per is not None else None, ".1f"),
-                         str(r.get("connect_errors", "-")), str(r.get("join_errors", "-")),
-                         _codes(r)])
-            log(f"large-room/idle/{kind}/{name}: {r.get('alive_after_hold', 0)} alive, RSS "
-                f"{r.get('server_rss', 0) / 2 ** 20:.0f} MB")
+    return runs
+
+
+def _idle(ctx: Context, kind: str, sizes: Sizes, rows: list[list[str]],
+          summary: list[list[str]], raw: list[dict[str, Any]]) -> None:
+    n = sizes.idle
+    runs = _both(ctx, kind, "idle", n, sizes, {"mode": "idle", "hold": sizes.hold}, raw)
+    for name, r in runs.items():
+        per = _per_socket(r)
+        rows.append([kind, name, f"{n:,}", str(r.get("connected", "-")),
+                     str(r.get("alive_after_hold", "-")), fmt(r.get("connectSeconds"), ".1f"),
+                     fmt(r.get("settle_s"), ".1f"),
+                     fmt(r.get("server_rss_before", 0) / 2 ** 20, ".0f"),
+                     fmt(r.get("server_rss", 0) / 2 ** 20, ".0f"),
+                     fmt(per / 1024 if per is not None else None, ".1f"),
+                     str(r.get("connect_errors", "-")), str(r.get("join_errors", "-")),
+                     _codes(r)])
+        log(f"large-room/idle/{kind}/{name}: {r.get('alive_after_hold', 0)} alive, RSS "
+            f"{r.get('server_rss', 0) / 2 ** 20:.0f} MB")
     s, b = runs["streamzy"], runs["baseline"]
     at = _at_10k(s)
     every = s.get("alive_after_hold") == n and _joined(s) == n
@@ -195,23 +204,17 @@ def _delivered(r: dict[str, Any]) -> bool:
 def _delivery(ctx: Context, kind: str, sizes: Sizes, rows: list[list[str]],
               summary: list[list[str]], raw: list[dict[str, Any]]) -> None:
     n = sizes.members
-    setup = chat_setup(ctx, f"large-delivery-{kind}", rooms=1, per_room=n)
-    runs: dict[str, dict[str, Any]] = {}
-    with pair(ctx, kind, setup.env, setup.tag) as servers:
-        for name in APPS_IN_TURN:
-            r = _measure(ctx, servers, name, setup.work, f"delivery-{name}", sizes,
-                         {"mode": "chat", "clients": setup.fx.clients, "senders": [0],
-                          # the last message is due at exactly `seconds`: +0.5 s sends it
-                          "rate": 1.0, "duration": sizes.seconds + 0.5, "warmup": 0,
-                          "drain": 5.0, "textBytes": 200})
-            runs[name] = r
-            raw.append({"server": kind, **r})
-            rows.append([*chat_row(kind, name, r)[:-1], "yes" if _delivered(r) else "no",
-                         f"{_joined(r)}/{n} joined in {fmt(r.get('connectSeconds'), '.1f')} s"
-                         + (f"; {r['failed']}" if r.get("failed") else "")])
-            lat = r.get("latency_ms") or {}
-            log(f"large-room/delivery/{kind}/{name}: p99 {fmt(lat.get('p99'), '.1f')} ms, "
-                f"lost {r.get('lost')}, duplicates {r.get('duplicates')}")
+    # the last message is due at exactly `seconds`: +0.5 s sends it
+    runs = _both(ctx, kind, "delivery", n, sizes,
+                 {"mode": "chat", "senders": [0], "rate": 1.0, "duration": sizes.seconds + 0.5,
+                  "warmup": 0, "drain": 5.0, "textBytes": 200}, raw)
+    for name, r in runs.items():
+        rows.append([*chat_row(kind, name, r)[:-1], "yes" if _delivered(r) else "no",
+                     f"{_joined(r)}/{n} joined in {fmt(r.get('connectSeconds'), '.1f')} s"
+                     + (f"; {r['failed']}" if r.get("failed") else "")])
+        lat = r.get("latency_ms") or {}
+        log(f"large-room/delivery/{kind}/{name}: p99 {fmt(lat.get('p99'), '.1f')} ms, "
+            f"lost {r.get('lost')}, duplicates {r.get('duplicates')}")
     s, b = runs["streamzy"], runs["baseline"]
     lat_s, lat_b = s.get("latency_ms") or {}, b.get("latency_ms") or {}
     p99 = lat_s.get("p99")
