@@ -11,11 +11,12 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+import pytest
 from sqlalchemy.dialects import sqlite
 
+from streamzy.guards.sessions import BY_ID, BY_TOKEN
 from streamzy.services.message_batch import find_existing as _find_existing
-from streamzy.services.message_history import MessageHistory
+from streamzy.services.message_history import AFTER, BEFORE, NEWEST
 from streamzy.storage.migrate import upgrade
 
 
@@ -37,13 +38,24 @@ def test_retry_lookup_searches_the_unique_index(tmp_path: Path) -> None:
         assert "sender_id=? AND client_msg_id=?" in plan, plan
 
 
-def test_history_page_searches_the_room_sequence_index(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("statement", "params"), [
+    (NEWEST, {"room": 1, "limit": 51}),
+    (BEFORE, {"room": 1, "before": 500, "limit": 101}),
+    (AFTER, {"room": 1, "since": 500, "limit": 501}),
+])
+def test_history_reads_search_the_room_sequence_index(tmp_path: Path, statement: Any,
+                                                      params: dict[str, Any]) -> None:
     path = tmp_path / "plan.db"
     upgrade(f"sqlite+aiosqlite:///{path}")
-    query = (MessageHistory._select(None)  # type: ignore[arg-type]
-             .where(text("messages.room_id = :room AND messages.seq < :before"))
-             .order_by(text("messages.seq DESC")).limit(101))
-    plan = _plan(path, query, {"room": 1, "before": 500})
-    assert "SCAN messages" not in plan, plan
-    assert "SEARCH messages USING INDEX" in plan, plan
+    plan = _plan(path, statement, params)
+    assert "SCAN m" not in plan, plan
+    assert "SEARCH m USING INDEX" in plan, plan
     assert "TEMP B-TREE" not in plan, plan  # no sort: the index gives the order
+
+
+@pytest.mark.parametrize("statement", [BY_TOKEN, BY_ID])
+def test_session_lookups_search_an_index(tmp_path: Path, statement: Any) -> None:
+    path = tmp_path / "plan.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    plan = _plan(path, statement, {"key": "x"})
+    assert "SCAN" not in plan, plan
