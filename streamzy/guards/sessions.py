@@ -145,10 +145,6 @@ class SessionStore:
             is_admin=bool(is_admin), must_change_password=bool(must_change), csrf_token=csrf,
             created_at=created, last_seen_at=seen), "ok")
 
-    def _expiry_reason(self, row: Session, user: User, now: datetime) -> str:
-        return self._reason(as_utc(row.created_at), as_utc(row.last_seen_at), user.is_active,
-                            now)
-
     def _reason(self, created: datetime, seen: datetime, active: bool, now: datetime) -> str:
         if now - created > self.absolute:
             return EndReason.ABSOLUTE

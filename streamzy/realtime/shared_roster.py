@@ -42,8 +42,9 @@ class _Op:
     kind: str  # enter | leave | read | tick | resync
     room_id: int = 0
     user_id: int = 0
-    public: dict[str, Any] = field(default_factory=dict)  # resync: "room:user" -> profile
+    public: dict[str, Any] = field(default_factory=dict)
     limit: int = 0
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)  # resync: "room:user" -> profile
     answer: asyncio.Future[Any] | None = None
 
 
@@ -161,8 +162,8 @@ class SharedRoster:
             elif op.kind == "tick":
                 pipe.eval(lua.TICK, 0, self.process, self._dead_after)
             else:  # resync: what this process holds at the moment it runs
-                op.public = {f"{r}:{u}": public for r, u, public in self._holding()}
-                held = [x for m, public in op.public.items() for x in (m, json.dumps(public))]
+                op.held = {f"{r}:{u}": public for r, u, public in self._holding()}
+                held = [x for m, public in op.held.items() for x in (m, json.dumps(public))]
                 pipe.eval(lua.RESYNC, 2, mine, lua.PEOPLE, *held)
         results: list[Any] = await pipe.execute()
         return results
@@ -186,7 +187,7 @@ class SharedRoster:
             self._dirty = False
             for member, flag in zip(result[::2], result[1::2], strict=True):
                 text = member.decode() if isinstance(member, bytes) else str(member)
-                self._changed(text, op.public.get(text), online=flag in (b"1", "1"))
+                self._changed(text, op.held.get(text), online=flag in (b"1", "1"))
 
     def _changed(self, member: str, public: dict[str, Any] | None, *, online: bool) -> None:
         room, user = (int(part) for part in member.split(":", 1))
