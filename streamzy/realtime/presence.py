@@ -168,8 +168,9 @@ class Presence:
                                   batch.room_id)
 
     async def _send(self, batch: Batch) -> None:
+        # Typing first: whoever has the presence part of a batch has its typing part too.
+        if batch.typing:
+            await self._delivery.typing(batch.room_id, batch.typing)
         if batch.joined or batch.left:
             await self._delivery.presence(batch.room_id, batch.joined[:self._list_limit],
                                           batch.left, self._count(batch.room_id))
-        if batch.typing:
-            await self._delivery.typing(batch.room_id, batch.typing)
