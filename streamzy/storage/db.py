@@ -245,8 +245,12 @@ class Database:
 
     async def dispose(self) -> None:
         if self._reader_pool is not None:
-            self._reader_pool.shutdown(wait=False, cancel_futures=True)
-            self._reader_pool = None
+            pool, self._reader_pool = self._reader_pool, None
+            try:  # a connection is closed only once no thread can be using it
+                async with asyncio.timeout(5):
+                    await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+            except TimeoutError:  # a read stuck on a hung disk: leave its connection be
+                self._reader_conns.clear()
         for conn in self._reader_conns:
             conn.close()
         self._reader_conns.clear()
