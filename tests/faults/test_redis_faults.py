@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.realtime.helpers import ChatClient
+from tests.realtime.helpers import ChatClient, connected
 
 
 class CatchingUp(ChatClient):
@@ -86,6 +86,12 @@ async def test_hung_redis_keeps_chat_and_probes_answering(two_processes: dict[st
                                              "text": f"hung {k}"}, timeout=3)
             assert ack["ok"], ack
         await ben.wait_for(lambda: len(ben.seqs()) == 5, timeout=5)
+        # A join while Redis hangs: answered within bounded waits, with this process's
+        # view of who is online (Redis counts presence across processes).
+        dan = await connected(one.url, cookie=cookies["dan"])
+        joined = await dan.call("join", {"room": room}, timeout=5)
+        assert joined["ok"] and joined["online_count"] >= 1, joined
+        await dan.close()
         async with httpx.AsyncClient(base_url=one.url, timeout=1.5) as http:
             assert (await http.get("/healthz")).status_code == 200  # answered within 1.5 s
             ready = await http.get("/readyz")
