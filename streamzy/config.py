@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     # A message with markup or a script URL outside Markdown code: "block" refuses it,
     # "flag" delivers it (escaped, as everything is); both audit it. See SECURITY.md.
     suspicious_messages: Literal["block", "flag"] = "block"
+    # Conversations: how long after sending a message its sender may still edit it (0:
+    # editing is off); how many different reactions one message may collect; who may
+    # create rooms (the creator becomes the room's owner).
+    edit_window_seconds: int = Field(default=3600, ge=0, le=366 * 86400)
+    reactions_per_message: int = Field(default=20, ge=1, le=200)
+    room_creation: Literal["admins", "everyone"] = "admins"
 
     @field_validator("message_keys", "allowed_origins", mode="before")
     @classmethod

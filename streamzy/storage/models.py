@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -16,6 +17,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -52,6 +55,9 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Whether people may open a direct conversation with this account (bots: where an
+    # admin allowed it).
+    accepts_dms: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
 
 
 class Application(Base):
@@ -120,6 +126,16 @@ class Room(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     key_version: Mapped[int] = mapped_column(Integer, default=1)
+    # "room" or "dm" (a direct conversation: private, its name generated, never listed to
+    # others). dm_key identifies a DM by its members (SHA-256 of the sorted user ids), so
+    # opening one with the same people twice finds the same conversation.
+    kind: Mapped[str] = mapped_column(String(8), default="room", server_default="room")
+    dm_key: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    # The room's change sequence: every edit, delete and reaction takes the next number,
+    # so a client that was away can ask for what changed after the last one it saw.
+    last_change: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    slow_mode_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RoomKey(Base):
@@ -147,6 +163,9 @@ class Membership(Base):
     )
     joined_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # "owner", "moderator" or "member".
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
+    muted_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class Message(Base):
@@ -154,6 +173,7 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("room_id", "seq"),
         UniqueConstraint("sender_id", "client_msg_id"),
+        Index("ix_messages_room_change", "room_id", "change_seq"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -164,8 +184,82 @@ class Message(Base):
     )
     client_msg_id: Mapped[str] = mapped_column(String(64))
     key_version: Mapped[int] = mapped_column(Integer)
+    # Empty once the message is deleted: the ciphertext is destroyed, not hidden.
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The message this one answers (same room). Not a foreign key: a parent removed by
+    # retention leaves the reply standing, shown without its quote.
+    reply_to_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    mentions_room: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    edited_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The room's change sequence number of this message's latest edit, delete or reaction.
+    change_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Reaction(Base):
+    """One person's reaction to a message. The emoji is sealed with the room key like the
+    text; ``emoji_mac`` (HMAC under a key derived from the room key) makes "the same emoji"
+    comparable for the toggle without storing it readable."""
+
+    __tablename__ = "reactions"
+    __table_args__ = (UniqueConstraint("message_id", "user_id", "emoji_mac"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    emoji_mac: Mapped[str] = mapped_column(String(64))
+    key_version: Mapped[int] = mapped_column(Integer)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Mention(Base):
+    """Who a message mentions by name (metadata, like its sender): the per-room mention
+    counter counts these after the reader's position."""
+
+    __tablename__ = "mentions"
+    __table_args__ = (Index("ix_mentions_user_room_seq", "user_id", "room_id", "seq"),)
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    room_id: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class RoomBan(Base):
+    __tablename__ = "room_bans"
+
+    room_id: Mapped[int] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    banned_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Report(Base):
+    """A reported message, for the admins' queue. The reporter's reason is sealed with the
+    room key."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    reporter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    key_version: Mapped[int] = mapped_column(Integer)
+    reason_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    resolved_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class BotToken(Base):
