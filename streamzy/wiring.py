@@ -16,8 +16,11 @@ from streamzy.services.bots import Bots
 from streamzy.services.events import EventBus
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import MessageWriter
+from streamzy.services.moderation import Moderation
 from streamzy.services.passwords import PasswordHasher
 from streamzy.services.posting import MessagePosting
+from streamzy.services.reports import Reports
+from streamzy.services.room_roles import RoomRoles
 from streamzy.services.rooms import Rooms
 from streamzy.storage.crypto import Keyring, MasterKeys
 from streamzy.storage.db import Database
@@ -41,6 +44,9 @@ class Services:
     history: MessageHistory
     posting: MessagePosting
     bots: Bots
+    room_roles: RoomRoles
+    moderation: Moderation
+    reports: Reports
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -103,11 +109,18 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                              max_chars=settings.message_max_chars,
                              suspicious=settings.suspicious_messages)
     history = MessageHistory(db, keyring, audit_log.record)
+    moderation = Moderation(db, clock, events, limiter, audit_log.record,
+                            audit_log.record_throttled)
     posting = MessagePosting(rooms, messages, limiter, settings.rate,
-                             audit_log.record_throttled)
+                             audit_log.record_throttled, can_post=moderation.check_can_post)
     bots = Bots(db, clock, accounts, audit_log.record, events)
     return Services(settings=settings, clock=clock, events=events, db=db,
                     audit_log=audit_log, sessions=sessions, limiter=limiter, hasher=hasher,
                     accounts=accounts, applications=applications, keyring=keyring,
                     rooms=rooms, messages=messages, history=history, posting=posting,
-                    bots=bots)
+                    bots=bots, moderation=moderation,
+                    room_roles=RoomRoles(db, clock, rooms, events, audit_log.record,
+                                         audit_log.record_throttled,
+                                         room_creation=settings.room_creation),
+                    reports=Reports(db, clock, keyring, history, limiter, audit_log.record,
+                                    audit_log.record_throttled))

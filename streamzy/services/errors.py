@@ -55,7 +55,8 @@ class RateLimited(ServiceError):
 
     kind = "rate_limited"
 
-    def __init__(self, limit: str, retry_after: float) -> None:
-        super().__init__("rate_limited", "You are sending too fast.")
+    def __init__(self, limit: str, retry_after: float, *, code: str = "rate_limited",
+                 message: str = "You are sending too fast.") -> None:
+        super().__init__(code, message)
         self.limit = limit
         self.retry_after = retry_after

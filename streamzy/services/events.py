@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,6 +34,35 @@ class BotTokenRevoked:
 @dataclass(frozen=True)
 class UserDisabled:
     user_id: int
+
+
+@dataclass(frozen=True)
+class MemberRemoved:
+    """Someone is no longer a member of a room (kicked, banned, left): their live sockets
+    leave it, on every process."""
+
+    room_id: int
+    user_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class StandingChanged:
+    """Someone's role or mute in a room changed (told to their own sockets)."""
+
+    room_id: int
+    user_id: int
+    role: str
+    muted_until: datetime | None
+
+
+@dataclass(frozen=True)
+class RoomStateChanged:
+    """A room was archived or unarchived, or its slow mode changed (told to the room)."""
+
+    room_id: int
+    archived: bool
+    slow_mode_seconds: int
 
 
 @dataclass(frozen=True)

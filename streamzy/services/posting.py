@@ -1,7 +1,9 @@
 """Posting a message: the one use case both edges call (Socket.IO ``message`` and the API).
 
-Membership, the sender's message budget (a refusal is audited once per window) and then
-the writer, in that order, with the same limit and the same audit whichever edge asked.
+Membership, the room's own rules (``can_post``: archived, muted, slow mode; see
+``moderation.Moderation.check_can_post``), the sender's message budget (a refusal is
+audited once per window) and then the writer, in that order, with the same limit and the
+same audit whichever edge asked.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from streamzy.services.message_writer import MessageWriter, Sender, SendResult
 from streamzy.services.rooms import RoomInfo, Rooms
 
 Audit = Callable[..., Awaitable[None]]
+CanPost = Callable[[int, RoomInfo, Any], Awaitable[None]]  # (user id, room, info)
 
 
 class Budget(Protocol):
@@ -36,8 +39,10 @@ def message_limit(sender: Sender) -> str:
 
 class MessagePosting:
     def __init__(self, rooms: Rooms, writer: MessageWriter, limiter: Limiter,
-                 rates: Callable[[str], Rate], audit_throttled: Audit) -> None:
+                 rates: Callable[[str], Rate], audit_throttled: Audit,
+                 can_post: CanPost | None = None) -> None:
         self._rooms = rooms
+        self._can_post = can_post
         self._writer = writer
         self._limiter = limiter
         self._rates = rates
@@ -53,6 +58,8 @@ class MessagePosting:
         """
         if not known_member:
             await self._rooms.require_member(sender.user_id, room.id, info, on=on)
+        if self._can_post is not None:
+            await self._can_post(sender.user_id, room, info)
         limit = message_limit(sender)
         decision = await self._limiter.hit(f"msg:{sender.user_id}", self._rates(limit))
         if not decision.allowed:

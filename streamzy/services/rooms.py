@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from streamzy.clock import Clock
 from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
+from streamzy.services.room_access import active_ban, sole_owner_among_others
 from streamzy.services.usernames import normalize_username
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Database, Tx
@@ -83,7 +84,7 @@ class Rooms:
                 db.add(room)
                 await db.flush()
                 await self._keyring.create_room_key(db, room.id, 1)
-                db.add(Membership(room_id=room.id, user_id=actor_id,
+                db.add(Membership(room_id=room.id, user_id=actor_id, role="owner",
                                   joined_at=self._clock.now(), last_read_seq=0))
                 await db.flush()
                 created = RoomInfo.of(room)
@@ -140,16 +141,25 @@ class Rooms:
             raise Forbidden("not_a_member", "You are not a member of this room.")
         try:
             async with self._db.unit() as db:
+                if await active_ban(db, room.id, user_id, self._clock.now()) is not None:
+                    raise Forbidden("banned", "You are banned from this room.")
                 db.add(Membership(room_id=room.id, user_id=user_id,
                                   joined_at=self._clock.now(), last_read_seq=0))
         except IntegrityError:
             pass  # joined concurrently: same outcome
 
     async def leave(self, user_id: int, room_id: int) -> None:
+        """Anyone may leave, except a room's last owner while others remain: they name
+        another owner first (or the room would be left without one)."""
         async with self._db.unit() as db:
             membership = await db.get(Membership, (room_id, user_id))
-            if membership is not None:
-                await db.delete(membership)
+            if membership is None:
+                return
+            if membership.role == "owner" and await sole_owner_among_others(db, room_id,
+                                                                            user_id):
+                raise Conflict("last_owner", "You are this room's last owner: make someone "
+                                             "else an owner before you leave.")
+            await db.delete(membership)
 
     async def invite(self, actor_id: int, room_id: int, username: str, info: Any) -> User:
         canonical = normalize_username(username)
@@ -162,6 +172,8 @@ class Rooms:
                 raise NotFound("no_user", "No such active user.")
             if await db.get(Room, room_id) is None:
                 raise NotFound("unknown_room", "No such room.")
+            if await active_ban(db, room_id, user.id, self._clock.now()) is not None:
+                raise Conflict("banned", f"@{user.username} is banned from this room.")
             if await db.get(Membership, (room_id, user.id)) is None:
                 db.add(Membership(room_id=room_id, user_id=user.id,
                                   joined_at=self._clock.now(), last_read_seq=0))
