@@ -15,13 +15,15 @@ from streamzy.realtime.admission import Admission
 from streamzy.realtime.delivery import Delivery
 from streamzy.realtime.flood import FloodGuard
 from streamzy.realtime.freshness import SessionFreshness
-from streamzy.realtime.handlers import ChatHandlers
+from streamzy.realtime.handlers import ChatHandlers, Handler
 from streamzy.realtime.handshake import Handshake
+from streamzy.realtime.moderation_handlers import ModerationHandlers
 from streamzy.realtime.namespace import ChatNamespace
 from streamzy.realtime.presence import Presence
 from streamzy.realtime.principal import Connections
 from streamzy.realtime.registry import SocketRegistry
 from streamzy.realtime.room_cache import RoomCache
+from streamzy.realtime.room_notices import RoomNotices
 from streamzy.realtime.server import RedisManager
 from streamzy.realtime.sweeper import SessionSweeper
 from streamzy.services.events import (
@@ -34,6 +36,17 @@ from streamzy.wiring import Services
 
 log = logging.getLogger("streamzy.realtime")
 DRAIN_SECONDS = 3.0
+
+
+def merged(*tables: dict[str, Handler]) -> dict[str, Handler]:
+    """One event table from several; a name defined twice is a bug, refused at start."""
+    out: dict[str, Handler] = {}
+    for table in tables:
+        twice = out.keys() & table.keys()
+        if twice:
+            raise ValueError(f"socket events defined twice: {sorted(twice)}")
+        out.update(table)
+    return out
 
 
 class Realtime:
@@ -56,6 +69,9 @@ class Realtime:
         self._reconnect_rate = settings.reconnect_rate_per_second
         flood = FloodGuard(services.clock, services.audit, services.audit_throttled,
                            self.connections, self.delivery, settings.flood_disconnect_after)
+        self.moderation = ModerationHandlers(
+            room_cache=RoomCache(services.rooms, services.clock), room_roles=services.room_roles,
+            moderation=services.moderation, reports=services.reports)
         self.handlers = handlers = ChatHandlers(rooms=services.rooms, history=services.history,
                                 posting=services.posting,
                                 room_cache=RoomCache(services.rooms, services.clock),
@@ -68,7 +84,7 @@ class Realtime:
         self.handshake = Handshake(services.sessions, services.bots, services.clock,
                                    settings.session_cookie_name)
         self.namespace = ChatNamespace(
-            handlers=handlers.table(), handshake=self.handshake,
+            handlers=merged(handlers.table(), self.moderation.table()), handshake=self.handshake,
             connections=self.connections, freshness=self.freshness, presence=self.presence,
             flood=flood, registry=self.registry, admission=self.admission,
             caps={"user": settings.sockets_per_user, "bot": settings.sockets_per_bot},
@@ -102,6 +118,9 @@ class Realtime:
         services.events.subscribe(BotTokenRevoked, token_revoked)
         services.events.subscribe(UserDisabled, user_disabled)
         services.events.subscribe(MessagesStored, self.delivery.messages_stored)
+        # Kicked, banned or gone: their sockets leave the room (every process), then hear why.
+        registry.on_leave_room = self.presence.leave_everywhere_as
+        RoomNotices(self._sio, registry).subscribe(services.events)
 
     async def drain(self) -> None:
         """Before a restart: say so, then close every Engine.IO connection of this process

@@ -37,9 +37,11 @@ class FloodGuard:
         return len(self._strikes)
 
     async def refuse(self, sid: str, principal: Principal, limit: str, retry_after: float, *,
-                     audited: bool = False) -> dict[str, Any]:
+                     audited: bool = False, code: str = "rate_limited",
+                     message: str = "You are sending too fast.") -> dict[str, Any]:
         """The error ack for one refused event; counts a strike towards a disconnect.
-        ``audited``: the use case already wrote the (throttled) rate_limited row."""
+        ``audited``: the use case already wrote the (throttled) rate_limited row; ``code``
+        and ``message``: the use case's own words (a room's slow mode is ``slow_mode``)."""
         if not audited:
             await self._audit_throttled(f"{limit}:{principal.user_id}", "rate_limited",
                                         principal.info, principal.user_id, limit=limit)
@@ -53,8 +55,7 @@ class FloodGuard:
             await self._audit("flood_disconnected", principal.info, principal.user_id,
                               limit=limit, refused=strikes)
             self._connections.background(self._kick_soon(sid))
-        return error("rate_limited", "You are sending too fast.",
-                     retry_after=round(retry_after, 1))
+        return error(code, message, retry_after=round(retry_after, 1))
 
     async def _kick_soon(self, sid: str) -> None:
         await asyncio.sleep(DROP_DELAY)

@@ -40,7 +40,7 @@ Audit = Callable[..., Awaitable[None]]
 # the events only the server emits. A client packet using one is refused and audited.
 LIFECYCLE = frozenset({"connect", "disconnect"})
 SERVER_ONLY = frozenset({"connect_error", "session_ended", "kicked", "presence", "resync",
-                         "restart"})
+                         "restart", "removed", "standing", "room_state"})
 
 
 class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
@@ -195,7 +195,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return error(exc.code, exc.message, fields=exc.fields)
         except RateLimited as exc:
             return await self._flood.refuse(sid, principal, exc.limit, exc.retry_after,
-                                            audited=True)
+                                            audited=True, code=exc.code, message=exc.message)
         except Exception as exc:
             known = as_service_error(exc)
             if known is None:

@@ -25,6 +25,7 @@ log = logging.getLogger("streamzy.realtime")
 CHANNEL = "streamzy:revocations"
 Drop = Callable[[str, str], Awaitable[None]]  # (sid, reason)
 Resync = Callable[[], Awaitable[None]]
+LeaveRoom = Callable[[int, int], Awaitable[None]]  # (user id, room id)
 PUBLISH_TIMEOUT = 0.5
 
 
@@ -39,6 +40,7 @@ class SocketRegistry:
         self._circuit = Circuit("Redis (revocations)", timeout=PUBLISH_TIMEOUT, cooldown=1.0)
         self.subscription: Subscription | None = None
         self.on_resubscribed: Resync | None = None  # e.g. an immediate session sweep
+        self.on_leave_room: LeaveRoom | None = None  # a removed member's sockets leave
         self._listener: asyncio.Task[None] | None = None
 
     def add(self, sid: str, *keys: str) -> None:
@@ -66,6 +68,19 @@ class SocketRegistry:
         if await self._publish({"keys": keys, "reason": reason}):
             return
         await self._end_local(keys, reason)  # Redis down: our own sockets at least, at once
+
+    async def leave_room(self, user_id: int, room_id: int) -> None:
+        """Take every socket of ``user_id`` out of the room in every process (a kick or a
+        ban): here at once, elsewhere through Redis (this process hears it again: harmless)."""
+        await self._leave_local(user_id, room_id)
+        await self._publish({"leave_room": [user_id, room_id]})
+
+    async def _leave_local(self, user_id: int, room_id: int) -> None:
+        if self.on_leave_room is not None:
+            try:
+                await self.on_leave_room(user_id, room_id)
+            except Exception:
+                log.exception("taking sockets out of room %s failed", room_id)
 
     async def announce_resync(self) -> None:
         """Every process tells its clients to re-join with since_seq (Redis came back)."""
@@ -115,6 +130,10 @@ class SocketRegistry:
                 data = json.loads(payload)
                 if data.get("resync") and self._resync is not None:
                     await self._resync()
+                    continue
+                if "leave_room" in data:
+                    user_id, room_id = data["leave_room"]
+                    await self._leave_local(int(user_id), int(room_id))
                     continue
                 await self._end_local([str(k) for k in data["keys"]], str(data["reason"]))
             except (ValueError, KeyError, TypeError, AttributeError):

@@ -1,0 +1,64 @@
+"""What the chat edge does after a moderation change has committed (event bus subscribers).
+
+- ``MemberRemoved`` (kicked, banned, left): every socket of that person leaves the room on
+  every process (``SocketRegistry.leave_room``: here at once, elsewhere through Redis), so
+  it stops receiving the room and its next event there is checked again (``not_a_member``);
+  then their sockets hear ``removed {room, reason}``.
+- ``StandingChanged`` (role, mute): their sockets hear ``standing {room, role,
+  muted_until}``, so a client can say why it cannot post.
+- ``RoomStateChanged`` (archive, slow mode): the room hears ``room_state {room, archived,
+  slow_mode_seconds}``.
+
+Emits to ``u:<id>`` and ``r:<id>`` go through the Socket.IO manager, so they reach every
+process when Redis is configured. (Kept apart from ``delivery.py``, which carries the
+message stream; both only emit after commit.)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import socketio
+
+from streamzy.clock import as_utc
+from streamzy.realtime.delivery import room_channel
+from streamzy.realtime.registry import SocketRegistry
+from streamzy.services.events import EventBus, MemberRemoved, RoomStateChanged, StandingChanged
+
+
+def user_channel(user_id: int) -> str:
+    return f"u:{user_id}"
+
+
+def _time(value: datetime | None) -> str | None:
+    return as_utc(value).isoformat() if value is not None else None
+
+
+class RoomNotices:
+    def __init__(self, sio: socketio.AsyncServer, registry: SocketRegistry) -> None:
+        self._sio = sio
+        self._registry = registry
+
+    def subscribe(self, events: EventBus) -> None:
+        events.subscribe(MemberRemoved, self.member_removed)
+        events.subscribe(StandingChanged, self.standing_changed)
+        events.subscribe(RoomStateChanged, self.room_state_changed)
+
+    async def member_removed(self, event: MemberRemoved) -> None:
+        await self._registry.leave_room(event.user_id, event.room_id)
+        await self._emit("removed", {"room": event.room_id, "reason": event.reason},
+                         user_channel(event.user_id))
+
+    async def standing_changed(self, event: StandingChanged) -> None:
+        await self._emit("standing", {"room": event.room_id, "role": event.role,
+                                      "muted_until": _time(event.muted_until)},
+                         user_channel(event.user_id))
+
+    async def room_state_changed(self, event: RoomStateChanged) -> None:
+        await self._emit("room_state", {"room": event.room_id, "archived": event.archived,
+                                        "slow_mode_seconds": event.slow_mode_seconds},
+                         room_channel(event.room_id))
+
+    async def _emit(self, name: str, data: dict[str, Any], to: str) -> None:
+        await self._sio.emit(name, data, room=to)
