@@ -9,6 +9,7 @@ from quart import Blueprint, Response, redirect, render_template, request
 
 from streamzy.guards.validation import InputError, Line, StrictModel, parse
 from streamzy.services.bots import Bots
+from streamzy.services.room_roles import RoomRoles
 from streamzy.services.rooms import Rooms
 from streamzy.web import ids
 from streamzy.web.current import info, session
@@ -33,22 +34,22 @@ class BotForm(StrictModel):
     rooms: Annotated[str, StringConstraints(max_length=2000, pattern=r"^[0-9,]*$")] = ""
 
 
-def blueprint(*, rooms: Rooms, bots: Bots) -> Blueprint:
+def blueprint(*, rooms: Rooms, bots: Bots, room_roles: RoomRoles) -> Blueprint:
     bp = Blueprint("admin_chat", __name__, url_prefix="/admin")
 
     @bp.get("/rooms")
     @admin_only
     @limited("pages")
     async def rooms_page() -> str:
-        return await render_template("admin_rooms.html", rooms=await rooms.all_rooms())
+        return await render_template("admin_rooms.html", rooms=await room_roles.overview())
 
     @bp.post("/rooms")
     @admin_only
     @limited("pages")
     async def create_room() -> Response:
         form = await form_model(RoomForm)
-        room = await rooms.create(session().user_id, form.name, form.topic,
-                                  form.private is not None, info())
+        room = await room_roles.create(session().user_id, form.name, form.topic,
+                                       form.private is not None, info())
         return redirect(f"/admin/rooms?done=created&room={room.id}")  # type: ignore[return-value]
 
     @bp.post("/rooms/<id:room_id>/invite")
@@ -56,9 +57,9 @@ def blueprint(*, rooms: Rooms, bots: Bots) -> Blueprint:
     @limited("pages")
     async def invite(room_id: int) -> Response:
         form = await form_model(InviteForm)
-        user = await rooms.invite(session().user_id, room_id, form.username, info())
+        username = await room_roles.invite(session().user_id, room_id, form.username, info())
         return redirect(  # type: ignore[return-value]
-            f"/admin/rooms?done=invited&room={room_id}&who={user.username}")
+            f"/admin/rooms?done=invited&room={room_id}&who={username}")
 
     @bp.get("/bots")
     @admin_only
