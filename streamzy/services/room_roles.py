@@ -22,6 +22,7 @@ from streamzy.clock import Clock, as_utc
 from streamzy.services.errors import Forbidden, Invalid, NotFound, ServiceError
 from streamzy.services.events import EventBus, MemberRemoved, RoomStateChanged, StandingChanged
 from streamzy.services.room_access import (
+    ADMIN_RANK,
     MANAGE,
     MODERATE,
     RANK,
@@ -34,6 +35,7 @@ from streamzy.services.room_access import (
     rank_of,
     room_state,
     standing,
+    user_named,
 )
 from streamzy.services.rooms import RoomInfo, Rooms
 from streamzy.storage.db import Database
@@ -153,10 +155,14 @@ class RoomRoles:
         return await self._rooms.create(actor_id, name, topic, private, info)
 
     async def invite(self, actor_id: int, room_id: int, username: str, info: Any) -> str:
-        """Make someone a member (owners, moderators, admins); returns their username."""
+        """Make someone a member (owners, moderators, admins); returns their username.
+        Bots only by admins: a bot's rooms are what its token may read, an admin's call."""
         try:
             async with self._db.unit() as db:
-                await authorize(db, room_id, actor_id, MODERATE)
+                actor = await authorize(db, room_id, actor_id, MODERATE)
+                invitee = await user_named(db, username)
+                if invitee.is_bot and actor.rank < ADMIN_RANK:
+                    raise Forbidden("bots_by_admins", "Only admins add bots to rooms.")
         except ServiceError as exc:
             await self.denied(exc, "invite", actor_id, room_id, info)
             raise
