@@ -120,6 +120,7 @@ class Realtime:
         services.events.subscribe(MessagesStored, self.delivery.messages_stored)
         # Kicked, banned or gone: their sockets leave the room (every process), then hear why.
         registry.on_leave_room = self.presence.leave_everywhere_as
+        registry.on_room_changed = services.moderation.forget_room
         RoomNotices(self._sio, registry).subscribe(services.events)
 
     async def drain(self) -> None:

@@ -26,6 +26,8 @@ CHANNEL = "streamzy:revocations"
 Drop = Callable[[str, str], Awaitable[None]]  # (sid, reason)
 Resync = Callable[[], Awaitable[None]]
 LeaveRoom = Callable[[int, int], Awaitable[None]]  # (user id, room id)
+RoomChanged = Callable[[int], None]  # (room id)
+UNSENT_MAX = 10_000  # room notices kept while Redis is away, sent once it is back
 PUBLISH_TIMEOUT = 0.5
 
 
@@ -41,6 +43,8 @@ class SocketRegistry:
         self.subscription: Subscription | None = None
         self.on_resubscribed: Resync | None = None  # e.g. an immediate session sweep
         self.on_leave_room: LeaveRoom | None = None  # a removed member's sockets leave
+        self.on_room_changed: RoomChanged | None = None  # forget a room's cached rules
+        self._unsent: list[dict[str, Any]] = []
         self._listener: asyncio.Task[None] | None = None
 
     def add(self, sid: str, *keys: str) -> None:
@@ -73,7 +77,29 @@ class SocketRegistry:
         """Take every socket of ``user_id`` out of the room in every process (a kick or a
         ban): here at once, elsewhere through Redis (this process hears it again: harmless)."""
         await self._leave_local(user_id, room_id)
-        await self._publish({"leave_room": [user_id, room_id]})
+        await self._publish_or_keep({"leave_room": [user_id, room_id]})
+
+    async def room_changed(self, room_id: int) -> None:
+        """Every other process forgets what it cached of the room's rules (mutes, roles,
+        archive, slow mode); this one already has."""
+        await self._publish_or_keep({"room_changed": room_id})
+
+    async def _publish_or_keep(self, message: dict[str, Any]) -> None:
+        """Publish; while Redis is away keep the notice and send it once it is back (a
+        kick must still reach the other processes' sockets)."""
+        if self._redis is None:
+            return
+        if self._unsent:
+            await self._send_unsent()
+        if not await self._publish(message) and len(self._unsent) < UNSENT_MAX:
+            self._unsent.append(message)
+
+    async def _send_unsent(self) -> None:
+        unsent, self._unsent = self._unsent, []
+        for index, message in enumerate(unsent):
+            if not await self._publish(message):
+                self._unsent = unsent[index:] + self._unsent
+                return
 
     async def _leave_local(self, user_id: int, room_id: int) -> None:
         if self.on_leave_room is not None:
@@ -119,6 +145,7 @@ class SocketRegistry:
         self._listener = asyncio.create_task(self._listen(), name="revocation-listener")
 
     async def _resubscribed(self) -> None:
+        await self._send_unsent()
         if self.on_resubscribed is not None:
             await self.on_resubscribed()
 
@@ -134,6 +161,10 @@ class SocketRegistry:
                 if "leave_room" in data:
                     user_id, room_id = data["leave_room"]
                     await self._leave_local(int(user_id), int(room_id))
+                    continue
+                if "room_changed" in data:
+                    if self.on_room_changed is not None:
+                        self.on_room_changed(int(data["room_changed"]))
                     continue
                 await self._end_local([str(k) for k in data["keys"]], str(data["reason"]))
             except (ValueError, KeyError, TypeError, AttributeError):

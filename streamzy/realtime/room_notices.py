@@ -8,6 +8,8 @@
   muted_until}``, so a client can say why it cannot post.
 - ``RoomStateChanged`` (archive, slow mode): the room hears ``room_state {room, archived,
   slow_mode_seconds}``.
+- For all three, every other process forgets its cached rules of the room
+  (``services/room_rules.py``), so a mute or slow mode set here applies there at once.
 
 Emits to ``u:<id>`` and ``r:<id>`` go through the Socket.IO manager, so they reach every
 process when Redis is configured. (Kept apart from ``delivery.py``, which carries the
@@ -47,15 +49,18 @@ class RoomNotices:
 
     async def member_removed(self, event: MemberRemoved) -> None:
         await self._registry.leave_room(event.user_id, event.room_id)
+        await self._registry.room_changed(event.room_id)  # a removed moderator's exemption
         await self._emit("removed", {"room": event.room_id, "reason": event.reason},
                          user_channel(event.user_id))
 
     async def standing_changed(self, event: StandingChanged) -> None:
+        await self._registry.room_changed(event.room_id)
         await self._emit("standing", {"room": event.room_id, "role": event.role,
                                       "muted_until": _time(event.muted_until)},
                          user_channel(event.user_id))
 
     async def room_state_changed(self, event: RoomStateChanged) -> None:
+        await self._registry.room_changed(event.room_id)
         await self._emit("room_state", {"room": event.room_id, "archived": event.archived,
                                         "slow_mode_seconds": event.slow_mode_seconds},
                          room_channel(event.room_id))

@@ -29,15 +29,13 @@ from streamzy.services.room_access import (
     authorize,
     authorize_on,
     membership_of,
-    posting_row,
-    rank_of,
     standing,
     user_named,
 )
+from streamzy.services.room_rules import RoomRules, RulesCache, is_member
 from streamzy.services.rooms import RoomInfo
 from streamzy.storage.db import Database
 from streamzy.storage.models import Membership, Room, RoomBan, User
-from streamzy.storage.sqlite import read_datetime
 
 Audit = Callable[..., Awaitable[None]]
 REASON_MAX = 200  # characters of a kick, ban or mute reason (audited as given)
@@ -72,6 +70,8 @@ class Moderation:
         self._limiter = limiter
         self._audit = audit
         self._audit_throttled = audit_throttled
+        self.rules = RulesCache(db, clock)
+        self.rules.subscribe(events)
 
     async def _denied(self, exc: ServiceError, action: str, actor_id: int, room_id: int,
                       info: Any, **detail: Any) -> None:
@@ -90,33 +90,27 @@ class Moderation:
         except NotFound:
             return False
 
-    async def _postable(self, user_id: int, room_id: int, info: Any,
-                        on: str) -> tuple[int, bool]:
-        """Refuse a non-member, an archived room or a muted member; else (the room's slow
-        mode seconds, whether this person is exempt from it)."""
-        row = await self._db.read(posting_row, room_id, user_id)
-        if row is None:
-            raise NotFound("unknown_room", "No such room.")
-        kind, archived_at, slow_mode, role, muted_until, is_admin = row
-        if role is None:
-            # Also what a kicked member's socket meets before it has left the room.
-            await self._audit_throttled(f"room-access:{user_id}:{room_id}", "room_access_denied",
-                                        info, user_id, room_id=room_id, on=on)
-            raise Forbidden("not_a_member", "You are not a member of this room.")
-        if archived_at is not None:
+    def forget_room(self, room_id: int) -> None:
+        """Another process changed the room's rules (the realtime layer relays it)."""
+        self.rules.forget(room_id)
+
+    async def _rules_for(self, user_id: int, room_id: int) -> RoomRules:
+        """The room's rules, after refusing an archived room or a muted member."""
+        rules = await self.rules.get(room_id)
+        if rules.archived:
             raise Forbidden("archived", "This room is archived: it can be read but not changed.")
-        if muted_until is not None:
-            until = read_datetime(muted_until)
-            if until > self._clock.now():
-                raise Forbidden("muted", f"You are muted in this room {_when(until)}.")
-        exempt = rank_of(role, bool(is_admin), kind == "dm") >= MODERATE and kind != "dm"
-        return int(slow_mode or 0), exempt
+        until = rules.muted.get(user_id)
+        if until is not None and until > self._clock.now():
+            raise Forbidden("muted", f"You are muted in this room {_when(until)}.")
+        return rules
 
     async def check_can_post(self, user_id: int, room: RoomInfo, info: Any = None) -> None:
-        """Posting's hook: membership, archive, mute, then slow mode (moderators, owners and
-        admins are exempt). Refusals: not_a_member, archived, muted, slow_mode."""
-        slow_mode, exempt = await self._postable(user_id, room.id, info, "message")
-        if slow_mode <= 0 or exempt:
+        """Posting's hook, after its membership check: archive, mute, then slow mode
+        (owners, moderators and admins are exempt). Refusals: archived, muted, slow_mode.
+        No read per message: the room's rules are cached (``room_rules``)."""
+        rules = await self._rules_for(user_id, room.id)
+        slow_mode = rules.slow_mode_seconds
+        if slow_mode <= 0 or user_id in rules.exempt:
             return
         decision = await self._limiter.hit(f"slow:{room.id}:{user_id}", Rate(1, slow_mode))
         if not decision.allowed:
@@ -128,7 +122,11 @@ class Moderation:
     async def check_can_change(self, user_id: int, room_id: int, info: Any = None) -> None:
         """For edits and reactions: membership, archive and mute (slow mode is for new
         messages only). Refusals: not_a_member, archived, muted."""
-        await self._postable(user_id, room_id, info, "change")
+        if not await self._db.read(is_member, room_id, user_id):
+            await self._audit_throttled(f"room-access:{user_id}:{room_id}", "room_access_denied",
+                                        info, user_id, room_id=room_id, on="change")
+            raise Forbidden("not_a_member", "You are not a member of this room.")
+        await self._rules_for(user_id, room_id)
 
     # -- actions --------------------------------------------------------------------------
     async def mute(self, actor_id: int, room_id: int, target_id: int, minutes: int,

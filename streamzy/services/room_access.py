@@ -9,18 +9,15 @@ nobody acts on themselves. The rules live here once, for every room use case.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamzy.clock import as_utc
 from streamzy.services.errors import Forbidden, Invalid, NotFound
 from streamzy.services.usernames import normalize_username
-from streamzy.storage.db import Tx
 from streamzy.storage.models import Membership, Room, RoomBan, User
 
 ROLES = ("owner", "moderator", "member")
@@ -179,17 +176,3 @@ async def sole_owner_among_others(db: AsyncSession, room_id: int, user_id: int) 
     others = await db.scalar(select(func.count()).select_from(Membership).where(
         Membership.room_id == room_id, Membership.user_id != user_id))
     return bool(others)
-
-
-# Posting's check runs on every message: one plain read (Database.read) for the room's
-# state, the sender's membership and whether the sender is an admin.
-POSTING = text(
-    "SELECT r.kind, r.archived_at, r.slow_mode_seconds, m.role, m.muted_until, "
-    "(SELECT u.is_admin AND u.is_active FROM users u WHERE u.id = :user) "
-    "FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = :user "
-    "WHERE r.id = :room")
-
-
-def posting_row(tx: Tx, room_id: int, user_id: int) -> Sequence[Any] | None:
-    rows = tx.rows(POSTING, {"room": room_id, "user": user_id})
-    return rows[0] if rows else None

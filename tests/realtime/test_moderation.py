@@ -3,6 +3,7 @@ reports and roles, with real python-socketio clients and the server's manual clo
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -10,10 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from streamzy.guards.circuit import Circuit
 from streamzy.guards.context import SYSTEM
 from streamzy.realtime.handlers import ChatHandlers
 from streamzy.realtime.moderation_handlers import ModerationHandlers
 from streamzy.realtime.namespace import SERVER_ONLY
+from streamzy.realtime.registry import SocketRegistry
 from streamzy.storage.models import Membership, Room
 from tests.conftest import LiveServer
 from tests.realtime.helpers import ChatClient, connected, signed_in_cookie
@@ -270,3 +273,38 @@ async def test_bad_input_gets_a_stable_code_never_a_traceback(server: LiveServer
             assert ack["code"] in KNOWN, (event, payload, ack)
     assert room.alice.sio.connected
     assert (await room.alice.send(room.id, "still fine"))["ok"]
+
+
+async def test_room_notices_wait_for_redis_and_go_out_when_it_is_back() -> None:
+    """A kick while Redis is away still reaches the other processes, once it is back."""
+    now = [0.0]
+    left: list[tuple[int, int]] = []
+
+    class FlakyRedis:
+        up = False
+        sent: list[Any] = []
+
+        async def publish(self, channel: str, message: str) -> None:
+            if not self.up:
+                raise ConnectionError("Redis is away")
+            self.sent.append(json.loads(message))
+
+    async def leave(user_id: int, room_id: int) -> None:
+        left.append((user_id, room_id))
+
+    async def drop(sid: str, reason: str) -> None:
+        raise AssertionError("no socket is dropped here")
+
+    registry = SocketRegistry(drop)
+    registry._circuit = Circuit("test", timeout=1, cooldown=1, monotonic=lambda: now[0])
+    redis = registry._redis = FlakyRedis()
+    registry.on_leave_room = leave
+    await registry.leave_room(7, 3)
+    await registry.room_changed(3)
+    assert left == [(7, 3)]  # this process at once
+    assert redis.sent == []
+    redis.up, now[0] = True, 5.0
+    await registry._resubscribed()
+    assert redis.sent == [{"leave_room": [7, 3]}, {"room_changed": 3}]
+    await registry.room_changed(4)
+    assert redis.sent[-1] == {"room_changed": 4} and registry._unsent == []

@@ -218,6 +218,7 @@ async def test_can_moderate(services: Services) -> None:
 async def test_a_mute_stops_posting_and_changes_until_the_clock_passes_it(
         services: Services, clock: ManualClock, published: list[Any]) -> None:
     c = await cast(services)
+    await services.posting.send(sender(c.alice), c.room, "m-0", "before", CLIENT)  # cached
     until = await services.moderation.mute(c.mod.id, c.room.id, c.alice.id, 10, "too loud",
                                            CLIENT)
     assert until == clock.now() + timedelta(minutes=10)
@@ -319,6 +320,8 @@ async def test_banning_again_updates_the_ban(services: Services, clock: ManualCl
 async def test_slow_mode_spaces_a_members_messages_and_exempts_moderators(
         services: Services, clock: ManualClock, published: list[Any]) -> None:
     c = await cast(services)
+    await services.posting.send(sender(c.alice), c.room, "s-0", "warm", CLIENT)  # cached
+    clock.advance(60)
     await services.moderation.set_slow_mode(c.mod.id, c.room.id, 30, CLIENT)
     assert published[-1] == RoomStateChanged(c.room.id, False, 30)
     await services.posting.send(sender(c.alice), c.room, "s-1", "first", CLIENT)
@@ -418,3 +421,44 @@ async def test_room_creation_follows_the_setting(services: Services,
     assert await role_of(open_creation, room.id, admin.id) == "member"
     assert [r.event for r in await audit_rows(services, "room_action_denied")] == [
         "room_action_denied"]
+
+
+async def test_only_admins_add_bots_to_rooms(services: Services) -> None:
+    c = await cast(services)
+    await services.bots.create(c.admin.id, "helper-bot", "Helper", [], CLIENT)
+    with pytest.raises(Forbidden) as refused:
+        await services.room_roles.invite(c.owner.id, c.room.id, "helper-bot", CLIENT)
+    assert refused.value.code == "bots_by_admins"
+    assert await services.room_roles.invite(c.admin.id, c.room.id, "helper-bot", CLIENT) == \
+        "helper-bot"
+
+
+async def test_posting_reads_a_rooms_rules_once_per_expiry_and_at_each_change(
+        services: Services, clock: ManualClock) -> None:
+    c = await cast(services)
+    reads = 0
+    real_read = services.db.read
+
+    async def counted(work: Any, *args: Any) -> Any:
+        nonlocal reads
+        reads += work.__name__ == "_rows"
+        return await real_read(work, *args)
+
+    services.db.read = counted  # type: ignore[method-assign]
+    for _ in range(5):
+        await services.moderation.check_can_post(c.alice.id, c.room)
+        await services.moderation.check_can_post(c.bob.id, c.room)
+    assert reads == 1
+    # Changed behind the services' back (another process without Redis): seen on expiry.
+    async with services.db.unit() as db:
+        await db.execute(update(Room).where(Room.id == c.room.id).values(
+            archived_at=clock.now()))
+    await services.moderation.check_can_post(c.alice.id, c.room)
+    clock.advance(5)
+    with pytest.raises(Forbidden):
+        await services.moderation.check_can_post(c.alice.id, c.room)
+    assert reads == 2
+    services.moderation.forget_room(c.room.id)  # what another process's change relays
+    with pytest.raises(Forbidden):
+        await services.moderation.check_can_post(c.alice.id, c.room)
+    assert reads == 3
