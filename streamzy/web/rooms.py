@@ -30,8 +30,11 @@ def blueprint(*, rooms: Rooms, settings: Settings) -> Blueprint:
         if room.is_private and not await rooms.is_member(current.user_id, room.id):
             raise NotFound("unknown_room", "No such room.")  # don't confirm private rooms exist
         views = await rooms.visible(current.user_id)
+        this = next((v for v in views if v.id == room.id), None)
         return await render_template(
             "room.html", room=room, rooms=[v.public() for v in views],
+            title=this.public()["title"] if this is not None else f"#{room.name}",
+            last_read=this.last_read_seq if this is not None and this.member else 0,
             me={"id": current.user_id, "username": current.username,
                 "display_name": current.display_name},
             max_chars=settings.message_max_chars,
