@@ -25,8 +25,8 @@ LONG_AGENT = RequestInfo(
     "198.51.100.23", "Mozilla/5.0 (Linux; Android 14; Pixel 8 Pro Build/AP1A.240305.019) "
     "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.113 Mobile Safari/537.36", "")
 
-# Elements of the table (its own content, not screen-reader-only text) that reach past
-# either edge of the viewport, or whose text overflows them.
+# Elements of the table (its own content, not screen-reader-only text or the header row,
+# which is visually hidden on a phone) that reach past either edge of the viewport.
 OFF_SCREEN = """table => [...table.querySelectorAll('*')]
   .filter(e => !e.closest('.sr-only') && !e.closest('thead'))
   .filter(e => { const r = e.getBoundingClientRect();
@@ -40,8 +40,6 @@ UNLABELLED_CELLS = """table => [...table.querySelectorAll('tbody td')]
                   return !td.dataset.label || label === 'none' || label === 'normal'; })
   .map(td => td.outerHTML.slice(0, 60))"""
 PAGE_WIDTH = "() => document.documentElement.scrollWidth"
-
-
 # Scroll the page (only the page, vertically) to the element, then measure it and ask
 # what is drawn at its middle: a cell clipped by a scroll box or covered fails there.
 PLACE = """el => { window.scrollBy(0, el.getBoundingClientRect().top - innerHeight / 2);
