@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, render_template
+from quart import Blueprint, render_template, request
 
 from streamzy.config import Settings
 from streamzy.services.errors import NotFound
@@ -19,7 +19,8 @@ def blueprint(*, rooms: Rooms, settings: Settings) -> Blueprint:
     @limited("pages")
     async def rooms_page() -> str:
         views = await rooms.visible(session().user_id)
-        return await render_template("rooms.html", rooms=[v.public() for v in views])
+        return await render_template("rooms.html", rooms=[v.public() for v in views],
+                                     welcome=request.args.get("welcome") == "1")
 
     @bp.get("/rooms/<name>")
     @signed_in
