@@ -79,3 +79,12 @@ def test_markdown_it_licence_carries_every_bundled_package() -> None:
     for name in bundles:
         assert f"Bundled in the browser build: {name} " in licence
 
+
+
+def test_the_room_page_loads_only_vendored_and_own_scripts_in_order() -> None:
+    """Deferred scripts run in document order: the libraries before the code that uses them."""
+    template = (ROOT / "templates" / "room.html").read_text()
+    sources = re.findall(r'<script src="([^"]+)" defer></script>', template)
+    assert sources == ["/static/vendor/socket.io.min.js", "/static/vendor/markdown-it.min.js",
+                       "/static/markdown.js", "/static/chat.js"]
+    assert len(re.findall(r"<script", template)) == len(sources)
