@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from streamzy.storage.models import User
-from tests.browser.conftest import BrowserServer, Browsing, expect
+from tests.browser.conftest import BrowserServer, Browsing, artifact, expect
 from tests.browser.helpers import open_room
 from tests.waiting import assert_eventually
 
@@ -278,3 +278,55 @@ async def test_without_the_renderer_messages_fall_back_to_plain_text(
                                                       "still *sends*"])
     await assert_no_csp_violations(page)
 
+
+LAYOUT = [
+    "Release notes for **v2.4**: the _search_ got faster, see "
+    "[the changelog](https://example.com/changelog) or https://example.com/a/very/long/"
+    "path/that/keeps/going/and/going/without/any/break/at/all/0123456789abcdef",
+    "```\nfor (let i = 0; i < 10; i++) { console.log(\"a long line of code that must "
+    "scroll sideways, never wrap, even on a wide screen: \" + String(i).padStart(80, \"0\")"
+    "); }\n```",
+    "> Quoting someone who said *something*\n> > and a quote inside it\n\nand my answer",
+    "Shopping list:\n- milk\n- `eggs`\n- bread\n\nSteps:\n1. open\n2. stir\n3. close",
+    "Mail mailto:team@example.com if `npm ci` fails",
+]
+WIDE = """() => [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+  .filter(e => !e.closest('pre'))
+  .slice(0, 6).map(e => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)"""
+
+
+@pytest.mark.parametrize(("size", "scheme"), [((1280, 800), "light"), ((390, 844), "light"),
+                                              ((390, 844), "dark")],
+                         ids=["desktop", "phone", "phone-dark"])
+async def test_formatted_messages_fit_the_screen_and_code_scrolls_sideways(
+        browsing: Browsing, server: BrowserServer, size: tuple[int, int], scheme: str) -> None:
+    room = await server.room("general")
+    kim = await server.make_user("kim")
+    lee = await server.make_user("lee")
+    for number, text in enumerate(LAYOUT):
+        await server.post(room, kim if number % 2 else lee, text, f"layout-{number}")
+    phone = size[0] < 600
+    page = await watched_page(browsing, kim, phone=phone, color_scheme=scheme)
+    await page.set_viewport_size({"width": size[0], "height": size[1]})
+    await open_room(page, "general")
+    await expect(page.locator(BODIES)).to_have_count(len(LAYOUT))
+    overflow = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    await assert_eventually(lambda: page.evaluate(overflow), 0)
+    assert await page.evaluate(WIDE) == []
+    messages = page.locator("#messages")
+    assert await messages.evaluate("n => n.scrollWidth - n.clientWidth") == 0
+    code = page.locator("#messages pre").first
+    assert await code.evaluate("n => getComputedStyle(n).whiteSpace") == "pre"
+    assert await code.evaluate("n => getComputedStyle(n).overflowX") == "auto"
+    assert await code.evaluate("n => n.scrollWidth > n.clientWidth")  # it scrolls, not wraps
+    box = await code.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= size[0]
+    # Links stand out from the text around them in both schemes.
+    colours = await page.locator("#messages .text a").first.evaluate(
+        "a => [getComputedStyle(a).color, getComputedStyle(a.closest('.text')).color]")
+    assert colours[0] != colours[1]
+    for end, scroll in (("top", "0"), ("bottom", "n.scrollHeight")):
+        await messages.evaluate(f"n => {{ n.scrollTop = {scroll}; }}")
+        await page.screenshot(path=artifact(f"markdown-{size[0]}x{size[1]}-{scheme}-{end}.png"))
+    await assert_no_csp_violations(page)
