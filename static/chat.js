@@ -40,6 +40,11 @@
     return node;
   };
   const leaving = () => Boolean(window.Streamzy && window.Streamzy.isLeaving());
+  // A message body: the safe Markdown subset of static/markdown.js, or plain text without it.
+  const renderText = (node, text) => {
+    if (window.StreamzyMarkdown) node.replaceChildren(window.StreamzyMarkdown.render(text));
+    else node.textContent = text;
+  };
 
   /* ---------- connection state and notices ---------- */
   const setConn = (state, text) => { connEl.dataset.state = state; connEl.textContent = text; };
@@ -86,7 +91,8 @@
     head.append(author);
     if (sender.bot) head.append(make("span", "tag", "bot"));
     head.append(timeOf(createdAt));
-    const body = make("p", "text", text);
+    const body = make("div", "text");
+    renderText(body, text);
     body.dir = "auto";  // right-to-left text reads right; its direction stays inside it
     item.append(head, body);
     if (sender.id === ME.id) item.classList.add("mine");
@@ -110,7 +116,7 @@
     if (m.sender.id === ME.id && pending.has(m.client_msg_id)) settle(m.client_msg_id);
     const existing = bySeq.get(m.seq);
     if (existing) {   // we drew it from our own ack: the server's text and time win
-      existing.querySelector(".text").textContent = String(m.text);
+      renderText(existing.querySelector(".text"), String(m.text));
       existing.querySelector("time").replaceWith(timeOf(m.created_at));
       return false;
     }

@@ -13,7 +13,9 @@ from streamzy.guards.sessions import SessionStore
 from streamzy.services.accounts import Accounts, Policy
 from streamzy.services.applications import Applications
 from streamzy.services.bots import Bots
+from streamzy.services.direct import DirectMessages
 from streamzy.services.events import EventBus
+from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import MessageWriter
 from streamzy.services.moderation import Moderation
@@ -21,6 +23,7 @@ from streamzy.services.passwords import PasswordHasher
 from streamzy.services.posting import MessagePosting
 from streamzy.services.reports import Reports
 from streamzy.services.room_roles import RoomRoles
+from streamzy.services.room_rules import RoomRules
 from streamzy.services.rooms import Rooms
 from streamzy.storage.crypto import Keyring, MasterKeys
 from streamzy.storage.db import Database
@@ -44,6 +47,9 @@ class Services:
     history: MessageHistory
     posting: MessagePosting
     bots: Bots
+    room_rules: RoomRules
+    changes: MessageChanges
+    direct: DirectMessages
     room_roles: RoomRoles
     moderation: Moderation
     reports: Reports
@@ -109,16 +115,26 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                              max_chars=settings.message_max_chars,
                              suspicious=settings.suspicious_messages)
     history = MessageHistory(db, keyring, audit_log.record)
-    moderation = Moderation(db, clock, events, limiter, audit_log.record,
-                            audit_log.record_throttled)
+    # Who may write where now (archived, muted, slow mode), cached per room; forgets a room
+    # when a moderation event for it is published.
+    room_rules = RoomRules(db, clock, limiter=limiter, audit_throttled=audit_log.record_throttled)
+    room_rules.subscribe(events)
     posting = MessagePosting(rooms, messages, limiter, settings.rate,
-                             audit_log.record_throttled, can_post=moderation.check_can_post)
+                             audit_log.record_throttled, can_post=room_rules.check_can_post)
     bots = Bots(db, clock, accounts, audit_log.record, events)
+    changes = MessageChanges(db, clock, keyring, messages, posting, history, events,
+                             audit_log.record, edit_window_seconds=settings.edit_window_seconds,
+                             reactions_per_message=settings.reactions_per_message,
+                             can_moderate=room_rules.can_moderate,
+                             can_write=room_rules.can_write)
+    direct = DirectMessages(db, clock, keyring, audit_log.record)
     return Services(settings=settings, clock=clock, events=events, db=db,
                     audit_log=audit_log, sessions=sessions, limiter=limiter, hasher=hasher,
                     accounts=accounts, applications=applications, keyring=keyring,
                     rooms=rooms, messages=messages, history=history, posting=posting,
-                    bots=bots, moderation=moderation,
+                    bots=bots, room_rules=room_rules, changes=changes, direct=direct,
+                    moderation=Moderation(db, clock, events, audit_log.record,
+                                          audit_log.record_throttled),
                     room_roles=RoomRoles(db, clock, rooms, events, audit_log.record,
                                          audit_log.record_throttled,
                                          room_creation=settings.room_creation),

@@ -40,7 +40,8 @@ Audit = Callable[..., Awaitable[None]]
 # the events only the server emits. A client packet using one is refused and audited.
 LIFECYCLE = frozenset({"connect", "disconnect"})
 SERVER_ONLY = frozenset({"connect_error", "session_ended", "kicked", "presence", "resync",
-                         "restart", "removed", "standing", "room_state"})
+                         "restart", "message_changed", "activity", "notify", "removed",
+                         "standing", "room_state"})
 
 
 class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]

@@ -1,9 +1,9 @@
 """What the chat edge does after a moderation change has committed (event bus subscribers).
 
-- ``MemberRemoved`` (kicked, banned, left): every socket of that person leaves the room on
-  every process (``SocketRegistry.leave_room``: here at once, elsewhere through Redis), so
-  it stops receiving the room and its next event there is checked again (``not_a_member``);
-  then their sockets hear ``removed {room, reason}``.
+- ``MemberRemoved`` (kicked, banned, left): every socket of that person leaves the room (and
+  its activity channel) on every process (``SocketRegistry.leave_room``: here at once,
+  elsewhere through Redis), so it stops receiving the room and its next event there is
+  checked again (``not_a_member``); then their sockets hear ``removed {room, reason}``.
 - ``StandingChanged`` (role, mute): their sockets hear ``standing {room, role,
   muted_until}``, so a client can say why it cannot post.
 - ``RoomStateChanged`` (archive, slow mode): the room hears ``room_state {room, archived,
@@ -24,13 +24,10 @@ from typing import Any
 import socketio
 
 from streamzy.clock import as_utc
-from streamzy.realtime.delivery import room_channel
+from streamzy.realtime.delivery import activity_channel, room_channel, user_channel
+from streamzy.realtime.presence import Presence
 from streamzy.realtime.registry import SocketRegistry
 from streamzy.services.events import EventBus, MemberRemoved, RoomStateChanged, StandingChanged
-
-
-def user_channel(user_id: int) -> str:
-    return f"u:{user_id}"
 
 
 def _time(value: datetime | None) -> str | None:
@@ -38,9 +35,18 @@ def _time(value: datetime | None) -> str | None:
 
 
 class RoomNotices:
-    def __init__(self, sio: socketio.AsyncServer, registry: SocketRegistry) -> None:
+    def __init__(self, sio: socketio.AsyncServer, registry: SocketRegistry,
+                 presence: Presence) -> None:
         self._sio = sio
         self._registry = registry
+        self._presence = presence
+
+    async def take_out(self, user_id: int, room_id: int) -> None:
+        """This process's part of a removal: the person's sockets leave the room, and stop
+        hearing its activity (unread counts) if they were watching it."""
+        await self._presence.leave_everywhere_as(user_id, room_id)
+        for sid in self._registry.sids(f"user:{user_id}"):
+            await self._sio.leave_room(sid, activity_channel(room_id))
 
     def subscribe(self, events: EventBus) -> None:
         events.subscribe(MemberRemoved, self.member_removed)

@@ -1,5 +1,5 @@
-"""Moderating a room: timed mutes, kicks, bans (timed or permanent) and slow mode, plus the
-checks that posting, editing and reacting go through.
+"""Moderating a room: timed mutes, kicks, bans (timed or permanent) and slow mode. (What
+posting, editing and reacting check against them is ``room_rules``.)
 
 Who may act on whom is decided by ``room_access`` (owners, moderators and, outside direct
 conversations, server admins; always on someone ranked below them). Every action is
@@ -20,20 +20,15 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import aliased
 
 from streamzy.clock import Clock, as_utc
-from streamzy.config import Rate
-from streamzy.services.errors import Forbidden, Invalid, NotFound, RateLimited, ServiceError
+from streamzy.services.errors import Forbidden, Invalid, NotFound, ServiceError
 from streamzy.services.events import EventBus, MemberRemoved, RoomStateChanged, StandingChanged
-from streamzy.services.posting import Limiter
 from streamzy.services.room_access import (
     MODERATE,
     authorize,
     authorize_on,
     membership_of,
-    standing,
     user_named,
 )
-from streamzy.services.room_rules import RoomRules, RulesCache, is_member
-from streamzy.services.rooms import RoomInfo
 from streamzy.storage.db import Database
 from streamzy.storage.models import Membership, Room, RoomBan, User
 
@@ -57,21 +52,14 @@ def _until(now: datetime, minutes: int | None) -> datetime | None:
     return None if minutes is None else now + timedelta(minutes=minutes)
 
 
-def _when(value: datetime | None) -> str:
-    return "for good" if value is None else f"until {value:%Y-%m-%d %H:%M} UTC"
-
-
 class Moderation:
-    def __init__(self, db: Database, clock: Clock, events: EventBus, limiter: Limiter,
-                 audit: Audit, audit_throttled: Audit) -> None:
+    def __init__(self, db: Database, clock: Clock, events: EventBus, audit: Audit,
+                 audit_throttled: Audit) -> None:
         self._db = db
         self._clock = clock
         self._events = events
-        self._limiter = limiter
         self._audit = audit
         self._audit_throttled = audit_throttled
-        self.rules = RulesCache(db, clock)
-        self.rules.subscribe(events)
 
     async def _denied(self, exc: ServiceError, action: str, actor_id: int, room_id: int,
                       info: Any, **detail: Any) -> None:
@@ -79,54 +67,6 @@ class Moderation:
             await self._audit_throttled(f"room-denied:{actor_id}:{action}", "room_action_denied",
                                         info, actor_id, action=action, room_id=room_id,
                                         code=exc.code, **detail)
-
-    # -- permission hooks for the other use cases ---------------------------------------
-    async def can_moderate(self, user_id: int, room_id: int) -> bool:
-        """Owner or moderator of the room, or a server admin unless it is a DM (deleting
-        other people's messages asks this)."""
-        try:
-            async with self._db.unit() as db:
-                return (await standing(db, room_id, user_id)).can_moderate
-        except NotFound:
-            return False
-
-    def forget_room(self, room_id: int) -> None:
-        """Another process changed the room's rules (the realtime layer relays it)."""
-        self.rules.forget(room_id)
-
-    async def _rules_for(self, user_id: int, room_id: int) -> RoomRules:
-        """The room's rules, after refusing an archived room or a muted member."""
-        rules = await self.rules.get(room_id)
-        if rules.archived:
-            raise Forbidden("archived", "This room is archived: it can be read but not changed.")
-        until = rules.muted.get(user_id)
-        if until is not None and until > self._clock.now():
-            raise Forbidden("muted", f"You are muted in this room {_when(until)}.")
-        return rules
-
-    async def check_can_post(self, user_id: int, room: RoomInfo, info: Any = None) -> None:
-        """Posting's hook, after its membership check: archive, mute, then slow mode
-        (owners, moderators and admins are exempt). Refusals: archived, muted, slow_mode.
-        No read per message: the room's rules are cached (``room_rules``)."""
-        rules = await self._rules_for(user_id, room.id)
-        slow_mode = rules.slow_mode_seconds
-        if slow_mode <= 0 or user_id in rules.exempt:
-            return
-        decision = await self._limiter.hit(f"slow:{room.id}:{user_id}", Rate(1, slow_mode))
-        if not decision.allowed:
-            await self._audit_throttled(f"slow_mode:{user_id}", "rate_limited", info, user_id,
-                                        limit="slow_mode", room_id=room.id)
-            raise RateLimited("slow_mode", decision.retry_after, code="slow_mode",
-                              message=f"Slow mode: one message every {slow_mode} s here.")
-
-    async def check_can_change(self, user_id: int, room_id: int, info: Any = None) -> None:
-        """For edits and reactions: membership, archive and mute (slow mode is for new
-        messages only). Refusals: not_a_member, archived, muted."""
-        if not await self._db.read(is_member, room_id, user_id):
-            await self._audit_throttled(f"room-access:{user_id}:{room_id}", "room_access_denied",
-                                        info, user_id, room_id=room_id, on="change")
-            raise Forbidden("not_a_member", "You are not a member of this room.")
-        await self._rules_for(user_id, room_id)
 
     # -- actions --------------------------------------------------------------------------
     async def mute(self, actor_id: int, room_id: int, target_id: int, minutes: int,

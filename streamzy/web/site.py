@@ -73,7 +73,7 @@ def create_quart(services: Services) -> Quart:
                               moderation=services.moderation, settings=settings,
                               clock=services.clock),
         rooms.blueprint(rooms=services.rooms, settings=settings),
-        api.blueprint(rooms=services.rooms, history=services.history,
+        api.blueprint(rooms=services.rooms, history=services.history, changes=services.changes,
                       posting=services.posting, message_max_chars=settings.message_max_chars),
     ):
         app.register_blueprint(blueprint)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from streamzy.guards.circuit import Circuit
 from streamzy.guards.context import SYSTEM
@@ -17,7 +16,7 @@ from streamzy.realtime.handlers import ChatHandlers
 from streamzy.realtime.moderation_handlers import ModerationHandlers
 from streamzy.realtime.namespace import SERVER_ONLY
 from streamzy.realtime.registry import SocketRegistry
-from streamzy.storage.models import Membership, Room
+from streamzy.services.message_state import Person
 from tests.conftest import LiveServer
 from tests.realtime.helpers import ChatClient, connected, signed_in_cookie
 
@@ -211,12 +210,9 @@ async def test_admins_cannot_moderate_a_direct_conversation(server: LiveServer,
                                                             room: Room_) -> None:
     services = server.services
     admin = await connected(server, cookie=await signed_in_cookie(server, "root", admin=True))
-    dm = await services.rooms.create(room.ids["alice"], "dm-alice-mona", "", True, SYSTEM)
-    async with services.db.unit() as db:
-        await db.execute(update(Room).where(Room.id == dm.id).values(kind="dm", dm_key="x"))
-        await db.execute(update(Membership).where(Membership.room_id == dm.id)
-                         .values(role="member"))
-    await services.rooms.invite(room.ids["alice"], dm.id, "mona", SYSTEM)
+    alice = await services.accounts.by_username("alice")
+    assert alice is not None
+    dm = (await services.direct.open(Person(alice.id, "alice", "Alice"), ["mona"], SYSTEM)).room
     try:
         for event, data in (("kick", {"user": room.ids["alice"]}),
                             ("mute", {"user": room.ids["alice"], "minutes": 1}),

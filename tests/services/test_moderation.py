@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from streamzy.clock import ManualClock
 from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
 from streamzy.services.events import MemberRemoved, RoomStateChanged, StandingChanged
+from streamzy.services.message_state import Person
 from streamzy.services.message_writer import Sender
 from streamzy.services.rooms import RoomInfo
 from streamzy.storage.models import Membership, Room, RoomBan, User
@@ -77,16 +78,10 @@ async def role_of(services: Services, room_id: int, user_id: int) -> str | None:
 
 
 async def make_dm(services: Services, a: User, b: User) -> int:
-    """A direct conversation as the DM service stores one (kind "dm", both members)."""
-    room = await services.rooms.create(a.id, f"dm-{a.id}-{b.id}", "", True, CLIENT)
-    async with services.db.unit() as db:
-        await db.execute(update(Room).where(Room.id == room.id).values(
-            kind="dm", dm_key=f"k{a.id}-{b.id}"))
-        await db.execute(update(Membership).where(Membership.room_id == room.id)
-                         .values(role="member"))
-        db.add(Membership(room_id=room.id, user_id=b.id, joined_at=services.clock.now(),
-                          last_read_seq=0))
-    return room.id
+    """A direct conversation between two people, opened the way the `dm` event does."""
+    opened = await services.direct.open(Person(a.id, a.username, a.display_name),
+                                        [b.username], CLIENT)
+    return opened.room.id
 
 
 # -- who may do what -------------------------------------------------------------------------
@@ -184,12 +179,13 @@ async def test_strangers_and_unknown_targets_are_refused(services: Services) -> 
 async def test_admins_moderate_rooms_but_never_direct_conversations(
         services: Services) -> None:
     c = await cast(services)
-    assert await services.moderation.can_moderate(c.admin.id, c.room.id)
+    assert await services.room_rules.can_moderate(c.admin.id, c.room)
     await services.moderation.kick(c.admin.id, c.room.id, c.owner.id, "spam", CLIENT)
     assert await role_of(services, c.room.id, c.owner.id) is None
     dm = await make_dm(services, c.alice, c.bob)
-    assert not await services.moderation.can_moderate(c.admin.id, dm)
-    assert not await services.moderation.can_moderate(c.alice.id, dm)
+    dm_room = await services.rooms.resolve(dm)
+    assert not await services.room_rules.can_moderate(c.admin.id, dm_room)
+    assert not await services.room_rules.can_moderate(c.alice.id, dm_room)
     for attempt in (services.moderation.kick(c.admin.id, dm, c.alice.id, "", CLIENT),
                     services.moderation.mute(c.admin.id, dm, c.alice.id, 5, "", CLIENT),
                     services.moderation.ban(c.admin.id, dm, c.alice.id, None, "", CLIENT),
@@ -207,11 +203,11 @@ async def test_admins_moderate_rooms_but_never_direct_conversations(
 
 async def test_can_moderate(services: Services) -> None:
     c = await cast(services)
-    assert await services.moderation.can_moderate(c.owner.id, c.room.id)
-    assert await services.moderation.can_moderate(c.mod.id, c.room.id)
-    assert not await services.moderation.can_moderate(c.alice.id, c.room.id)
-    assert not await services.moderation.can_moderate(c.stranger.id, c.room.id)
-    assert not await services.moderation.can_moderate(c.owner.id, 999_999)
+    assert await services.room_rules.can_moderate(c.owner.id, c.room)
+    assert await services.room_rules.can_moderate(c.mod.id, c.room)
+    assert not await services.room_rules.can_moderate(c.alice.id, c.room)
+    assert not await services.room_rules.can_moderate(c.stranger.id, c.room)
+    assert not await services.room_rules.can_moderate(999_999, c.room)
 
 
 # -- mutes -------------------------------------------------------------------------------------
@@ -223,7 +219,7 @@ async def test_a_mute_stops_posting_and_changes_until_the_clock_passes_it(
                                            CLIENT)
     assert until == clock.now() + timedelta(minutes=10)
     for check in (services.posting.send(sender(c.alice), c.room, "m-1", "hi", CLIENT),
-                  services.moderation.check_can_change(c.alice.id, c.room.id)):
+                  services.room_rules.can_write(c.alice.id, c.room, CLIENT)):
         with pytest.raises(Forbidden) as muted:
             await check
         assert muted.value.code == "muted"
@@ -244,7 +240,7 @@ async def test_unmute_lifts_a_mute_at_once(services: Services) -> None:
     c = await cast(services)
     await services.moderation.mute(c.owner.id, c.room.id, c.alice.id, 60, "", CLIENT)
     await services.moderation.unmute(c.owner.id, c.room.id, c.alice.id, CLIENT)
-    await services.moderation.check_can_post(c.alice.id, c.room)
+    await services.room_rules.check_can_post(c.alice.id, c.room)
     assert len(await audit_rows(services, "room_unmuted")) == 1
 
 
@@ -355,7 +351,7 @@ async def test_an_archived_room_is_read_only_until_unarchived(
             await services.posting.send(sender(who), c.room, f"a-{who.id}", "after", CLIENT)
         assert archived.value.code == "archived"
     with pytest.raises(Forbidden):
-        await services.moderation.check_can_change(c.alice.id, c.room.id)
+        await services.room_rules.can_write(c.alice.id, c.room, CLIENT)
     page, _ = await services.history.page(c.room.id, None, 10, CLIENT)
     assert [m.text for m in page] == ["before"]  # still readable
     await services.room_roles.archive(c.admin.id, c.room.id, False, CLIENT)  # admins too
@@ -441,24 +437,24 @@ async def test_posting_reads_a_rooms_rules_once_per_expiry_and_at_each_change(
 
     async def counted(work: Any, *args: Any) -> Any:
         nonlocal reads
-        reads += work.__name__ == "_rows"
+        reads += work.__name__ == "_rule_rows"
         return await real_read(work, *args)
 
     services.db.read = counted  # type: ignore[method-assign]
     for _ in range(5):
-        await services.moderation.check_can_post(c.alice.id, c.room)
-        await services.moderation.check_can_post(c.bob.id, c.room)
+        await services.room_rules.check_can_post(c.alice.id, c.room)
+        await services.room_rules.check_can_post(c.bob.id, c.room)
     assert reads == 1
     # Changed behind the services' back (another process without Redis): seen on expiry.
     async with services.db.unit() as db:
         await db.execute(update(Room).where(Room.id == c.room.id).values(
             archived_at=clock.now()))
-    await services.moderation.check_can_post(c.alice.id, c.room)
+    await services.room_rules.check_can_post(c.alice.id, c.room)
     clock.advance(5)
     with pytest.raises(Forbidden):
-        await services.moderation.check_can_post(c.alice.id, c.room)
+        await services.room_rules.check_can_post(c.alice.id, c.room)
     assert reads == 2
-    services.moderation.forget_room(c.room.id)  # what another process's change relays
+    services.room_rules.forget(c.room.id)  # what another process's change relays
     with pytest.raises(Forbidden):
-        await services.moderation.check_can_post(c.alice.id, c.room)
+        await services.room_rules.check_can_post(c.alice.id, c.room)
     assert reads == 3

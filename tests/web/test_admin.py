@@ -17,11 +17,13 @@ from sqlalchemy import select
 
 from streamzy.clock import ManualClock
 from streamzy.config import Settings
+from streamzy.guards.context import SYSTEM
 from streamzy.services.passwords import SYMBOLS
 from streamzy.storage.models import Application, Base, User
 from tests.conftest import TEST_PASSWORD, LiveServer, csrf_of, login, post_form, start_server
 
 ONE_TIME = re.compile(r'id="one-time-password"[^>]*value="([^"]*)"')
+EVENT_CELL = re.compile(r'<td class="event"[^>]*><code>([a-z_]+)</code></td>')  # an audit row's event
 APPLY = {"display_name": "Some One", "email": "someone@example.org",
          "reason": "I would like to join the team chat."}
 
@@ -330,11 +332,11 @@ async def test_audit_page_filters_and_exports(server: LiveServer) -> None:
         await login(admin, "root")
         failed = await admin.get("/admin/audit", params={"event": "login_failed"})
         assert failed.status_code == 200
-        events = re.findall(r"<td><code>([a-z_]+)</code></td>", failed.text)
+        events = EVENT_CELL.findall(failed.text)
         assert events == ["login_failed", "login_failed"]
         assert "=HYPERLINK(&#34;http://evil.example&#34;" in failed.text
         mine = await admin.get("/admin/audit", params={"user_id": str(bob.id)})
-        assert re.findall(r"<td><code>([a-z_]+)</code></td>", mine.text) == ["login_failed"]
+        assert EVENT_CELL.findall(mine.text) == ["login_failed"]
         bad = await admin.get("/admin/audit", params={"event": "DROP TABLE"})
         assert bad.status_code == 400
 
@@ -362,3 +364,25 @@ async def test_audit_page_filters_and_exports(server: LiveServer) -> None:
     assert [(r.user_id, json.loads(r.detail)["format"]) for r in exported] == [
         (root.id, "csv"), (root.id, "json")]
 
+
+
+async def test_admins_decide_which_bots_take_direct_messages(server: LiveServer) -> None:
+    async with _admin_client(server) as admin:
+        root = await server.services.accounts.by_username("root")
+        assert root is not None
+        bot, _ = await server.services.bots.create(root.id, "pager", "Pager", [], SYSTEM)
+        assert bot.accepts_dms is False  # bots take none until an admin allows it
+        page = await admin.get("/admin/bots")
+        assert f'/admin/bots/{bot.id}/dms/on' in page.text
+        allowed = await post_form(admin, f"/admin/bots/{bot.id}/dms/on")
+        assert allowed.status_code == 302 and "done=dms_on" in allowed.headers["location"]
+        assert (await server.services.accounts.get(bot.id)).accepts_dms is True  # type: ignore[union-attr]
+        assert (await post_form(admin, f"/admin/bots/{root.id}/dms/on")).status_code == 404
+        assert (await post_form(admin, f"/admin/bots/{bot.id}/dms/maybe")).status_code == 404
+    await server.make_user("plain")
+    async with server.client() as plain:
+        assert (await login(plain, "plain")).status_code == 302
+        refused = await post_form(plain, f"/admin/bots/{bot.id}/dms/off")
+        assert refused.status_code == 403
+    assert (await server.services.accounts.get(bot.id)).accepts_dms is True  # type: ignore[union-attr]
+    assert [a.event for a in await server.audit_rows("bot_dms_allowed")] == ["bot_dms_allowed"]

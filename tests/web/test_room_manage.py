@@ -227,3 +227,23 @@ async def test_room_creation_for_admins_only(settings_factory: Any) -> None:
             assert (await db.execute(select(RoomBan))).scalars().all() == []
     finally:
         await shutdown()
+
+
+async def test_the_api_meets_the_same_room_rules(server: LiveServer) -> None:
+    """A bot posting through the JSON API is held to slow mode and archive like a socket."""
+    admin = await server.make_user("root", admin=True)
+    room = await server.services.rooms.create(admin.id, "general", "", False, SYSTEM)
+    _, token = await server.services.bots.create(admin.id, "news-bot", "News", [room.id],
+                                                 SYSTEM)
+    await server.services.moderation.set_slow_mode(admin.id, room.id, 60, SYSTEM)
+    path = f"/api/v1/rooms/{room.id}/messages"
+    async with server.client(headers={"Authorization": f"Bearer {token}"}) as bot:
+        first = await bot.post(path, json={"client_msg_id": "b1", "text": "one"})
+        assert first.status_code == 201, first.text
+        second = await bot.post(path, json={"client_msg_id": "b2", "text": "two"})
+        assert second.status_code == 429 and second.json()["code"] == "slow_mode"
+        assert second.headers["Retry-After"] == "60"
+        await server.services.room_roles.archive(admin.id, room.id, True, SYSTEM)
+        server.clock.advance(60)
+        third = await bot.post(path, json={"client_msg_id": "b3", "text": "three"})
+        assert third.status_code == 403 and third.json()["code"] == "archived"
