@@ -91,6 +91,8 @@ class Room(Out):
     kind: Literal["room", "dm"]
     title: str
     mentions: int
+    archived: bool  # read-only: no new messages, edits or reactions
+    role: Literal["owner", "moderator", "member"] | None  # the caller's; None outside
 
 
 class RoomList(Out):
