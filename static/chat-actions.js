@@ -61,13 +61,15 @@
   let picker = null, pickerDone = null;
   const closePicker = (refocus = true) => {
     if (!picker) return;
-    const owner = picker.parentElement, trigger = picker.trigger;
-    picker.remove();
+    const owner = picker.parentElement, trigger = picker.trigger, gone = picker;
     picker = null;
-    if (pickerDone) pickerDone(null);
-    pickerDone = null;
+    // Focus moves back first: removing the focused picker would blur the message, hide
+    // its toolbar, and leave nothing focusable to go back to.
     if (refocus && trigger && trigger.isConnected) trigger.focus();
     else if (refocus && owner && owner.isConnected) owner.focus();
+    gone.remove();
+    if (pickerDone) pickerDone(null);
+    pickerDone = null;
   };
   const pickEmoji = (item, trigger) => new Promise((resolve) => {
     closePicker(false);
@@ -118,9 +120,11 @@
     let active = null;
     const activate = (item) => {
       if (active === item) return;
-      if (active) { active.classList.remove("active"); tabbable(active, false); }
+      if (active) { active.classList.remove("active"); active.tabIndex = -1; tabbable(active, false); }
       active = item;
-      if (item) { item.classList.add("active"); tabbable(item, true); }
+      // While focus is in it, the message is a Tab stop too, so Shift+Tab from its buttons
+      // comes back to it; when focus leaves the log, only the log itself is one.
+      if (item) { item.classList.add("active"); item.tabIndex = 0; tabbable(item, true); }
     };
     list.addEventListener("focusin", (event) => {
       const item = event.target.closest(".message");

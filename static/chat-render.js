@@ -192,8 +192,13 @@
 
   /* Redraw what can change after a message is stored: text, edit mark, tombstone,
      reply quote, reactions, mention highlight and the actions offered. */
+  const controlKey = (node) => `${node.dataset.action || ""}|${node.dataset.emoji || ""}`;
   const update = (item, m, ctx) => {
     const body = item.querySelector(".body");
+    // Redrawing replaces controls: whoever had focus on one gets the same one back.
+    const focused = item.contains(document.activeElement) && document.activeElement !== item
+      ? document.activeElement : null;
+    const focusKey = focused && focused.dataset.action ? controlKey(focused) : null;
     item.classList.toggle("deleted", Boolean(m.deleted));
     item.classList.toggle("unreadable", Boolean(m.unreadable));
     item.classList.toggle("mentions-me", !m.deleted && m.sender && m.sender.id !== ctx.me.id
@@ -224,6 +229,10 @@
     const oldBar = item.querySelector(".actions");
     if (oldBar) oldBar.remove();
     if (!m.deleted && m.id != null && ctx.actions !== false) item.append(toolbar(m, ctx));
+    if (focused && !focused.isConnected) {
+      const again = focusKey && [...item.querySelectorAll("[data-action]")].find((b) => controlKey(b) === focusKey);
+      (again || item).focus({ preventScroll: true });
+    }
     if (item.contains(document.activeElement) || item.classList.contains("active")) tabbable(item, true);
   };
 

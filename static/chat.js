@@ -726,7 +726,9 @@
     renderPresence();
   };
 
+  let seenUpTo = 0;  // what the reader has had on screen (sent at pagehide if still pending)
   function markRead() {
+    if (document.visibilityState === "visible") seenUpTo = Math.max(seenUpTo, highest);
     clearTimeout(readTimer);
     readTimer = setTimeout(() => {
       if (document.visibilityState !== "visible" || !joined || highest <= lastRead) return;
@@ -835,7 +837,11 @@
     if (reason === "io server disconnect") setTimeout(() => { if (!ended) socket.connect(); }, 5000);
   });
   socket.io.on("reconnect_attempt", () => { if (!ended) setConn("connecting", "Reconnecting…"); });
-  window.addEventListener("pagehide", () => { ended = true; socket.disconnect(); });
+  window.addEventListener("pagehide", () => {
+    if (joined && seenUpTo > lastRead) socket.emit("read", { room: ROOM, seq: seenUpTo });
+    ended = true;
+    socket.disconnect();
+  });
   window.addEventListener("pageshow", (event) => { if (event.persisted) window.location.reload(); });
 
   N.init({ room: ROOM, call, connected: () => socket.connected && joined });
