@@ -9,11 +9,23 @@ from __future__ import annotations
 from typing import Any
 
 from streamzy.clock import as_utc
-from streamzy.services.message_history import StoredMessage
+from streamzy.services.message_state import Person, ReplyPreview, StoredMessage
 from streamzy.services.message_writer import SendResult
 from streamzy.services.rooms import RoomInfo
 
 UNREADABLE = "[unreadable message]"
+
+
+def person(p: Person) -> dict[str, Any]:
+    return {"id": p.id, "username": p.username, "display_name": p.display_name,
+            "bot": p.is_bot}
+
+
+def _reply(r: ReplyPreview | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {"id": r.id, "seq": r.seq, "sender": None if r.sender is None else person(r.sender),
+            "text": r.excerpt, "deleted": r.deleted}
 
 
 def message(m: StoredMessage) -> dict[str, Any]:
@@ -25,6 +37,14 @@ def message(m: StoredMessage) -> dict[str, Any]:
         "text": m.text if m.text is not None else UNREADABLE,
         "unreadable": m.text is None,
         "created_at": as_utc(m.created_at).isoformat(),
+        "edited_at": None if m.edited_at is None else as_utc(m.edited_at).isoformat(),
+        "deleted": m.deleted,
+        "reply_to": _reply(m.reply),
+        "reactions": [{"emoji": r.emoji, "count": r.count, "users": list(r.users)}
+                      for r in m.reactions],
+        "mentions": list(m.mentions),
+        "mentions_room": m.mentions_room,
+        "change_seq": m.change_seq,
     }
 
 
@@ -40,7 +60,8 @@ def ack(result: SendResult, room_id: int) -> dict[str, Any]:
 
 def room(r: RoomInfo) -> dict[str, Any]:
     return {"id": r.id, "name": r.name, "topic": r.topic, "private": r.is_private,
-            "last_seq": r.last_seq}
+            "last_seq": r.last_seq, "kind": r.kind, "last_change": r.last_change,
+            "archived": r.archived, "slow_mode_seconds": r.slow_mode_seconds}
 
 
 def error(code: str, message: str, **extra: Any) -> dict[str, Any]:

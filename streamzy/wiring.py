@@ -13,11 +13,14 @@ from streamzy.guards.sessions import SessionStore
 from streamzy.services.accounts import Accounts, Policy
 from streamzy.services.applications import Applications
 from streamzy.services.bots import Bots
+from streamzy.services.direct import DirectMessages
 from streamzy.services.events import EventBus
+from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import MessageWriter
 from streamzy.services.passwords import PasswordHasher
 from streamzy.services.posting import MessagePosting
+from streamzy.services.room_rules import RoomRules
 from streamzy.services.rooms import Rooms
 from streamzy.storage.crypto import Keyring, MasterKeys
 from streamzy.storage.db import Database
@@ -41,6 +44,9 @@ class Services:
     history: MessageHistory
     posting: MessagePosting
     bots: Bots
+    room_rules: RoomRules
+    changes: MessageChanges
+    direct: DirectMessages
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -106,8 +112,15 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     posting = MessagePosting(rooms, messages, limiter, settings.rate,
                              audit_log.record_throttled)
     bots = Bots(db, clock, accounts, audit_log.record, events)
+    room_rules = RoomRules(db, clock)
+    changes = MessageChanges(db, clock, keyring, messages, posting, history, events,
+                             audit_log.record, edit_window_seconds=settings.edit_window_seconds,
+                             reactions_per_message=settings.reactions_per_message,
+                             can_moderate=room_rules.can_moderate,
+                             can_write=room_rules.can_write)
+    direct = DirectMessages(db, clock, keyring, audit_log.record)
     return Services(settings=settings, clock=clock, events=events, db=db,
                     audit_log=audit_log, sessions=sessions, limiter=limiter, hasher=hasher,
                     accounts=accounts, applications=applications, keyring=keyring,
                     rooms=rooms, messages=messages, history=history, posting=posting,
-                    bots=bots)
+                    bots=bots, room_rules=room_rules, changes=changes, direct=direct)

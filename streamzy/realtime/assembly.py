@@ -12,6 +12,7 @@ import logging
 import socketio
 
 from streamzy.realtime.admission import Admission
+from streamzy.realtime.conversation_handlers import ConversationHandlers
 from streamzy.realtime.delivery import Delivery
 from streamzy.realtime.flood import FloodGuard
 from streamzy.realtime.freshness import SessionFreshness
@@ -26,6 +27,7 @@ from streamzy.realtime.server import RedisManager
 from streamzy.realtime.sweeper import SessionSweeper
 from streamzy.services.events import (
     BotTokenRevoked,
+    MessageChanged,
     MessagesStored,
     SessionsEnded,
     UserDisabled,
@@ -40,7 +42,7 @@ class Realtime:
     def __init__(self, sio: socketio.AsyncServer, services: Services) -> None:
         settings = services.settings
         self._sio = sio
-        self.delivery = Delivery(sio)
+        self.delivery = Delivery(sio, settings.presence_fanout_per_second)
         self.connections = Connections(self.delivery)
         self.registry = SocketRegistry(self.connections.drop, settings.redis_url,
                                        self.delivery.resync)
@@ -59,7 +61,11 @@ class Realtime:
         self.handlers = handlers = ChatHandlers(rooms=services.rooms, history=services.history,
                                 posting=services.posting,
                                 room_cache=RoomCache(services.rooms, services.clock),
-                                presence=self.presence, audit=services.audit)
+                                presence=self.presence, audit=services.audit,
+                                direct=services.direct, rules=services.room_rules)
+        conversations = ConversationHandlers(sio=sio, chat=handlers, rooms=services.rooms,
+                                             changes=services.changes,
+                                             direct=services.direct)
         self.admission = Admission(
             sio, services.clock, services.audit_throttled,
             deadline=settings.socket_auth_deadline_seconds,
@@ -68,7 +74,7 @@ class Realtime:
         self.handshake = Handshake(services.sessions, services.bots, services.clock,
                                    settings.session_cookie_name)
         self.namespace = ChatNamespace(
-            handlers=handlers.table(), handshake=self.handshake,
+            handlers={**handlers.table(), **conversations.table()}, handshake=self.handshake,
             connections=self.connections, freshness=self.freshness, presence=self.presence,
             flood=flood, registry=self.registry, admission=self.admission,
             caps={"user": settings.sockets_per_user, "bot": settings.sockets_per_bot},
@@ -102,6 +108,7 @@ class Realtime:
         services.events.subscribe(BotTokenRevoked, token_revoked)
         services.events.subscribe(UserDisabled, user_disabled)
         services.events.subscribe(MessagesStored, self.delivery.messages_stored)
+        services.events.subscribe(MessageChanged, self.delivery.message_changed)
 
     async def drain(self) -> None:
         """Before a restart: say so, then close every Engine.IO connection of this process

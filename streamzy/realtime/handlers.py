@@ -17,9 +17,11 @@ from streamzy.realtime.presence import Gone, Presence
 from streamzy.realtime.principal import Principal
 from streamzy.realtime.room_cache import RoomCache
 from streamzy.realtime.schemas import HistoryPage, InRoom, JoinRoom, MarkRead, SendMessage
+from streamzy.services.direct import DirectMessages
 from streamzy.services.errors import ServiceError
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.posting import MessagePosting
+from streamzy.services.room_rules import RoomRules
 from streamzy.services.rooms import RoomInfo, Rooms
 
 MISSED_LIMIT = 500
@@ -29,8 +31,11 @@ Handler = Callable[[str, Principal, Any], Awaitable[Any]]
 
 class ChatHandlers:
     def __init__(self, *, rooms: Rooms, history: MessageHistory, posting: MessagePosting,
-                 room_cache: RoomCache, presence: Presence, audit: Audit) -> None:
+                 room_cache: RoomCache, presence: Presence, audit: Audit,
+                 direct: DirectMessages, rules: RoomRules) -> None:
         self._rooms = rooms
+        self._direct = direct
+        self._rules = rules
         self._history = history
         self._posting = posting
         self._room_cache = room_cache
@@ -43,7 +48,7 @@ class ChatHandlers:
                 "message": self.on_message, "history": self.on_history,
                 "typing": self.on_typing, "read": self.on_read}
 
-    async def _member_room(self, sid: str, principal: Principal, ref: int | str,
+    async def member_room(self, sid: str, principal: Principal, ref: int | str,
                            event: str) -> RoomInfo:
         room = await self._room_cache.get(ref)
         if not self._presence.joined(sid, room.id):  # joined: checked when it joined
@@ -75,14 +80,27 @@ class ChatHandlers:
             return wire.error("not_connected", "The connection closed during the join.")
         view = await self._history.for_join(
             room.id, event.since_seq, 50 if event.since_seq is None else MISSED_LIMIT,
-            principal.info)
+            principal.info, event.since_change)
+        current = view.room or room
+        answer_room = wire.room(current)
+        if event.since_seq is None:  # a first join (a page load), not a reconnect's catch-up
+            answer_room["can_moderate"] = await self._rules.can_moderate(principal.user_id,
+                                                                         current)
+        if current.is_dm:
+            answer_room["members"] = [wire.person(p)
+                                      for p in await self._direct.members(room.id)]
         # Last: a presence batch sent before the answer is already in it, and one sent after
         # it only repeats or adds to it (batches are idempotent).
         online, online_count = await self._presence.snapshot(room.id)
-        return {"ok": True, "room": wire.room(view.room or room),
-                "messages": wire.messages(view.messages), "has_more": view.has_more,
-                "mode": "history" if event.since_seq is None else "since",
-                "online": online, "online_count": online_count}
+        answer = {"ok": True, "room": answer_room,
+                  "messages": wire.messages(view.messages), "has_more": view.has_more,
+                  "mode": "history" if event.since_seq is None else "since",
+                  "last_change": current.last_change,
+                  "online": online, "online_count": online_count}
+        if event.since_change is not None:
+            answer["changes"] = wire.messages(view.changes)
+            answer["has_more_changes"] = view.has_more_changes
+        return answer
 
     async def on_leave(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(InRoom, data)
@@ -99,7 +117,8 @@ class ChatHandlers:
         room = await self._room_cache.get(event.room)
         future = await self._posting.submit(principal.sender, room, event.client_msg_id,
                                             event.text, principal.info,
-                                            known_member=self._presence.joined(sid, room.id))
+                                            known_member=self._presence.joined(sid, room.id),
+                                            reply_to=event.reply_to)
 
         async def ack() -> dict[str, Any]:
             return wire.ack(await future, room.id)
@@ -108,7 +127,7 @@ class ChatHandlers:
 
     async def on_history(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(HistoryPage, data)
-        room = await self._member_room(sid, principal, event.room, "history")
+        room = await self.member_room(sid, principal, event.room, "history")
         messages, has_more = await self._history.page(room.id, event.before_seq, event.limit,
                                                       principal.info)
         return {"ok": True, "room": room.id, "messages": wire.messages(messages),
@@ -125,6 +144,6 @@ class ChatHandlers:
 
     async def on_read(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(MarkRead, data)
-        room = await self._member_room(sid, principal, event.room, "read")
+        room = await self.member_room(sid, principal, event.room, "read")
         await self._rooms.mark_read(principal.user_id, room.id, event.seq)
         return {"ok": True}

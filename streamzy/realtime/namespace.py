@@ -40,7 +40,7 @@ Audit = Callable[..., Awaitable[None]]
 # the events only the server emits. A client packet using one is refused and audited.
 LIFECYCLE = frozenset({"connect", "disconnect"})
 SERVER_ONLY = frozenset({"connect_error", "session_ended", "kicked", "presence", "resync",
-                         "restart"})
+                         "restart", "message_changed", "activity", "notify"})
 
 
 class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]

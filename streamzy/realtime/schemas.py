@@ -10,7 +10,15 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from streamzy.guards.validation import INT64_MAX, ClientMsgId, MessageText, Seq, StrictModel
+from streamzy.guards.validation import (
+    INT64_MAX,
+    ClientMsgId,
+    Line,
+    MessageText,
+    RowId,
+    Seq,
+    StrictModel,
+)
 from streamzy.services.content import has_control_chars
 
 ROOM_NAME_MAX = 64
@@ -34,6 +42,7 @@ RoomRef = Annotated[Any, AfterValidator(_room_ref)]
 class JoinRoom(StrictModel):
     room: RoomRef
     since_seq: Seq | None = None
+    since_change: Seq | None = None
 
 
 class InRoom(StrictModel):
@@ -44,6 +53,36 @@ class SendMessage(StrictModel):
     room: RoomRef
     client_msg_id: ClientMsgId
     text: MessageText
+    reply_to: RowId | None = None
+
+
+class EditMessage(StrictModel):
+    room: RoomRef
+    id: RowId
+    text: MessageText
+
+
+class DeleteMessage(StrictModel):
+    room: RoomRef
+    id: RowId
+    reason: Annotated[Line, Field(max_length=200)] = ""
+
+
+class React(StrictModel):
+    room: RoomRef
+    id: RowId
+    emoji: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+Username = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class OpenDirect(StrictModel):
+    users: Annotated[list[Username], Field(min_length=1, max_length=7)]
+
+
+class Watch(StrictModel):
+    rooms: Annotated[list[RowId], Field(max_length=500)]
 
 
 class HistoryPage(StrictModel):

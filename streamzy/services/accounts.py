@@ -128,7 +128,7 @@ class Accounts:
             is_admin=is_admin, is_bot=is_bot, is_active=True, must_change_password=not is_bot,
             password_expires_at=None if is_bot else
             now + timedelta(hours=self.policy.one_time_password_hours),
-            failed_logins=0, created_at=now,
+            failed_logins=0, created_at=now, accepts_dms=not is_bot,
         )
         async with self._db.unit() as db:
             if (await db.execute(select(User.id).where(User.username == name))).first():

@@ -113,6 +113,18 @@ class Bots:
         await self._audit("bot_token_revoked", info, actor_id, token_id=token_id)
         await self._events.publish(BotTokenRevoked(token_id))
 
+    async def allow_dms(self, actor_id: int, bot_user_id: int, allowed: bool,
+                        info: Any) -> None:
+        """Let people open direct conversations with this bot (or stop them: existing
+        conversations stay)."""
+        async with self._db.unit() as db:
+            result = await db.execute(update(User).where(
+                User.id == bot_user_id, User.is_bot.is_(True)).values(accepts_dms=allowed))
+        if not result.rowcount:
+            raise NotFound("no_bot", "No such bot.")
+        await self._audit("bot_dms_allowed" if allowed else "bot_dms_refused", info, actor_id,
+                          bot_user_id=bot_user_id)
+
     async def list(self) -> list[tuple[BotToken, User]]:
         async with self._db.unit() as db:
             rows = await db.execute(select(BotToken, User).join(User, User.id == BotToken.user_id)

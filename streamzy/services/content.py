@@ -148,3 +148,36 @@ def suspicious_pattern(text: str) -> str | None:
         if pattern.search(folded):
             return name
     return None
+
+
+# Reactions are emoji: pictographs with their joiners, variation selectors, skin tones,
+# keycaps, flags and tag sequences; nothing that could carry words or markup.
+_EMOJI_RANGES = ((0x1F000, 0x1FAFF), (0x2190, 0x21FF), (0x2300, 0x23FF), (0x2460, 0x24FF),
+                 (0x25A0, 0x27BF), (0x2900, 0x297F), (0x2B00, 0x2BFF), (0x3030, 0x3030),
+                 (0x303D, 0x303D), (0x3297, 0x3299), (0xE0020, 0xE007F))
+_EMOJI_SINGLES = frozenset({0xA9, 0xAE, 0x203C, 0x2049, 0x2122, 0x2139})
+_EMOJI_JOINERS = frozenset({0x200D, 0xFE0E, 0xFE0F, 0x20E3})
+_KEYCAP_BASES = frozenset("0123456789#*")
+MAX_EMOJI_CODEPOINTS = 16
+
+
+def emoji_problem(value: str) -> str | None:
+    """Why ``value`` is not one emoji (or a short emoji sequence), or None when it is."""
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_EMOJI_CODEPOINTS:
+        return f"A reaction is one emoji (1-{MAX_EMOJI_CODEPOINTS} code points)."
+    pictures = 0
+    for index, char in enumerate(value):
+        point = ord(char)
+        if point in _EMOJI_JOINERS:
+            continue
+        if char in _KEYCAP_BASES and value[index + 1:index + 3].replace("\ufe0f", "")[:1] \
+                == "\u20e3":
+            pictures += 1
+            continue
+        if point in _EMOJI_SINGLES or any(lo <= point <= hi for lo, hi in _EMOJI_RANGES):
+            pictures += 1
+            continue
+        return "A reaction is an emoji, not text."
+    if pictures == 0:
+        return "A reaction is an emoji, not text."
+    return None

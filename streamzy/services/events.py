@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from streamzy.services.message_history import StoredMessage
+    from streamzy.services.message_state import StoredMessage
 
 log = logging.getLogger("streamzy.events")
 
@@ -40,6 +40,16 @@ class MessagesStored:
     """One committed batch, in (room, seq) order."""
 
     messages: tuple[StoredMessage, ...]
+
+
+@dataclass(frozen=True)
+class MessageChanged:
+    """A committed edit, delete or reaction: the message as it is now."""
+
+    room_id: int
+    change_seq: int
+    kind: str  # "edit", "delete" or "react"
+    message: StoredMessage
 
 
 Handler = Callable[[Any], Awaitable[None]]

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import LargeBinary, TextClause, bindparam, text
 
+from streamzy.services.message_state import ReplyPreview
 from streamzy.storage.db import Tx
 from streamzy.storage.models import UtcDateTime
 
@@ -57,10 +58,16 @@ class Pending:
     key_version: int
     ciphertext: bytes
     future: asyncio.Future[SendResult] = field(repr=False)
+    reply: ReplyPreview | None = None
+    mentions: tuple[int, ...] = ()
+    mentions_room: bool = False
+    in_dm: bool = False
 
 
 _COLUMNS = ("room_id", "seq", "sender_id", "client_msg_id", "key_version", "ciphertext",
-            "created_at")
+            "created_at", "reply_to_id", "mentions_room")
+_MENTION = text("INSERT INTO mentions (message_id, user_id, room_id, seq) "
+                "VALUES (:message, :user, :room, :seq) RETURNING message_id")
 _TAKE_SEQ = text("UPDATE rooms SET last_seq = last_seq + :n WHERE id = :room RETURNING last_seq")
 
 
@@ -123,7 +130,9 @@ def write_batch(tx: Tx, batch: list[Pending], now: datetime) -> tuple[
             rows.append({"room_id": room_id, "seq": first + offset,
                          "sender_id": item.sender.user_id, "client_msg_id": item.client_msg_id,
                          "key_version": item.key_version, "ciphertext": item.ciphertext,
-                         "created_at": now})
+                         "created_at": now,
+                         "reply_to_id": item.reply.id if item.reply is not None else None,
+                         "mentions_room": item.mentions_room})
     ids: list[int] = []
     if rows:
         values = {f"{name}{i}": row[name] for i, row in enumerate(rows) for name in _COLUMNS}
@@ -131,4 +140,9 @@ def write_batch(tx: Tx, batch: list[Pending], now: datetime) -> tuple[
         id_of = {(room, seq): new_id
                  for new_id, room, seq in tx.rows(insert_rows(len(rows)), values)}
         ids = [id_of[(row["room_id"], row["seq"])] for row in rows]
+        fresh_items = [item for items in by_room.values() for item in items]
+        for item, row, new_id in zip(fresh_items, rows, ids, strict=True):
+            for user_id in item.mentions:
+                tx.rows(_MENTION, {"message": new_id, "user": user_id, "room": row["room_id"],
+                                   "seq": row["seq"]})
     return existing, by_room, rows, ids

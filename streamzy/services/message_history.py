@@ -1,18 +1,19 @@
 """Reading stored messages back: history pages and catch-up after a reconnect.
 
-Rows are opened with their room's data key as they are read; a row that does not open
-(tampered, or its key is gone) comes back with ``text=None`` and is audited once.
+Rows are opened with their room's data key as they are read (services/message_state.py);
+a row that does not open (tampered, or its key is gone) comes back with ``text=None`` and
+is audited once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
 
+from streamzy.services.message_state import MessageReader, StoredMessage, extras, one_message
 from streamzy.services.rooms import RoomInfo
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Database, Tx
@@ -21,111 +22,145 @@ from streamzy.storage.sqlite import read_datetime
 Audit = Callable[..., Awaitable[None]]
 
 
-@dataclass
-class StoredMessage:
-    """A message as stored (text already opened; None when it could not be)."""
-
-    id: int
-    room_id: int
-    seq: int
-    sender_id: int | None
-    username: str
-    display_name: str
-    client_msg_id: str
-    text: str | None
-    created_at: datetime
-    is_bot: bool = False
-
-
 # Every history read as plain statements, run in one snapshot by Database.read (one
 # thread hop on SQLite): pages going back, what came after since_seq, and a join's room row.
-ROOM_ROW = text("SELECT id, name, topic, is_private, last_seq, key_version, created_at "
-                "FROM rooms WHERE id = :room")
+ROOM_ROW = text("SELECT id, name, topic, is_private, last_seq, key_version, created_at, "
+                "kind, last_change, archived_at, slow_mode_seconds FROM rooms WHERE id = :room")
 NEWEST = text("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
-              "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot "
-              "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
-              "WHERE m.room_id = :room ORDER BY m.seq DESC LIMIT :limit")
-BEFORE = text("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
-              "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot "
-              "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
-              "WHERE m.room_id = :room AND m.seq < :before ORDER BY m.seq DESC LIMIT :limit")
-AFTER = text("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
-             "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot "
+             "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot, "
+             "m.reply_to_id, m.mentions_room, m.edited_at, m.deleted_at, m.change_seq, "
+             "p.seq, p.sender_id, pu.username, pu.display_name, pu.is_bot, p.key_version, "
+             "p.ciphertext, p.deleted_at "
              "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
+             "LEFT JOIN messages p ON p.id = m.reply_to_id AND p.room_id = m.room_id "
+             "LEFT JOIN users pu ON pu.id = p.sender_id "
+             "WHERE m.room_id = :room ORDER BY m.seq DESC LIMIT :limit")
+BEFORE = text("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
+             "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot, "
+             "m.reply_to_id, m.mentions_room, m.edited_at, m.deleted_at, m.change_seq, "
+             "p.seq, p.sender_id, pu.username, pu.display_name, pu.is_bot, p.key_version, "
+             "p.ciphertext, p.deleted_at "
+             "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
+             "LEFT JOIN messages p ON p.id = m.reply_to_id AND p.room_id = m.room_id "
+             "LEFT JOIN users pu ON pu.id = p.sender_id "
+             "WHERE m.room_id = :room AND m.seq < :before ORDER BY m.seq DESC LIMIT :limit")
+AFTER = text("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
+             "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot, "
+             "m.reply_to_id, m.mentions_room, m.edited_at, m.deleted_at, m.change_seq, "
+             "p.seq, p.sender_id, pu.username, pu.display_name, pu.is_bot, p.key_version, "
+             "p.ciphertext, p.deleted_at "
+             "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
+             "LEFT JOIN messages p ON p.id = m.reply_to_id AND p.room_id = m.room_id "
+             "LEFT JOIN users pu ON pu.id = p.sender_id "
              "WHERE m.room_id = :room AND m.seq > :since ORDER BY m.seq LIMIT :limit")
+# What changed (edits, deletes, reactions) after a client's change cursor: current state.
+CHANGED = text("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
+             "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot, "
+             "m.reply_to_id, m.mentions_room, m.edited_at, m.deleted_at, m.change_seq, "
+             "p.seq, p.sender_id, pu.username, pu.display_name, pu.is_bot, p.key_version, "
+             "p.ciphertext, p.deleted_at "
+             "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
+             "LEFT JOIN messages p ON p.id = m.reply_to_id AND p.room_id = m.room_id "
+             "LEFT JOIN users pu ON pu.id = p.sender_id "
+             "WHERE m.room_id = :room AND m.change_seq > :since "
+             "ORDER BY m.change_seq LIMIT :limit")
+
+
+Rows = Sequence[Sequence[Any]]
 
 
 def _message_rows(tx: Tx, room_id: int, before_seq: int | None, since_seq: int | None,
-                  limit: int) -> Sequence[Sequence[Any]]:
+                  limit: int) -> tuple[Rows, Rows, Rows]:
     """Up to ``limit`` rows: after ``since_seq`` (oldest first) when given, otherwise the
-    newest before ``before_seq`` (newest first)."""
+    newest before ``before_seq`` (newest first); with their mentions and reactions."""
     if since_seq is not None:
-        return tx.rows(AFTER, {"room": room_id, "since": since_seq, "limit": limit})
-    if before_seq is not None:
-        return tx.rows(BEFORE, {"room": room_id, "before": before_seq, "limit": limit})
-    return tx.rows(NEWEST, {"room": room_id, "limit": limit})
+        rows = tx.rows(AFTER, {"room": room_id, "since": since_seq, "limit": limit})
+    elif before_seq is not None:
+        rows = tx.rows(BEFORE, {"room": room_id, "before": before_seq, "limit": limit})
+    else:
+        rows = tx.rows(NEWEST, {"room": room_id, "limit": limit})
+    return (rows, *extras(tx, rows))
 
 
-def _join_rows(tx: Tx, room_id: int, since_seq: int | None,
-               limit: int) -> tuple[Sequence[Any] | None, Sequence[Sequence[Any]]]:
+def _changed_rows(tx: Tx, room_id: int, since_change: int, limit: int) -> tuple[Rows, Rows, Rows]:
+    rows = tx.rows(CHANGED, {"room": room_id, "since": since_change, "limit": limit})
+    return (rows, *extras(tx, rows))
+
+
+def _join_rows(tx: Tx, room_id: int, since_seq: int | None, limit: int,
+               since_change: int | None) -> tuple[Sequence[Any] | None, tuple[Rows, Rows, Rows],
+                                                  tuple[Rows, Rows, Rows] | None]:
     room = tx.rows(ROOM_ROW, {"room": room_id})
-    return (room[0] if room else None), _message_rows(tx, room_id, None, since_seq, limit)
+    changed = None if since_change is None else _changed_rows(tx, room_id, since_change,
+                                                              limit)
+    return ((room[0] if room else None), _message_rows(tx, room_id, None, since_seq, limit),
+            changed)
+
+
+def room_info(row: Sequence[Any]) -> RoomInfo:
+    """A ROOM_ROW as the edges see it."""
+    return RoomInfo(int(row[0]), row[1], row[2], bool(row[3]), int(row[4]), int(row[5]),
+                    read_datetime(row[6]), row[7], int(row[8]), row[9] is not None,
+                    int(row[10]))
 
 
 @dataclass
 class JoinView:
-    """What a join answers with: the room as it is now and the messages to show."""
+    """What a join answers with: the room as it is now, the messages to show and (when
+    asked with a change cursor) the messages changed since."""
 
     room: RoomInfo | None
     messages: list[StoredMessage]
     has_more: bool
+    changes: list[StoredMessage] = field(default_factory=list)
+    has_more_changes: bool = False
 
 
 class MessageHistory:
     def __init__(self, db: Database, keyring: Keyring, audit: Audit) -> None:
         self._db = db
-        self._keyring = keyring
-        self._audit = audit
-        self._unreadable_seen: set[int] = set()
+        self._reader = MessageReader(keyring, audit)
 
-    async def _opened(self, rows: Sequence[Sequence[Any]], info: Any) -> list[StoredMessage]:
-        """Rows in the statements' column order, their text opened with the room's key."""
-        out = []
-        for (id_, room_id, seq, sender_id, client_msg_id, key_version, ciphertext, created_at,
-             username, display_name, is_bot) in rows:
-            text_ = await self._keyring.open(room_id, key_version, bytes(ciphertext))
-            if text_ is None and id_ not in self._unreadable_seen:
-                self._unreadable_seen.add(id_)
-                await self._audit("message_unreadable", info, None, room_id=room_id,
-                                  message_id=id_)
-            out.append(StoredMessage(id_, room_id, seq, sender_id, username or "[deleted]",
-                                     display_name or "[deleted]", client_msg_id, text_,
-                                     read_datetime(created_at), bool(is_bot)))
-        return out
+    async def _opened(self, found: tuple[Rows, Rows, Rows], limit: int,
+                      info: Any) -> tuple[list[StoredMessage], bool]:
+        rows, mentions, reactions = found
+        return (await self._reader.open_rows(rows[:limit], mentions, reactions, info),
+                len(rows) > limit)
 
-    async def for_join(self, room_id: int, since_seq: int | None, limit: int,
-                       info: Any) -> JoinView:
+    async def for_join(self, room_id: int, since_seq: int | None, limit: int, info: Any,
+                       since_change: int | None = None) -> JoinView:
         """The room's row and its newest ``limit`` messages (or up to ``limit`` after
-        ``since_seq``), read in one snapshot: a join storm's per-join database work."""
-        room, rows = await self._db.read(_join_rows, room_id, since_seq, limit + 1)
-        messages = await self._opened(rows[:limit], info)
+        ``since_seq``), and what changed after ``since_change``, read in one snapshot: a
+        join storm's per-join database work."""
+        room, found, changed = await self._db.read(_join_rows, room_id, since_seq,
+                                                   limit + 1, since_change)
+        messages, has_more = await self._opened(found, limit, info)
         if since_seq is None:
             messages.reverse()
-        info_ = None if room is None else RoomInfo(
-            int(room[0]), room[1], room[2], bool(room[3]), int(room[4]), int(room[5]),
-            read_datetime(room[6]))
-        return JoinView(info_, messages, len(rows) > limit)
+        changes, more_changes = ([], False) if changed is None else await self._opened(
+            changed, limit, info)
+        return JoinView(None if room is None else room_info(room), messages, has_more,
+                        changes, more_changes)
 
     async def page(self, room_id: int, before_seq: int | None, limit: int,
                    info: Any) -> tuple[list[StoredMessage], bool]:
         """Up to ``limit`` messages before ``before_seq`` (newest page first), oldest first."""
-        rows = await self._db.read(_message_rows, room_id, before_seq, None, limit + 1)
-        messages = await self._opened(rows[:limit], info)
+        found = await self._db.read(_message_rows, room_id, before_seq, None, limit + 1)
+        messages, has_more = await self._opened(found, limit, info)
         messages.reverse()
-        return messages, len(rows) > limit
+        return messages, has_more
 
     async def since(self, room_id: int, since_seq: int, limit: int,
                     info: Any) -> tuple[list[StoredMessage], bool]:
         """Messages after ``since_seq`` in order (what a reconnecting client missed)."""
-        rows = await self._db.read(_message_rows, room_id, None, since_seq, limit + 1)
-        return await self._opened(rows[:limit], info), len(rows) > limit
+        found = await self._db.read(_message_rows, room_id, None, since_seq, limit + 1)
+        return await self._opened(found, limit, info)
+
+    async def one(self, room_id: int, message_id: int, info: Any) -> StoredMessage | None:
+        """One message as it is now (None when it is not in that room)."""
+        found = await self._db.read(one_message, room_id, message_id)
+        messages, _ = await self._opened(found, 1, info)
+        return messages[0] if messages else None
+
+
+__all__ = ["JoinView", "MessageHistory", "StoredMessage", "room_info"]

@@ -18,8 +18,9 @@ from sqlalchemy.exc import IntegrityError
 
 from streamzy.clock import Clock
 from streamzy.services.content import clean_message, suspicious_pattern
-from streamzy.services.errors import Conflict, Invalid, ServiceError
+from streamzy.services.errors import Conflict, Invalid, NotFound, ServiceError
 from streamzy.services.events import EventBus, MessagesStored
+from streamzy.services.mentions import resolve_mentions
 from streamzy.services.message_batch import (
     MAX_BATCH,
     Pending,
@@ -28,7 +29,14 @@ from streamzy.services.message_batch import (
     Stored,
     write_batch,
 )
-from streamzy.services.message_history import StoredMessage
+from streamzy.services.message_state import (
+    MessageReader,
+    Person,
+    ReplyPreview,
+    StoredMessage,
+    excerpt,
+    one_message,
+)
 from streamzy.services.rooms import RoomInfo
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Database
@@ -77,6 +85,7 @@ class MessageWriter:
         self._events = events
         self._observers: list[BatchObserver] = []
         self._checks: set[asyncio.Task[None]] = set()  # retries being compared, referenced
+        self._reader = MessageReader(keyring, audit)
 
     def observe_batches(self, observer: BatchObserver) -> None:
         """Call ``observer(batch size, wall ms)`` after every group-commit transaction
@@ -84,17 +93,14 @@ class MessageWriter:
         self._observers.append(observer)
 
     async def send(self, sender: Sender, room: RoomInfo, client_msg_id: str, text: str,
-                   info: Any) -> SendResult:
+                   info: Any, *, reply_to: int | None = None) -> SendResult:
         """Validate, seal and durably store one message; returns its id and sequence."""
-        return await (await self.submit(sender, room, client_msg_id, text, info))
+        return await (await self.submit(sender, room, client_msg_id, text, info,
+                                        reply_to=reply_to))
 
-    async def submit(self, sender: Sender, room: RoomInfo, client_msg_id: str, text: str,
-                     info: Any) -> asyncio.Future[SendResult]:
-        """Validate, seal and queue one message; the future resolves once it is durable.
-
-        Messages are stored in the order they are submitted, so a caller that submits
-        one sender's messages in order gets them stored (and sequenced) in that order.
-        """
+    async def check_text(self, sender: Sender, room: RoomInfo, text: str, info: Any) -> str:
+        """The cleaned text, or Invalid (a hostile pattern is audited): the rules every
+        text a person writes passes, whether sent or edited."""
         text, problem = clean_message(text, self.max_chars)
         if problem is not None:
             raise Invalid(problem.code, problem.message)
@@ -105,12 +111,36 @@ class MessageWriter:
                               length=len(text))
             if self.block_suspicious:
                 raise Invalid("blocked", BLOCKED_MESSAGE)
+        return text
+
+    async def _reply_preview(self, room: RoomInfo, reply_to: int, info: Any) -> ReplyPreview:
+        rows, mentions, reactions = await self._db.read(one_message, room.id, reply_to)
+        if not rows:
+            raise NotFound("reply_not_found", "The message you reply to is not in this room.")
+        parent = (await self._reader.open_rows(rows, mentions, reactions, info))[0]
+        return ReplyPreview(parent.id, parent.seq, None if parent.sender_id is None else
+                            Person(parent.sender_id, parent.username, parent.display_name,
+                                   parent.is_bot),
+                            excerpt(parent.text), parent.deleted)
+
+    async def submit(self, sender: Sender, room: RoomInfo, client_msg_id: str, text: str,
+                     info: Any, *, reply_to: int | None = None) -> asyncio.Future[SendResult]:
+        """Validate, seal and queue one message; the future resolves once it is durable.
+
+        Messages are stored in the order they are submitted, so a caller that submits
+        one sender's messages in order gets them stored (and sequenced) in that order.
+        """
+        text = await self.check_text(sender, room, text, info)
+        reply = None if reply_to is None else await self._reply_preview(room, reply_to, info)
+        mentions, whole_room = ((), False) if "@" not in text else await resolve_mentions(
+            self._db, room.id, text, sender.user_id)
         version = room.key_version
         ciphertext = await self._keyring.seal(room.id, version, text)
         future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._ensure_writer()
         self._queue.put_nowait(Pending(sender, room.id, client_msg_id, text, version,
-                                        ciphertext, future))
+                                        ciphertext, future, reply, mentions, whole_room,
+                                        room.is_dm))
         return future
 
     def _ensure_writer(self) -> None:
@@ -173,9 +203,13 @@ class MessageWriter:
         for item, row, new_id in zip(fresh_items, rows, ids, strict=True):
             result = SendResult(new_id, row["seq"], False)
             written[(item.sender.user_id, item.client_msg_id)] = (item, result)
-            stored.append(StoredMessage(new_id, item.room_id, row["seq"], item.sender.user_id,
-                                        item.sender.username, item.sender.display_name,
-                                        item.client_msg_id, item.text, now, item.sender.is_bot))
+            stored.append(StoredMessage(
+                new_id, item.room_id, row["seq"], item.sender.user_id, item.sender.username,
+                item.sender.display_name, item.client_msg_id, item.text, now,
+                item.sender.is_bot, reply=item.reply, mentions=item.mentions,
+                mentions_room=item.mentions_room,
+                reply_to_id=item.reply.id if item.reply is not None else None,
+                in_dm=item.in_dm))
             if not item.future.done():
                 item.future.set_result(result)
         fresh_ids = {id(item) for item in fresh_items}

@@ -43,9 +43,19 @@ class MessagePosting:
         self._rates = rates
         self._audit_throttled = audit_throttled
 
+    async def spend(self, sender: Sender, info: Any) -> None:
+        """Take one from the sender's message budget (messages, edits, deletes and
+        reactions all spend it); RateLimited, audited once per window, when it is empty."""
+        limit = message_limit(sender)
+        decision = await self._limiter.hit(f"msg:{sender.user_id}", self._rates(limit))
+        if not decision.allowed:
+            await self._audit_throttled(f"{limit}:{sender.user_id}", "rate_limited", info,
+                                        sender.user_id, limit=limit)
+            raise RateLimited(limit, decision.retry_after)
+
     async def submit(self, sender: Sender, room: RoomInfo, client_msg_id: str, text: str,
-                     info: Any, *, known_member: bool = False,
-                     on: str = "message") -> asyncio.Future[SendResult]:
+                     info: Any, *, known_member: bool = False, on: str = "message",
+                     reply_to: int | None = None) -> asyncio.Future[SendResult]:
         """Check and queue one message; the future resolves once it is durably stored.
 
         ``known_member`` skips the membership query when the caller already checked it
@@ -53,15 +63,12 @@ class MessagePosting:
         """
         if not known_member:
             await self._rooms.require_member(sender.user_id, room.id, info, on=on)
-        limit = message_limit(sender)
-        decision = await self._limiter.hit(f"msg:{sender.user_id}", self._rates(limit))
-        if not decision.allowed:
-            await self._audit_throttled(f"{limit}:{sender.user_id}", "rate_limited", info,
-                                        sender.user_id, limit=limit)
-            raise RateLimited(limit, decision.retry_after)
-        return await self._writer.submit(sender, room, client_msg_id, text, info)
+        await self.spend(sender, info)
+        return await self._writer.submit(sender, room, client_msg_id, text, info,
+                                         reply_to=reply_to)
 
     async def send(self, sender: Sender, room: RoomInfo, client_msg_id: str, text: str,
-                   info: Any, *, on: str = "message") -> SendResult:
+                   info: Any, *, on: str = "message", reply_to: int | None = None) -> SendResult:
         """``submit`` and wait for the commit (the JSON API's shape)."""
-        return await (await self.submit(sender, room, client_msg_id, text, info, on=on))
+        return await (await self.submit(sender, room, client_msg_id, text, info, on=on,
+                                        reply_to=reply_to))

@@ -33,11 +33,20 @@ class RoomInfo:
     last_seq: int
     key_version: int
     created_at: datetime
+    kind: str = "room"
+    last_change: int = 0
+    archived: bool = False
+    slow_mode_seconds: int = 0
+
+    @property
+    def is_dm(self) -> bool:
+        return self.kind == "dm"
 
     @classmethod
     def of(cls, room: Room) -> RoomInfo:
         return cls(room.id, room.name, room.topic, room.is_private, room.last_seq,
-                   room.key_version, room.created_at)
+                   room.key_version, room.created_at, room.kind, room.last_change,
+                   room.archived_at is not None, room.slow_mode_seconds)
 
 
 MEMBERSHIP = text("SELECT 1 FROM memberships WHERE room_id = :room AND user_id = :user")
@@ -56,11 +65,41 @@ class RoomView:
     last_seq: int
     member: bool
     last_read_seq: int
+    kind: str = "room"
+    title: str = ""  # a DM's other people, by name
+    mentions: int = 0  # unread messages that name this person (or the room)
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "topic": self.topic,
                 "private": self.is_private, "last_seq": self.last_seq, "member": self.member,
-                "unread": max(0, self.last_seq - self.last_read_seq) if self.member else 0}
+                "unread": max(0, self.last_seq - self.last_read_seq) if self.member else 0,
+                "kind": self.kind, "title": self.title or f"#{self.name}",
+                "mentions": self.mentions if self.member else 0}
+
+
+# Unread mentions per room of one person: rows naming them, and @room messages, after
+# their read position (not their own messages).
+UNREAD_MENTIONS = text(
+    "SELECT ms.room_id, "
+    "(SELECT COUNT(*) FROM mentions n WHERE n.user_id = :user AND n.room_id = ms.room_id "
+    "AND n.seq > ms.last_read_seq) + "
+    "(SELECT COUNT(*) FROM messages m WHERE m.room_id = ms.room_id AND m.mentions_room "
+    "AND m.seq > ms.last_read_seq AND (m.sender_id IS NULL OR m.sender_id <> :user)) "
+    "FROM memberships ms WHERE ms.user_id = :user")
+DM_PEOPLE = text(
+    "SELECT ms.room_id, u.id, u.display_name FROM memberships mine "
+    "JOIN rooms r ON r.id = mine.room_id AND r.kind = 'dm' "
+    "JOIN memberships ms ON ms.room_id = r.id "
+    "JOIN users u ON u.id = ms.user_id WHERE mine.user_id = :user ORDER BY u.display_name")
+
+
+def _mentions_and_people(tx: Tx, user_id: int) -> tuple[dict[int, int], dict[int, list[str]]]:
+    counts = {int(r[0]): int(r[1]) for r in tx.rows(UNREAD_MENTIONS, {"user": user_id})}
+    people: dict[int, list[str]] = {}
+    for room_id, member_id, name in tx.rows(DM_PEOPLE, {"user": user_id}):
+        if member_id != user_id:
+            people.setdefault(int(room_id), []).append(name)
+    return counts, people
 
 
 class Rooms:
@@ -76,6 +115,8 @@ class Rooms:
         if not ROOM_NAME.match(name):
             raise Invalid("invalid_room_name",
                           "Room names use 1-64 lowercase letters, digits, - or _.")
+        if name.startswith("dm-"):  # the names direct conversations get
+            raise Invalid("invalid_room_name", "Room names cannot start with dm-.")
         try:
             async with self._db.unit() as db:
                 room = Room(name=name, topic=topic, is_private=private, created_by=actor_id,
@@ -110,16 +151,20 @@ class Rooms:
         return room
 
     async def visible(self, user_id: int) -> list[RoomView]:
-        """Public rooms and the private rooms the user belongs to."""
+        """Public rooms and the private rooms and DMs the user belongs to, with unread
+        mention counts and each DM's people."""
         async with self._db.unit() as db:
-            rows = await db.execute(
+            rows = (await db.execute(
                 select(Room, Membership)
                 .outerjoin(Membership, (Membership.room_id == Room.id)
                            & (Membership.user_id == user_id))
                 .where(or_(Room.is_private.is_(False), Membership.user_id.is_not(None)))
-                .order_by(Room.name))
-            return [RoomView(r.id, r.name, r.topic, r.is_private, r.last_seq, m is not None,
-                             m.last_read_seq if m else 0) for r, m in rows]
+                .order_by(Room.name))).all()
+        counts, people = await self._db.read(_mentions_and_people, user_id)
+        return [RoomView(r.id, r.name, r.topic, r.is_private, r.last_seq, m is not None,
+                         m.last_read_seq if m else 0, r.kind,
+                         ", ".join(people.get(r.id, [])) if r.kind == "dm" else "",
+                         counts.get(r.id, 0)) for r, m in rows]
 
     async def is_member(self, user_id: int, room_id: int) -> bool:
         """One plain read (Database.read): joins and most events ask this."""
@@ -185,6 +230,7 @@ class Rooms:
                 Membership.last_read_seq < target).values(last_read_seq=target))
 
     async def all_rooms(self) -> list[RoomInfo]:
+        """Every room, for the admin console: never anyone's direct conversations."""
         async with self._db.unit() as db:
-            return [RoomInfo.of(r) for r in
-                    (await db.execute(select(Room).order_by(Room.name))).scalars()]
+            return [RoomInfo.of(r) for r in (await db.execute(
+                select(Room).where(Room.kind == "room").order_by(Room.name))).scalars()]

@@ -9,6 +9,7 @@ room key makes that room's content unreadable for good. Unwrapped keys live in m
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -65,6 +66,7 @@ class Keyring:
         self._master = master
         self._clock = clock
         self._keys: dict[tuple[int, int], Fernet | None] = {}
+        self._raw: dict[tuple[int, int], bytes] = {}
 
     async def create_room_key(self, session: AsyncSession, room_id: int, version: int = 1) -> None:
         """Add a fresh data key for ``room_id`` inside the caller's transaction."""
@@ -72,6 +74,7 @@ class Keyring:
         session.add(RoomKey(room_id=room_id, version=version, wrapped_key=self._master.wrap(raw),
                             created_at=self._clock.now()))
         self._keys[(room_id, version)] = Fernet(raw)
+        self._raw[(room_id, version)] = raw
 
     async def _load(self, room_id: int, version: int) -> Fernet | None:
         key = (room_id, version)
@@ -82,8 +85,20 @@ class Keyring:
             if row is None or row.wrapped_key is None:
                 self._keys[key] = None  # destroyed or never existed: content is unreadable
             else:
-                self._keys[key] = Fernet(self._master.unwrap(row.wrapped_key))
+                raw = self._master.unwrap(row.wrapped_key)
+                self._keys[key] = Fernet(raw)
+                self._raw[key] = raw
         return self._keys[key]
+
+    async def blind(self, room_id: int, version: int, purpose: str, value: str) -> str:
+        """A keyed digest of ``value`` under the room's data key (HMAC-SHA256, its key
+        derived per ``purpose``): equal values compare equal within the room and key
+        version, and nothing readable is stored. Raises KeyUnavailable like seal."""
+        if await self._load(room_id, version) is None:
+            raise KeyUnavailable(f"room {room_id} has no usable key version {version}")
+        derived = hmac.new(self._raw[(room_id, version)], b"streamzy blind index: "
+                           + purpose.encode("utf-8"), hashlib.sha256).digest()
+        return hmac.new(derived, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
     async def seal(self, room_id: int, version: int, text: str) -> bytes:
         fernet = await self._load(room_id, version)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import StringConstraints
 from quart import Blueprint, Response, g, jsonify
@@ -11,12 +11,13 @@ from quart import Blueprint, Response, g, jsonify
 from streamzy import wire
 from streamzy.guards.validation import StrictModel
 from streamzy.services.errors import RateLimited
+from streamzy.services.message_changes import Changed, MessageChanges
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import Sender
 from streamzy.services.posting import MessagePosting
 from streamzy.services.rooms import RoomInfo, Rooms
 from streamzy.web.current import info
-from streamzy.web.openapi import HISTORY_MAX, PostMessage
+from streamzy.web.openapi import HISTORY_MAX, AddReaction, EditMessage, PostMessage
 from streamzy.web.openapi import build as build_openapi
 from streamzy.web.parsing import json_model, query_model
 from streamzy.web.policy import bot_token, csrf_exempt, limited, public
@@ -29,10 +30,30 @@ class HistoryQuery(StrictModel):
     limit: Annotated[str, StringConstraints(max_length=3, pattern=r"^\d*$")] = ""
 
 
+def too_fast(exc: RateLimited) -> tuple[Response, int]:
+    """A 429 with the wait, in the body and as Retry-After."""
+    refused = jsonify(wire.error("rate_limited", exc.message,
+                                 retry_after=round(exc.retry_after, 1)))
+    refused.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return refused, 429
+
+
+def changed(result: Changed) -> Response:
+    answer: dict[str, Any] = {"ok": True, "id": result.id, "change_seq": result.change_seq}
+    if result.message is not None and result.message.edited_at is not None:
+        answer["edited_at"] = wire.message(result.message)["edited_at"]
+    if result.added is not None:
+        answer["added"] = result.added
+    return jsonify(answer)
+
+
 def blueprint(*, rooms: Rooms, history: MessageHistory, posting: MessagePosting,
-              message_max_chars: int) -> Blueprint:
+              changes: MessageChanges, message_max_chars: int) -> Blueprint:
     bp = Blueprint("api", __name__)
     document = build_openapi(message_max_chars=message_max_chars)
+
+    def bot_sender() -> Sender:
+        return Sender(g.bot.user_id, g.bot.username, g.bot.display_name, True)
 
     async def room_for_bot(room_id: int) -> RoomInfo:
         room = await rooms.resolve(room_id)
@@ -65,16 +86,50 @@ def blueprint(*, rooms: Rooms, history: MessageHistory, posting: MessagePosting,
     async def post_message(room_id: int) -> tuple[Response, int]:
         body = await json_model(PostMessage)
         room = await rooms.resolve(room_id)
-        sender = Sender(g.bot.user_id, g.bot.username, g.bot.display_name, True)
         try:  # the same use case as the socket's message event: membership, limit, audit
-            result = await posting.send(sender, room, body.client_msg_id, body.text, info(),
-                                        on="api")
+            result = await posting.send(bot_sender(), room, body.client_msg_id, body.text,
+                                        info(), on="api", reply_to=body.reply_to)
         except RateLimited as exc:
-            refused = jsonify(wire.error("rate_limited", exc.message,
-                                         retry_after=round(exc.retry_after, 1)))
-            refused.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-            return refused, 429
+            return too_fast(exc)
         return jsonify(wire.ack(result, room.id)), 200 if result.duplicate else 201
+
+    # Edits, deletes and reactions: the same use cases as the socket's events.
+    @bp.patch("/api/v1/rooms/<id:room_id>/messages/<id:message_id>")
+    @bot_token
+    @csrf_exempt(NO_COOKIES)
+    @limited("api")
+    async def edit_message(room_id: int, message_id: int) -> Response | tuple[Response, int]:
+        body = await json_model(EditMessage)
+        room = await room_for_bot(room_id)
+        try:
+            return changed(await changes.edit(bot_sender(), room, message_id, body.text,
+                                              info()))
+        except RateLimited as exc:
+            return too_fast(exc)
+
+    @bp.delete("/api/v1/rooms/<id:room_id>/messages/<id:message_id>")
+    @bot_token
+    @csrf_exempt(NO_COOKIES)
+    @limited("api")
+    async def delete_message(room_id: int, message_id: int) -> Response | tuple[Response, int]:
+        room = await room_for_bot(room_id)
+        try:
+            return changed(await changes.delete(bot_sender(), room, message_id, info()))
+        except RateLimited as exc:
+            return too_fast(exc)
+
+    @bp.post("/api/v1/rooms/<id:room_id>/messages/<id:message_id>/reactions")
+    @bot_token
+    @csrf_exempt(NO_COOKIES)
+    @limited("api")
+    async def react(room_id: int, message_id: int) -> Response | tuple[Response, int]:
+        body = await json_model(AddReaction)
+        room = await room_for_bot(room_id)
+        try:
+            return changed(await changes.react(bot_sender(), room, message_id, body.emoji,
+                                               info()))
+        except RateLimited as exc:
+            return too_fast(exc)
 
     @bp.get("/openapi.json")
     @public

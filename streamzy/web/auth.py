@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote
+
 from quart import Blueprint, Response, g, redirect, render_template, request
 
 from streamzy.config import Settings
@@ -10,6 +13,7 @@ from streamzy.guards.sessions import EndReason, SessionStore
 from streamzy.guards.validation import InputError
 from streamzy.services.accounts import Accounts
 from streamzy.services.errors import ServiceError
+from streamzy.web.access import FIRST_SIGN_IN_PAGE
 from streamzy.web.current import info, session
 from streamzy.web.forms import EmptyForm, LoginForm, PasswordForm
 from streamzy.web.parsing import form_model
@@ -18,6 +22,9 @@ from streamzy.web.sign_in_notices import Notice, text_for
 
 GENERIC_LOGIN_ERROR = ("Wrong username or password, or the account is temporarily locked. "
                        "Wait a few minutes before trying again.")
+# Where a new member lands once their first password is chosen: chat, with a welcome.
+WELCOME_PAGE = "/rooms?welcome=1"
+_ROOM_PAGE = re.compile(r"/rooms/[a-z0-9_-]{1,64}")  # the names Rooms accepts
 
 
 def _safe_next(target: str) -> str:
@@ -30,6 +37,11 @@ def _safe_next(target: str) -> str:
             and target.isascii() and target.isprintable()):
         return target
     return "/"
+
+
+def _room_page(target: str) -> str:
+    """``target`` if it is one room's page (a link followed before signing in), else ""."""
+    return target if _ROOM_PAGE.fullmatch(target) else ""
 
 
 def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
@@ -66,8 +78,10 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
         if old is not None:  # a new token at every login: no fixation, no reuse
             await sessions.revoke(old.id, EndReason.REPLACED)
         token, _ = await sessions.issue(outcome.user.id, info())
-        target = "/account/password?first=1" if outcome.user.must_change_password \
-            else _safe_next(form.next)
+        target = _safe_next(form.next)
+        if outcome.user.must_change_password:  # the room asked for waits for the new password
+            room = _room_page(target)
+            target = FIRST_SIGN_IN_PAGE + (f"&next={quote(room, safe='/')}" if room else "")
         response: Response = redirect(target)  # type: ignore[assignment]
         response.set_cookie(cookie_name, token, httponly=True, samesite="Lax",
                             secure=settings.cookie_secure, path="/",
@@ -96,7 +110,9 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
     @allowed_before_password_change
     @limited("pages")
     async def password_form() -> str:
-        return await render_template("password.html", first=session().must_change_password,
+        first = session().must_change_password
+        return await render_template("password.html", first=first,
+                                     next=_room_page(request.args.get("next", "")) if first else "",
                                      min_length=settings.password_min_length)
 
     @bp.post("/account/password")
@@ -105,13 +121,16 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
     @limited("login")
     async def change_password() -> Response | tuple[str, int]:
         current = session()
-        context = {"first": current.must_change_password,
-                   "min_length": settings.password_min_length}
+        first = current.must_change_password
+        context: dict[str, object] = {"first": first, "next": "",
+                                      "min_length": settings.password_min_length}
         try:
             form = await form_model(PasswordForm)
         except InputError as exc:
             return await render_template("password.html", error="Fill in every field.",
                                          fields=exc.fields, **context), 400
+        room = _room_page(form.next) if first else ""
+        context["next"] = room
         if form.new_password != form.confirm_password:
             return await render_template("password.html",
                                          error="The new passwords do not match.", **context), 400
@@ -128,6 +147,8 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
             status = 403 if exc.kind == "forbidden" else 400
             return await render_template("password.html", error=exc.message,
                                          **context), status
+        if first:  # a new member has nothing to do on the account page: into chat
+            return redirect(room or WELCOME_PAGE)  # type: ignore[return-value]
         return redirect("/account?changed=1")  # type: ignore[return-value]
 
     @bp.get("/account")

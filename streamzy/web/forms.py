@@ -30,6 +30,8 @@ class PasswordForm(StrictModel):
     new_password: Password
     confirm_password: Password
     end_other_sessions: Literal["on", "1", "true"] | None = None
+    # First change only: the room page asked for at sign-in, to go on to afterwards.
+    next: Annotated[str, StringConstraints(max_length=512)] = ""
 
 
 class StatusForm(StrictModel):

@@ -8,12 +8,12 @@ configured ``message_max_chars``, not the transport bound of the body model.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from streamzy.guards.validation import ClientMsgId, MessageText, StrictModel
+from streamzy.guards.validation import ClientMsgId, MessageText, RowId, StrictModel
 from streamzy.web.ids import DB_ID_MAX, DB_ID_MIN
 
 HISTORY_MAX = 100
@@ -24,6 +24,15 @@ RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 class PostMessage(StrictModel):
     client_msg_id: ClientMsgId
     text: MessageText
+    reply_to: RowId | None = None
+
+
+class EditMessage(StrictModel):
+    text: MessageText
+
+
+class AddReaction(StrictModel):
+    emoji: Annotated[str, Field(min_length=1, max_length=32)]
 
 
 class Out(BaseModel):
@@ -39,6 +48,20 @@ class Sender(Out):
     bot: bool
 
 
+class ReplyTo(Out):
+    id: int
+    seq: int
+    sender: Sender | None
+    text: str
+    deleted: bool
+
+
+class Reaction(Out):
+    emoji: str
+    count: int
+    users: list[int]
+
+
 class Message(Out):
     id: int
     room: int
@@ -48,6 +71,13 @@ class Message(Out):
     text: str
     unreadable: bool
     created_at: str
+    edited_at: str | None
+    deleted: bool
+    reply_to: ReplyTo | None
+    reactions: list[Reaction]
+    mentions: list[int]
+    mentions_room: bool
+    change_seq: int
 
 
 class Room(Out):
@@ -58,6 +88,9 @@ class Room(Out):
     last_seq: int
     member: bool
     unread: int
+    kind: Literal["room", "dm"]
+    title: str
+    mentions: int
 
 
 class RoomList(Out):
@@ -80,6 +113,14 @@ class Ack(Out):
     duplicate: bool
 
 
+class Changed(Out):
+    ok: Literal[True]
+    id: int
+    change_seq: int
+    edited_at: str | None = None  # edits
+    added: bool | None = None  # reactions: added (true) or taken back (false)
+
+
 class Error(Out):
     ok: Literal[False]
     code: str
@@ -87,14 +128,16 @@ class Error(Out):
     retry_after: float | None = None  # only on the per-bot message limit's 429
 
 
-MODELS: tuple[type[BaseModel], ...] = (PostMessage, Sender, Message, Room, RoomList, History,
-                                        Ack, Error)
+MODELS: tuple[type[BaseModel], ...] = (PostMessage, EditMessage, AddReaction, Sender, ReplyTo,
+                                        Reaction, Message, Room, RoomList, History, Ack,
+                                        Changed, Error)
 
 ERRORS = {
     "400": "The request is invalid (parameters, body, or a message the policy blocks).",
     "401": "No bot token, or not a valid one.",
-    "403": "The bot is not a member of that room.",
-    "404": "No such room (or an id outside 1..2^63-1).",
+    "403": "Not allowed: the bot is not a member of that room, or the message is not its "
+           "own (edits; deletes unless it moderates the room), or the edit window closed.",
+    "404": "No such room or message (or an id outside 1..2^63-1).",
     "413": "The body is larger than the server accepts.",
     "409": "This client_msg_id was already used for another text or room: send a new id.",
     "415": "The body is not application/json.",
@@ -142,8 +185,11 @@ def build(*, message_max_chars: int) -> dict[str, Any]:
     schemas["PostMessage"]["properties"]["text"]["description"] = (
         f"At most {message_max_chars} characters (STREAMZY_MESSAGE_MAX_CHARS); no control "
         "characters other than line breaks and tabs.")
+    schemas["EditMessage"]["properties"]["text"]["maxLength"] = message_max_chars
     room_id = {"name": "room_id", "in": "path", "required": True,
                "schema": {"type": "integer", "minimum": DB_ID_MIN, "maximum": DB_ID_MAX}}
+    message_id = {**room_id, "name": "message_id"}
+    change_errors = ("400", "401", "403", "404", "413", "415", "429", "503")
     return {
         "openapi": "3.1.0",
         "info": {"title": "Streamzy bot API", "version": "1"},
@@ -187,6 +233,28 @@ def build(*, message_max_chars: int) -> dict[str, Any]:
                         {"201": ("Ack", "Stored."),
                          "200": ("Ack", "A retry of a stored message (duplicate: true).")},
                         ("400", "401", "403", "404", "409", "413", "415", "429", "503")),
+                },
+            },
+            "/api/v1/rooms/{room_id}/messages/{message_id}": {
+                "parameters": [room_id, message_id],
+                "patch": {
+                    "summary": "Edit the bot's own message (within the edit window)",
+                    "requestBody": {"required": True, "content": _json("EditMessage")},
+                    "responses": _responses({"200": ("Changed", "Edited.")}, change_errors),
+                },
+                "delete": {
+                    "summary": "Delete a message: its text is destroyed, a tombstone stays",
+                    "responses": _responses({"200": ("Changed", "Deleted.")},
+                                            ("400", "401", "403", "404", "429", "503")),
+                },
+            },
+            "/api/v1/rooms/{room_id}/messages/{message_id}/reactions": {
+                "parameters": [room_id, message_id],
+                "post": {
+                    "summary": "Toggle the bot's reaction (an emoji) on a message",
+                    "requestBody": {"required": True, "content": _json("AddReaction")},
+                    "responses": _responses({"200": ("Changed", "Added or taken back.")},
+                                            change_errors),
                 },
             },
         },

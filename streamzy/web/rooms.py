@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, render_template
+from quart import Blueprint, render_template, request
 
 from streamzy.config import Settings
 from streamzy.services.errors import NotFound
@@ -19,7 +19,8 @@ def blueprint(*, rooms: Rooms, settings: Settings) -> Blueprint:
     @limited("pages")
     async def rooms_page() -> str:
         views = await rooms.visible(session().user_id)
-        return await render_template("rooms.html", rooms=[v.public() for v in views])
+        return await render_template("rooms.html", rooms=[v.public() for v in views],
+                                     welcome=request.args.get("welcome") == "1")
 
     @bp.get("/rooms/<name>")
     @signed_in
@@ -30,8 +31,11 @@ def blueprint(*, rooms: Rooms, settings: Settings) -> Blueprint:
         if room.is_private and not await rooms.is_member(current.user_id, room.id):
             raise NotFound("unknown_room", "No such room.")  # don't confirm private rooms exist
         views = await rooms.visible(current.user_id)
+        this = next((v for v in views if v.id == room.id), None)
         return await render_template(
             "room.html", room=room, rooms=[v.public() for v in views],
+            title=this.public()["title"] if this is not None else f"#{room.name}",
+            last_read=this.last_read_seq if this is not None and this.member else 0,
             me={"id": current.user_id, "username": current.username,
                 "display_name": current.display_name},
             max_chars=settings.message_max_chars,

@@ -66,7 +66,7 @@ def create_quart(services: Services) -> Quart:
                         audit=services.audit_log, clock=services.clock),
         admin_chat.blueprint(rooms=services.rooms, bots=services.bots),
         rooms.blueprint(rooms=services.rooms, settings=settings),
-        api.blueprint(rooms=services.rooms, history=services.history,
+        api.blueprint(rooms=services.rooms, history=services.history, changes=services.changes,
                       posting=services.posting, message_max_chars=settings.message_max_chars),
     ):
         app.register_blueprint(blueprint)

@@ -246,8 +246,10 @@ class Browsing:
         page.on("dialog", on_dialog)
 
     async def context(self, *, cookie: str | None = None, phone: bool = False,
-                      **options: Any) -> Any:
-        viewport = {"width": 375, "height": 740} if phone else {"width": 1280, "height": 820}
+                      viewport: dict[str, int] | None = None, **options: Any) -> Any:
+        """A new context: a phone (375x740 unless ``viewport`` says) or a desktop window."""
+        if viewport is None:
+            viewport = {"width": 375, "height": 740} if phone else {"width": 1280, "height": 820}
         context = await self.browser.new_context(
             base_url=self.server.url, viewport=viewport, user_agent=USER_AGENT,
             device_scale_factor=2 if phone else 1, has_touch=phone, is_mobile=phone,

@@ -74,10 +74,10 @@ async def test_apply_approve_first_login_and_live_chat(browsing: Browsing,
     await expect(applicant.locator("#strength")).to_contain_text("strong")
     await applicant.get_by_label("Repeat the new password").fill(NEW_PASSWORD)
     await applicant.get_by_role("button", name="Save password").click()
-    await expect(applicant.locator("#password-changed")).to_be_visible()
+    await expect(applicant).to_have_url(re.compile(r"/rooms\?welcome=1$"))  # straight to chat
+    await expect(applicant.locator("#welcome")).to_be_visible()
 
     # Into the room; a second person in another browser sees the message live.
-    await applicant.get_by_role("link", name="Rooms", exact=True).click()
     await applicant.locator("#room-list").get_by_role("link", name=re.compile("#general")).click()
     await expect(applicant.locator("#conn-state")).to_have_attribute("data-state", "connected")
     other = await browsing.page(bob)

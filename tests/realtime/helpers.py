@@ -43,7 +43,7 @@ class ChatClient:
         self.sio.on("session_ended", self._on_ended)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("connect_error", self._on_connect_error)
-        for name in ("presence", "typing"):
+        for name in ("presence", "typing", "message_changed", "activity", "notify"):
             self.sio.on(name, self._recorder(name))
 
     def _recorder(self, name: str) -> Callable[[Any], Any]:
@@ -79,6 +79,10 @@ class ChatClient:
     async def send(self, room: int, text: str, client_msg_id: str | None = None) -> Any:
         cmid = client_msg_id or f"c{next(_ids)}"
         return await self.call("message", {"room": room, "client_msg_id": cmid, "text": text})
+
+    def received(self, name: str) -> list[Any]:
+        """The payloads of every ``name`` event received so far, in order."""
+        return [data for event, data in self.events if event == name]
 
     def texts(self, room: int) -> list[str]:
         return [m["text"] for m in sorted(self.messages, key=lambda m: m["seq"])

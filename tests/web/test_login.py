@@ -202,10 +202,46 @@ async def test_first_login_forces_a_password_change(server: LiveServer) -> None:
             "current_password": TEST_PASSWORD, "new_password": "violet kettle drums 77",
             "confirm_password": "violet kettle drums 77"}, page="/account/password")
         assert good.status_code == 302
+        assert good.headers["location"] == "/rooms?welcome=1"  # into chat, not the account
         assert (await client.get("/account")).status_code == 200
     async with server.client() as client:
         assert (await login(client, "kate", "violet kettle drums 77")).status_code == 302
     assert len(await server.audit_rows("password_changed")) == 1
+
+
+@pytest.mark.parametrize(("asked", "first_page", "lands_on"), [
+    ("/rooms/general", "/account/password?first=1&next=/rooms/general", "/rooms/general"),
+    ("/admin/users", "/account/password?first=1", "/rooms?welcome=1"),
+    ("//evil.example/rooms/x", "/account/password?first=1", "/rooms?welcome=1"),
+    ("/rooms/general/../../logout", "/account/password?first=1", "/rooms?welcome=1"),
+])
+async def test_a_first_password_change_goes_on_only_to_a_room_asked_for(
+        server: LiveServer, asked: str, first_page: str, lands_on: str) -> None:
+    await server.make_user("kate", must_change=True)
+    async with server.client() as client:
+        token = await csrf_of(client, "/login")
+        response = await client.post("/login", data={
+            "username": "kate", "password": TEST_PASSWORD, "next": asked, "csrf_token": token})
+        assert response.headers["location"] == first_page
+        form = await client.get(first_page)
+        assert ('name="next"' in form.text) == (lands_on != "/rooms?welcome=1")
+        changed = await post_form(client, "/account/password", {
+            "current_password": TEST_PASSWORD, "new_password": "violet kettle drums 77",
+            "confirm_password": "violet kettle drums 77", "next": asked},
+            page="/account/password")  # the hidden field, tampered with: checked again
+        assert changed.status_code == 302 and changed.headers["location"] == lands_on
+
+
+async def test_a_later_password_change_returns_to_the_account_page(server: LiveServer) -> None:
+    await server.make_user("kate")
+    async with server.client() as client:
+        await login(client, "kate")
+        changed = await post_form(client, "/account/password", {
+            "current_password": TEST_PASSWORD, "new_password": "violet kettle drums 77",
+            "confirm_password": "violet kettle drums 77", "next": "/rooms/general"},
+            page="/account/password")
+        assert changed.status_code == 302
+        assert changed.headers["location"] == "/account?changed=1"
 
 
 async def test_password_change_can_end_other_sessions(server: LiveServer) -> None:

@@ -60,6 +60,12 @@ async def test_every_component_is_used_and_every_status_has_a_schema(server: Liv
             {"200", "400", "401", "403", "404", "429", "503"},
         ("/api/v1/rooms/{room_id}/messages", "post"):
             {"200", "201", "400", "401", "403", "404", "409", "413", "415", "429", "503"},
+        ("/api/v1/rooms/{room_id}/messages/{message_id}", "patch"):
+            {"200", "400", "401", "403", "404", "413", "415", "429", "503"},
+        ("/api/v1/rooms/{room_id}/messages/{message_id}", "delete"):
+            {"200", "400", "401", "403", "404", "429", "503"},
+        ("/api/v1/rooms/{room_id}/messages/{message_id}/reactions", "post"):
+            {"200", "400", "401", "403", "404", "413", "415", "429", "503"},
     }
     for (path, method), statuses in expected.items():
         responses = document["paths"][path][method]["responses"]
