@@ -58,7 +58,8 @@
 
   /* ---------- title and favicon ---------- */
   const icon = document.querySelector('link[rel="icon"]');
-  const plainIcon = icon ? icon.href : "";
+  const plainIcon = icon ? icon.getAttribute("href") : "";
+  const plainType = icon ? icon.getAttribute("type") || "" : "";
   let iconImage = null, badgedIcon = "";
   const drawBadge = () => new Promise((resolve) => {
     if (badgedIcon) { resolve(badgedIcon); return; }
@@ -98,7 +99,8 @@
     if (!icon) return;
     const href = n > 0 ? await drawBadge() : plainIcon;
     if (href && shownTotal === n) {
-      icon.href = href;
+      icon.setAttribute("href", href);
+      icon.setAttribute("type", n > 0 ? "image/png" : plainType);  // else the browser skips it
       icon.dataset.badged = String(n > 0);
     }
   };
@@ -202,7 +204,7 @@
     if (chosen === "off" || !supported || Notification.permission !== "granted") return;
     const who = R.nameOf(data.sender);
     const dm = data.kind === "dm";
-    const where = dm ? "" : `#${data.room_name}`;
+    const where = dm ? "" : data.room_name ? `#${data.room_name}` : "a room";
     const title = chosen === "hide" ? "Streamzy"
       : dm ? `${who} (direct message)` : `${who} mentioned you in ${where}`;
     const body = chosen === "hide" ? (dm ? "New direct message" : `New mention in ${where}`)
@@ -219,8 +221,24 @@
     } catch { /* e.g. a browser that only allows them from a service worker */ }
   };
 
-  const onNotify = (data) => {
-    if (!data || !Number.isInteger(data.room)) return;
+  const told = new Set();  // message ids already notified
+  /* The room's name for links and texts: the notice's, else the sidebar's. */
+  const nameOfRoom = (data) => {
+    if (typeof data.room_name === "string" && data.room_name) return data.room_name;
+    const entry = entries.get(data.room);
+    const match = entry && /\/rooms\/([^/?#]+)$/u.exec(entry.link.getAttribute("href") || "");
+    return match ? decodeURIComponent(match[1]) : null;
+  };
+
+  const onNotify = (raw) => {
+    if (!raw || !Number.isInteger(raw.room)) return;
+    // Our own message (a DM or an @room we sent) is news to the others only.
+    if (raw.sender && raw.sender.id === ctx.me) return;
+    // A mention in a DM comes twice (to the person named, and to the DM's members): once.
+    if (told.has(raw.message_id)) return;
+    told.add(raw.message_id);
+    if (told.size > 200) told.delete(told.values().next().value);
+    const data = { ...raw, room_name: nameOfRoom(raw) };
     const here = data.room === ctx.room;
     if (!here) {
       const entry = entries.get(data.room) || addEntry(data);

@@ -164,6 +164,16 @@
     return row;
   };
 
+  /* Names learnt later (someone came online) complete the titles of the pills shown. */
+  const retitle = (item, m, ctx) => {
+    for (const pill of item.querySelectorAll(".reaction[data-emoji]")) {
+      const reaction = (m.reactions || []).find((r) => r.emoji === pill.dataset.emoji);
+      if (!reaction) continue;
+      pill.title = reactionTitle(reaction, ctx.people, ctx.me);
+      pill.setAttribute("aria-label", `${reaction.emoji} ${reaction.count}: ${pill.title}`);
+    }
+  };
+
   const toolbar = (m, ctx) => {
     const bar = make("div", "actions");
     bar.setAttribute("role", "toolbar");
@@ -302,6 +312,6 @@
 
   window.StreamzyRender = Object.freeze({
     make, button, nameOf, timeOf, avatar, initials, colourOf, dayLabel, excerpt,
-    renderText, markMentions, build, update, setTime, tabbable, relayout,
+    renderText, markMentions, build, update, retitle, setTime, tabbable, relayout,
   });
 })();

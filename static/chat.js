@@ -80,8 +80,18 @@
     edgeText.hidden = edgeText.textContent === "";
   };
 
+  let retitleTimer = 0;
   const learn = (person) => {
-    if (person && Number.isInteger(person.id)) people.set(person.id, R.nameOf(person));
+    if (!person || !Number.isInteger(person.id)) return;
+    const known = people.has(person.id);
+    people.set(person.id, R.nameOf(person));
+    if (known || retitleTimer) return;
+    retitleTimer = setTimeout(() => {  // once per batch of newcomers
+      retitleTimer = 0;
+      for (const record of byId.values()) {
+        if ((record.m.reactions || []).length) R.retitle(record.el, record.m, ctx);
+      }
+    }, 0);
   };
   const relayout = () => R.relayout(list);
   const noteChange = (seq) => { if (Number.isInteger(seq)) maxChange = Math.max(maxChange, seq); };
@@ -251,7 +261,8 @@
 
   /* What the join answer says about the room: kind, who may moderate, slow mode, archive. */
   const applyRoom = (room) => {
-    const moderate = Boolean(room.can_moderate);
+    // Only a first join's answer says (a reconnect's catch-up leaves it out).
+    const moderate = "can_moderate" in room ? Boolean(room.can_moderate) : ctx.canModerate;
     if (moderate !== ctx.canModerate) {
       ctx.canModerate = moderate;
       for (const record of byId.values()) R.update(record.el, record.m, ctx);
@@ -844,7 +855,7 @@
   });
   window.addEventListener("pageshow", (event) => { if (event.persisted) window.location.reload(); });
 
-  N.init({ room: ROOM, call, connected: () => socket.connected && joined });
+  N.init({ room: ROOM, me: ME.id, call, connected: () => socket.connected && joined });
   updateEdge();
   renderNote();
   input.focus();
