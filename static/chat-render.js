@@ -7,10 +7,11 @@
   "use strict";
 
   const GROUP_MS = 5 * 60 * 1000;   // a sender's messages within 5 minutes form one group
-  const AVATAR_COLOURS = 8;         // .avatar-c0 .. .avatar-c7 in app.css
   const EXCERPT = 200;
-  // @username (the server's username rule) or @room, not inside a word or an e-mail address.
-  const MENTION = /(?<![\w@.])@(room|[a-z0-9][a-z0-9._-]{1,30}[a-z0-9])(?![\w-])/gi;
+  // @username or a whole-room word, not inside a word or an e-mail address (the server's
+  // rule, streamzy/services/mentions.py: a name's trailing . _ - are punctuation).
+  const MENTION = /(?<![\w@.])@([a-z0-9](?:[a-z0-9._-]{0,30}[a-z0-9])?)/gi;
+  const ROOM_WORDS = new Set(["room", "here", "all", "everyone"]);
 
   const make = (tag, cls, text) => {
     const node = document.createElement(tag);
@@ -55,12 +56,9 @@
   };
 
   /* ---------- avatars ---------- */
-  const colourOf = (id) => {
-    let h = (Number(id) || 0) >>> 0;   // integer hash (xorshift-multiply) of the user id
-    h = Math.imul(h ^ (h >>> 16), 0x45d9f3b) >>> 0;
-    h = Math.imul(h ^ (h >>> 16), 0x45d9f3b) >>> 0;
-    return (h ^ (h >>> 16)) % AVATAR_COLOURS;
-  };
+  // Fibonacci hashing: the top three bits of id × 2^32/φ, so neighbouring ids (people who
+  // joined one after another) get different colours.
+  const colourOf = (id) => Math.imul((Number(id) || 0) >>> 0, 0x9e3779b1) >>> (32 - 3);
   const initials = (person) => {
     const words = nameOf(person).trim().split(/\s+/u).filter(Boolean);
     const letters = words.length > 1 ? [words[0], words[words.length - 1]] : words.slice(0, 1);
@@ -93,7 +91,7 @@
         if (match.index > last) parts.append(value.slice(last, match.index));
         const who = match[1].toLowerCase();
         const span = make("span", "mention", match[0]);
-        if (who === "room" || (me && who === String(me.username).toLowerCase())) span.classList.add("me");
+        if (ROOM_WORDS.has(who) || (me && who === String(me.username).toLowerCase())) span.classList.add("me");
         parts.append(span);
         last = match.index + match[0].length;
       }
