@@ -100,12 +100,12 @@
     }
   };
 
-  /* The one place a message body is filled. Markdown (static/markdown.js), when loaded,
-     builds its DOM from the text; mentions are then styled in its text nodes. */
+  /* The one place a message body is filled: the safe Markdown subset of static/markdown.js
+     (DOM nodes built from the text), or plain text without it; then @mentions are styled
+     in its text nodes (not in code or links). */
   const renderText = (node, text, me) => {
     const md = window.StreamzyMarkdown;
-    node.replaceChildren();
-    if (md && typeof md.render === "function") md.render(node, String(text));
+    if (md && typeof md.render === "function") node.replaceChildren(md.render(String(text)));
     else node.textContent = String(text);
     markMentions(node, me);
   };

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamzy.clock import as_utc
+from streamzy.services.message_changes import Changed
 from streamzy.services.message_state import Person, ReplyPreview, StoredMessage
 from streamzy.services.message_writer import SendResult
 from streamzy.services.rooms import RoomInfo
@@ -56,6 +57,16 @@ def ack(result: SendResult, room_id: int) -> dict[str, Any]:
     """The answer to a stored send (also to a retry of one: ``duplicate``)."""
     return {"ok": True, "id": result.id, "seq": result.seq, "room": room_id,
             "duplicate": result.duplicate}
+
+
+def changed(result: Changed) -> dict[str, Any]:
+    """The answer to an edit, delete or reaction (``added`` only for reactions)."""
+    answer: dict[str, Any] = {"ok": True, "id": result.id, "change_seq": result.change_seq}
+    if result.message is not None and result.message.edited_at is not None:
+        answer["edited_at"] = as_utc(result.message.edited_at).isoformat()
+    if result.added is not None:
+        answer["added"] = result.added
+    return answer
 
 
 def room(r: RoomInfo) -> dict[str, Any]:

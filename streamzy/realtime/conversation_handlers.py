@@ -17,18 +17,11 @@ from streamzy.realtime.principal import Principal
 from streamzy.realtime.schemas import DeleteMessage, EditMessage, OpenDirect, React, Watch
 from streamzy.services.direct import DirectMessages
 from streamzy.services.errors import Forbidden
-from streamzy.services.message_changes import Changed, MessageChanges
+from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_state import Person
 from streamzy.services.rooms import Rooms
 
 Audit = Callable[..., Awaitable[None]]
-
-
-def _changed(result: Changed, **extra: Any) -> dict[str, Any]:
-    answer: dict[str, Any] = {"ok": True, "id": result.id, "change_seq": result.change_seq}
-    if result.message is not None and result.message.edited_at is not None:
-        answer["edited_at"] = wire.message(result.message)["edited_at"]
-    return {**answer, **extra}
 
 
 class ConversationHandlers:
@@ -47,21 +40,20 @@ class ConversationHandlers:
     async def on_edit(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(EditMessage, data)
         room = await self._chat.member_room(sid, principal, event.room, "edit")
-        return _changed(await self._changes.edit(principal.sender, room, event.id, event.text,
+        return wire.changed(await self._changes.edit(principal.sender, room, event.id, event.text,
                                                  principal.info))
 
     async def on_delete(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(DeleteMessage, data)
         room = await self._chat.member_room(sid, principal, event.room, "delete")
-        return _changed(await self._changes.delete(principal.sender, room, event.id,
+        return wire.changed(await self._changes.delete(principal.sender, room, event.id,
                                                    principal.info, event.reason))
 
     async def on_react(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(React, data)
         room = await self._chat.member_room(sid, principal, event.room, "react")
-        result = await self._changes.react(principal.sender, room, event.id, event.emoji,
-                                           principal.info)
-        return _changed(result, added=bool(result.added))
+        return wire.changed(await self._changes.react(principal.sender, room, event.id,
+                                                      event.emoji, principal.info))
 
     async def on_dm(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(OpenDirect, data)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
@@ -174,6 +175,9 @@ class Message(Base):
         UniqueConstraint("room_id", "seq"),
         UniqueConstraint("sender_id", "client_msg_id"),
         Index("ix_messages_room_change", "room_id", "change_seq"),
+        # Only @room messages: the unread-mention count finds them without a scan.
+        Index("ix_messages_room_mentions", "room_id", "seq",
+              sqlite_where=text("mentions_room"), postgresql_where=text("mentions_room")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -92,4 +92,12 @@ def blueprint(*, rooms: Rooms, bots: Bots) -> Blueprint:
         await bots.revoke(session().user_id, token_id, info())
         return redirect(f"/admin/bots?done=revoked&token={token_id}")  # type: ignore[return-value]
 
+    @bp.post("/bots/<id:bot_id>/dms/<any(on, off):state>")
+    @admin_only
+    @limited("pages")
+    async def bot_dms(bot_id: int, state: str) -> Response:
+        await form_model(EmptyForm)
+        await bots.allow_dms(session().user_id, bot_id, state == "on", info())
+        return redirect(f"/admin/bots?done=dms_{state}")  # type: ignore[return-value]
+
     return bp

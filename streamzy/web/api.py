@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import StringConstraints
 from quart import Blueprint, Response, g, jsonify
@@ -11,7 +11,7 @@ from quart import Blueprint, Response, g, jsonify
 from streamzy import wire
 from streamzy.guards.validation import StrictModel
 from streamzy.services.errors import RateLimited
-from streamzy.services.message_changes import Changed, MessageChanges
+from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import Sender
 from streamzy.services.posting import MessagePosting
@@ -36,15 +36,6 @@ def too_fast(exc: RateLimited) -> tuple[Response, int]:
                                  retry_after=round(exc.retry_after, 1)))
     refused.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return refused, 429
-
-
-def changed(result: Changed) -> Response:
-    answer: dict[str, Any] = {"ok": True, "id": result.id, "change_seq": result.change_seq}
-    if result.message is not None and result.message.edited_at is not None:
-        answer["edited_at"] = wire.message(result.message)["edited_at"]
-    if result.added is not None:
-        answer["added"] = result.added
-    return jsonify(answer)
 
 
 def blueprint(*, rooms: Rooms, history: MessageHistory, posting: MessagePosting,
@@ -102,8 +93,8 @@ def blueprint(*, rooms: Rooms, history: MessageHistory, posting: MessagePosting,
         body = await json_model(EditMessage)
         room = await room_for_bot(room_id)
         try:
-            return changed(await changes.edit(bot_sender(), room, message_id, body.text,
-                                              info()))
+            return jsonify(wire.changed(await changes.edit(bot_sender(), room, message_id,
+                                                           body.text, info())))
         except RateLimited as exc:
             return too_fast(exc)
 
@@ -114,7 +105,8 @@ def blueprint(*, rooms: Rooms, history: MessageHistory, posting: MessagePosting,
     async def delete_message(room_id: int, message_id: int) -> Response | tuple[Response, int]:
         room = await room_for_bot(room_id)
         try:
-            return changed(await changes.delete(bot_sender(), room, message_id, info()))
+            return jsonify(wire.changed(await changes.delete(bot_sender(), room, message_id,
+                                                             info())))
         except RateLimited as exc:
             return too_fast(exc)
 
@@ -126,8 +118,8 @@ def blueprint(*, rooms: Rooms, history: MessageHistory, posting: MessagePosting,
         body = await json_model(AddReaction)
         room = await room_for_bot(room_id)
         try:
-            return changed(await changes.react(bot_sender(), room, message_id, body.emoji,
-                                               info()))
+            return jsonify(wire.changed(await changes.react(bot_sender(), room, message_id,
+                                                            body.emoji, info())))
         except RateLimited as exc:
             return too_fast(exc)
 

@@ -115,8 +115,9 @@ async def test_sign_in_and_chat_by_keyboard_alone(browsing: Browsing,
     await page.keyboard.press("Shift+Enter")
     await page.keyboard.type("second line")
     await page.keyboard.press("Enter")
+    # The line break is drawn as one (a <br>): read the text as rendered.
     await expect(page.locator("#messages .message[data-seq='1'] .text")).to_have_text(
-        "first line\nsecond line")
+        "first line\nsecond line", use_inner_text=True)
     await expect(composer).to_have_value("")
     await page.keyboard.press("Tab")
     await expect(page.get_by_role("button", name="Send")).to_be_focused()

@@ -127,8 +127,11 @@ async def test_a_blocked_message_comes_back_to_be_edited(
 
     await composer.fill('Press `<button onclick="save()">` to save')
     await composer.press("Enter")
+    # Rendered as Markdown: the markup is a code span, shown as the characters it is.
     await expect(page.locator("#messages .message[data-seq] .text")).to_have_text(
-        [prose, 'Press `<button onclick="save()">` to save'])
+        [prose, 'Press <button onclick="save()"> to save'])
+    await expect(page.locator("#messages .message[data-seq] .text code")).to_have_text(
+        ['<button onclick="save()">'])
     await expect(composer).to_have_value("")
 
 

@@ -82,3 +82,28 @@ async def test_official_node_client_with_default_options(server: LiveServer) -> 
     refused = await node_client(server.url, "szb_not-a-token")
     assert not refused["connected"]
     assert refused["error"]["data"]["code"] == "invalid_token"  # type: ignore[index]
+
+
+async def test_official_node_client_edits_reacts_replies_and_deletes(
+        server: LiveServer) -> None:
+    """The conversation events from the official client with default options (polling
+    first), including a forged server-only event, which is refused, not delivered."""
+    room = await make_room(server, "general")
+    _, token = await make_bot(server, "helper", [room])
+    if shutil.which("node") is None or not (NODE_CLIENT / "node_modules").exists():
+        await node_client(server.url, token)  # skips (or fails when required) with the reason
+    process = await asyncio.create_subprocess_exec(
+        "node", str(NODE_CLIENT / "converse.mjs"), server.url, token, str(room),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 40)
+    assert process.returncode == 0, (out, err)
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    acks = result["acks"]
+    assert all(acks[name]["ok"] for name in ("join", "message", "edit", "react", "reply",
+                                             "delete")), acks
+    assert acks["react"]["added"] is True and acks["delete"]["change_seq"] == 3
+    assert acks["forged"]["ok"] is False and acks["forged"]["code"] == "reserved_event"
+    assert [c["kind"] for c in result["changes"]] == ["edit", "react", "delete"]
+    assert result["changes"][-1]["message"]["deleted"] is True
+    reply = next(m for m in result["messages"] if m["text"] == "a reply")
+    assert reply["reply_to"]["text"] == "hello from node, edited"

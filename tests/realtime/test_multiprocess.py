@@ -79,8 +79,24 @@ async def test_two_processes_share_delivery_revocation_and_budget(cluster: dict)
         assert ack["ok"]
         await bob.wait_for(lambda: bob.texts(room) == ["across processes"])
 
+        # Edits and reactions made on A reach B, after the message, in order; a mention
+        # reaches the named person's watching socket on the other process.
+        assert (await alice.call("edit", {"room": room, "id": ack["id"],
+                                          "text": "across processes, edited"}))["ok"]
+        assert (await bob.call("react", {"room": room, "id": ack["id"], "emoji": "👋"}))["ok"]
+        await alice.wait_for(lambda: len(alice.received("message_changed")) == 2)
+        assert [c["change_seq"] for c in alice.received("message_changed")] == [1, 2]
+        await bob.wait_for(lambda: len(bob.received("message_changed")) == 2)
+        assert bob.received("message_changed")[0]["message"]["text"] == \
+            "across processes, edited"
+        assert (await bob.call("watch", {"rooms": [room]}))["ok"]
+        assert (await alice.send(room, "@bob see this"))["ok"]
+        await bob.wait_for(lambda: bob.received("notify"))
+        assert bob.received("notify")[0]["kind"] == "mention"
+
         # One budget of 30 messages a minute, whichever process counts them.
         sent = 1
+        sent += 2  # the edit and the mention spent alice's budget too
         while sent < 30:
             client = alice if sent % 2 else alice_on_b
             assert (await client.send(room, f"m{sent}"))["ok"]

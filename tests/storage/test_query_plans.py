@@ -16,7 +16,9 @@ from sqlalchemy.dialects import sqlite
 
 from streamzy.guards.sessions import BY_ID, BY_TOKEN
 from streamzy.services.message_batch import find_existing as _find_existing
-from streamzy.services.message_history import AFTER, BEFORE, NEWEST
+from streamzy.services.message_history import AFTER, BEFORE, CHANGED, NEWEST
+from streamzy.services.message_state import ONE
+from streamzy.services.rooms import UNREAD_MENTIONS
 from streamzy.storage.migrate import upgrade
 
 
@@ -59,3 +61,27 @@ def test_session_lookups_search_an_index(tmp_path: Path, statement: Any) -> None
     upgrade(f"sqlite+aiosqlite:///{path}")
     plan = _plan(path, statement, {"key": "x"})
     assert "SCAN" not in plan, plan
+
+
+@pytest.mark.parametrize(("statement", "params"), [
+    (CHANGED, {"room": 1, "since": 5, "limit": 501}),
+    (ONE, {"room": 1, "id": 7}),
+])
+def test_change_and_single_message_reads_search_an_index(tmp_path: Path, statement: Any,
+                                                        params: dict[str, Any]) -> None:
+    path = tmp_path / "plan.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    plan = _plan(path, statement, params)
+    assert "SCAN" not in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
+def test_unread_mentions_search_indexes_not_the_room(tmp_path: Path) -> None:
+    """The @room count reads a partial index of @room messages only, not every unread
+    message of the room; named mentions their own index."""
+    path = tmp_path / "plan.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    plan = _plan(path, UNREAD_MENTIONS, {"user": 1})
+    assert "ix_messages_room_mentions" in plan, plan
+    assert "ix_mentions_user_room_seq" in plan, plan
+    assert "SCAN n" not in plan and "SCAN m " not in plan and not plan.endswith("SCAN m"), plan

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from streamzy.clock import ManualClock
 from streamzy.config import Settings
+from streamzy.guards.context import SYSTEM
 from streamzy.services.passwords import SYMBOLS
 from streamzy.storage.models import Application, Base, User
 from tests.conftest import TEST_PASSWORD, LiveServer, csrf_of, login, post_form, start_server
@@ -363,3 +364,25 @@ async def test_audit_page_filters_and_exports(server: LiveServer) -> None:
     assert [(r.user_id, json.loads(r.detail)["format"]) for r in exported] == [
         (root.id, "csv"), (root.id, "json")]
 
+
+
+async def test_admins_decide_which_bots_take_direct_messages(server: LiveServer) -> None:
+    async with _admin_client(server) as admin:
+        root = await server.services.accounts.by_username("root")
+        assert root is not None
+        bot, _ = await server.services.bots.create(root.id, "pager", "Pager", [], SYSTEM)
+        assert bot.accepts_dms is False  # bots take none until an admin allows it
+        page = await admin.get("/admin/bots")
+        assert f'/admin/bots/{bot.id}/dms/on' in page.text
+        allowed = await post_form(admin, f"/admin/bots/{bot.id}/dms/on")
+        assert allowed.status_code == 302 and "done=dms_on" in allowed.headers["location"]
+        assert (await server.services.accounts.get(bot.id)).accepts_dms is True  # type: ignore[union-attr]
+        assert (await post_form(admin, f"/admin/bots/{root.id}/dms/on")).status_code == 404
+        assert (await post_form(admin, f"/admin/bots/{bot.id}/dms/maybe")).status_code == 404
+    await server.make_user("plain")
+    async with server.client() as plain:
+        assert (await login(plain, "plain")).status_code == 302
+        refused = await post_form(plain, f"/admin/bots/{bot.id}/dms/off")
+        assert refused.status_code == 403
+    assert (await server.services.accounts.get(bot.id)).accepts_dms is True  # type: ignore[union-attr]
+    assert [a.event for a in await server.audit_rows("bot_dms_allowed")] == ["bot_dms_allowed"]

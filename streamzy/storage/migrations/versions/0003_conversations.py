@@ -95,6 +95,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('change_seq', sa.BigInteger(), nullable=True))
         batch_op.create_index('ix_messages_room_change', ['room_id', 'change_seq'], unique=False)
+        batch_op.create_index('ix_messages_room_mentions', ['room_id', 'seq'], unique=False,
+                              sqlite_where=sa.text('mentions_room'),
+                              postgresql_where=sa.text('mentions_room'))
 
     with op.batch_alter_table('rooms', schema=None) as batch_op:
         batch_op.add_column(sa.Column('kind', sa.String(length=8), server_default='room', nullable=False))
@@ -125,6 +128,7 @@ def downgrade() -> None:
         batch_op.drop_column('kind')
 
     with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_messages_room_mentions')
         batch_op.drop_index('ix_messages_room_change')
         batch_op.drop_column('change_seq')
         batch_op.drop_column('deleted_at')
