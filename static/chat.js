@@ -439,6 +439,7 @@
           relayout();
           if (follow) toBottom();
           if (composerState.slow && !ctx.canModerate) startCountdown(composerState.slow);
+          if (composerState.mutedText) { composerState.mutedText = ""; renderNote(); }
           markRead();
         } else if (ack && ack.code === "session_ended") {
           return endSession(ack.code);
@@ -553,6 +554,7 @@
     const ack = await act("edit", { id, text }).finally(() => { saving = false; });
     if (!ack) return;
     applyOwn(id, ack.change_seq, () => ({ text, edited_at: ack.edited_at || new Date().toISOString() }));
+    if (composerState.mutedText) { composerState.mutedText = ""; renderNote(); }
     if (mode && mode.kind === "edit" && mode.id === id) endMode();
   };
 
@@ -612,7 +614,7 @@
   A.attach(list, { react, reply: startReply, edit: startEdit, delete: removeMessage, report, jump });
 
   /* ---------- slow mode, mutes and archived rooms: the note under the composer ---------- */
-  const composerState = { slow: 0, archived: false, mutedUntil: 0, slowUntil: 0 };
+  const composerState = { slow: 0, archived: false, mutedUntil: 0, mutedText: "", slowUntil: 0 };
   let noteTimer = 0;
   function renderNote() {
     clearTimeout(noteTimer);
@@ -621,11 +623,13 @@
     let text = "";
     if (composerState.archived) text = "This room is archived: you can read it, but no one can post.";
     else if (composerState.mutedUntil > now) text = `You are muted in this room until ${clock(composerState.mutedUntil)}.`;
+    else if (composerState.mutedText) text = composerState.mutedText;
     else if (wait > 0) text = `Slow mode: you can send again in ${wait} s.`;
     else if (composerState.slow > 0) text = `Slow mode: one message every ${composerState.slow} s.`;
     noteEl.textContent = text;
     noteEl.hidden = !text;
-    noteEl.dataset.kind = composerState.archived ? "archived" : composerState.mutedUntil > now ? "muted"
+    noteEl.dataset.kind = composerState.archived ? "archived"
+      : composerState.mutedUntil > now || composerState.mutedText ? "muted"
       : wait > 0 ? "countdown" : text ? "slow" : "";
     const locked = composerState.archived || ended;
     input.disabled = locked;
@@ -642,6 +646,8 @@
     else if (ack.code === "muted") {
       const until = new Date(ack.until).getTime();
       composerState.mutedUntil = Number.isNaN(until) ? 0 : until;
+      // Without a time to count to, the server's own words stay until a send goes through.
+      composerState.mutedText = composerState.mutedUntil ? "" : ack.message || "You are muted in this room.";
       renderNote();
     } else if (ack.code === "archived") { composerState.archived = true; renderNote(); }
   }
