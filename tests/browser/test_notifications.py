@@ -156,3 +156,39 @@ async def test_notifications_for_mentions_and_dms_can_hide_the_text(
 
 async def len_of(page: Any) -> int:
     return len(await shown(page))
+
+
+HIDE = """() => {
+  Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+SHOW = """() => {
+  Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+async def test_a_hidden_tab_counts_new_messages_under_a_line(browsing: Browsing,
+                                                             server: BrowserServer) -> None:
+    room = await server.room("general")
+    ana, bob = await server.make_user("ana"), await server.make_user("bob")
+    await server.post(room, bob, "seen before", "b0")
+    page = await browsing.page(ana)
+    frames = Frames(page)
+    await open_room(page, "general")
+    await frames.until(lambda: frames.acked("read"))
+    await page.evaluate(HIDE)
+    await server.post(room, bob, "while away 1", "b1")
+    await server.post(room, bob, "`@ana` in code is no mention", "b2")
+    await expect(page.locator("#messages > .unread-line + .message .text")).to_have_text(
+        "while away 1")
+    await expect(page).to_have_title("(2) #general · Streamzy")
+    code = page.locator("#messages .message[data-seq]").last
+    await expect(code.locator("code")).to_have_text("@ana")
+    await expect(code.locator(".mention")).to_have_count(0)
+    reads = len([f for f in frames.sent if '"read"' in f])
+    await page.evaluate(SHOW)
+    await expect(page).to_have_title("#general · Streamzy")
+    await frames.until(lambda: len([f for f in frames.sent if '"read"' in f]) > reads)
+    assert '"seq":3' in [f for f in frames.sent if '"read"' in f][-1]
+    await expect(page.locator("#messages > .unread-line")).to_have_count(1)  # kept to read by
