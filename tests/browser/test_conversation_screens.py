@@ -97,6 +97,10 @@ async def test_busy_conversation_on_desktop_and_phone(browsing: Browsing,
     await desk.clock.set_fixed_time(now)
     await open_room(desk, "general")
     await check_room(desk)
+    # Scrolled to where the days meet: the separators, a group and a reply in one view.
+    await desk.locator("#messages > .day-separator").last.evaluate(
+        "e => e.scrollIntoView({block: 'center'})")
+    await desk.screenshot(path=artifact("conversation-desktop-days.png"))
     liked = desk.locator("#messages .message", has_text="HDMI adaptor")
     await liked.hover()
     await expect(liked.get_by_role("toolbar", name="Message actions")).to_be_visible()
@@ -118,3 +122,10 @@ async def test_busy_conversation_on_desktop_and_phone(browsing: Browsing,
     await expect(phone.locator("#room-title .dm-names")).to_have_text("Bob")
     await expect(phone.locator("#conn-state")).to_have_attribute("data-state", "connected")
     await phone.screenshot(path=artifact("conversation-phone-dm.png"))
+
+    dark = await browsing.page(ana, timezone_id="UTC", color_scheme="dark")
+    await dark.set_viewport_size({"width": 1280, "height": 800})
+    await dark.clock.set_fixed_time(now)
+    await open_room(dark, "general")
+    await check_room(dark)
+    await dark.screenshot(path=artifact("conversation-desktop-dark.png"))
