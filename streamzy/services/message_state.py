@@ -73,7 +73,13 @@ class StoredMessage:
     mentions_room: bool = False
     change_seq: int = 0
     reply_to_id: int | None = field(default=None, repr=False)
-    in_dm: bool = field(default=False, repr=False)  # set on a fresh send: who to notify
+    # Set on a fresh send, for notices elsewhere: the room's name, and a DM's people.
+    room_name: str = field(default="", repr=False)
+    dm_members: tuple[int, ...] = field(default=(), repr=False)
+
+    @property
+    def in_dm(self) -> bool:
+        return bool(self.dm_members)
 
 
 def excerpt(text_: str | None) -> str:
