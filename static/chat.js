@@ -6,45 +6,49 @@
    buffered until it does and everything is merged by sequence number (deduplicated by seq
    and id). After a reconnect we join again with since_seq = the highest seq we have seen,
    repeating while the server says has_more. Sends are idempotent per client_msg_id, so a
-   pending message is simply sent again (same id) after a reconnect or on Retry. */
+   pending message is simply sent again (same id) after a reconnect or on Retry.
+
+   Stored messages change (edits, deletes, reactions): each state carries the room's change
+   sequence, and a state is applied only if it is at least as new as the one shown. The
+   join after a reconnect also passes since_change (the highest change seen), and applies
+   the answer's `changes`, repeating while has_more_changes.
+
+   How a message looks is static/chat-render.js; what can be done to it (toolbar, picker,
+   dialogs) static/chat-actions.js; other rooms, the title, notifications and DMs
+   static/chat-notify.js. */
 (() => {
   "use strict";
 
   const root = document.getElementById("chat");
-  if (!root || typeof window.io !== "function") return;
+  const R = window.StreamzyRender, A = window.StreamzyActions, N = window.StreamzyNotify;
+  if (!root || typeof window.io !== "function" || !R || !A || !N) return;
 
   const $ = (id) => document.getElementById(id);
   const ROOM = Number(root.dataset.roomId);
   const ROOM_NAME = root.dataset.roomName || "";
+  const IS_DM = root.dataset.kind === "dm";
   const ME = { id: Number(root.dataset.me), username: root.dataset.meUsername || "",
                display_name: root.dataset.meName || "", bot: false };
   const list = $("messages"), connEl = $("conn-state"), typingEl = $("typing");
   const presenceEl = $("presence"), form = $("composer"), input = $("composer-text");
-  const toastEl = $("toast");
+  const toastEl = $("toast"), modeEl = $("composer-mode"), noteEl = $("composer-note");
   const ACK_TIMEOUT = 15000;
   // Refusals no retry can change: the text goes back to the composer to be edited.
+  // (muted, archived and slow mode too: the text waits in the composer, not in a bubble.)
   const PERMANENT = new Set(["blocked", "too_long", "invalid_text", "empty", "invalid_input",
-                             "conflict"]);
+                             "conflict", "muted", "archived", "slow_mode"]);
 
-  const bySeq = new Map();          // seq -> element (confirmed messages)
-  const seenIds = new Set();        // message ids already shown
-  const pending = new Map();        // client_msg_id -> {el, text, state, attempt}
-  let buffer = [];                  // live messages that arrived before the join answer
+  const bySeq = new Map();          // seq -> record {m, el, local} (confirmed messages)
+  const byId = new Map();           // message id -> the same record
+  const pending = new Map();        // client_msg_id -> {el, text, state, attempt, replyTo}
+  const people = new Map();         // user id -> name, for reaction titles
+  const ctx = { me: ME, canModerate: false, people };
+  let buffer = [];                  // live events that arrived before the join answer
   let highest = 0, lowest = Infinity, hasOlder = false, loadingOlder = false;
   let joined = false, everJoined = false, ended = false, lastRead = 0, readTimer = 0;
-
-  const make = (tag, cls, text) => {
-    const node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text != null) node.textContent = text;
-    return node;
-  };
+  let maxChange = 0, changesKnown = false;  // changesKnown: the server speaks since_change
+  const { make } = R;
   const leaving = () => Boolean(window.Streamzy && window.Streamzy.isLeaving());
-  // A message body: the safe Markdown subset of static/markdown.js, or plain text without it.
-  const renderText = (node, text) => {
-    if (window.StreamzyMarkdown) node.replaceChildren(window.StreamzyMarkdown.render(text));
-    else node.textContent = text;
-  };
 
   /* ---------- connection state and notices ---------- */
   const setConn = (state, text) => { connEl.dataset.state = state; connEl.textContent = text; };
@@ -71,33 +75,26 @@
     olderButton.disabled = loadingOlder;
     olderButton.textContent = loadingOlder ? "Loading…" : "Load older messages";
     edgeText.textContent = !everJoined ? "Loading messages…"
-      : hasOlder ? "" : `This is the beginning of #${ROOM_NAME}.`;
+      : hasOlder ? "" : IS_DM ? "This is the beginning of your conversation."
+    : `This is the beginning of #${ROOM_NAME}.`;
     edgeText.hidden = edgeText.textContent === "";
   };
 
-  const timeOf = (iso) => {
-    const when = new Date(iso);
-    const time = make("time", null, Number.isNaN(when.getTime()) ? ""
-      : when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
-    if (!Number.isNaN(when.getTime())) { time.dateTime = when.toISOString(); time.title = when.toLocaleString(); }
-    return time;
+  let retitleTimer = 0;
+  const learn = (person) => {
+    if (!person || !Number.isInteger(person.id)) return;
+    const known = people.has(person.id);
+    people.set(person.id, R.nameOf(person));
+    if (known || retitleTimer) return;
+    retitleTimer = setTimeout(() => {  // once per batch of newcomers
+      retitleTimer = 0;
+      for (const record of byId.values()) {
+        if ((record.m.reactions || []).length) R.retitle(record.el, record.m, ctx);
+      }
+    }, 0);
   };
-
-  const messageElement = (sender, text, createdAt) => {
-    const item = make("div", "message");
-    const head = make("div", "meta");
-    const author = make("span", "author", sender.display_name || sender.username || "unknown");
-    if (sender.username) author.title = "@" + sender.username;
-    head.append(author);
-    if (sender.bot) head.append(make("span", "tag", "bot"));
-    head.append(timeOf(createdAt));
-    const body = make("div", "text");
-    renderText(body, text);
-    body.dir = "auto";  // right-to-left text reads right; its direction stays inside it
-    item.append(head, body);
-    if (sender.id === ME.id) item.classList.add("mine");
-    return item;
-  };
+  const relayout = () => R.relayout(list);
+  const noteChange = (seq) => { if (Number.isInteger(seq)) maxChange = Math.max(maxChange, seq); };
 
   const nearBottom = () => list.scrollHeight - list.scrollTop - list.clientHeight < 80;
   const toBottom = () => { list.scrollTop = list.scrollHeight; };
@@ -110,36 +107,92 @@
     edge.after(item);
   };
 
-  /* Show one stored message once. Returns true when it was new. */
-  const addMessage = (m) => {
+  /* Show one stored message once. Returns true when it was new. `local`: drawn from our
+     own ack, so the server's copy (live or from history) replaces it when it comes. */
+  const addMessage = (m, local = false) => {
     if (!m || m.room !== ROOM || !Number.isInteger(m.seq) || !m.sender) return false;
     if (m.sender.id === ME.id && pending.has(m.client_msg_id)) settle(m.client_msg_id);
+    learn(m.sender);
+    if (m.reply_to) learn(m.reply_to.sender);
+    if (!local) noteChange(m.change_seq);
     const existing = bySeq.get(m.seq);
-    if (existing) {   // we drew it from our own ack: the server's text and time win
-      renderText(existing.querySelector(".text"), String(m.text));
-      existing.querySelector("time").replaceWith(timeOf(m.created_at));
+    if (existing) {
+      if (!local && (existing.local || (m.change_seq || 0) >= (existing.m.change_seq || 0))) {
+        if (existing.local) R.setTime(existing.el, m.created_at);
+        existing.local = false;
+        existing.m = m;
+        R.update(existing.el, m, ctx);
+      }
       return false;
     }
-    if (seenIds.has(m.id)) return false;
-    const item = messageElement(m.sender, String(m.text), m.created_at);
+    if (byId.has(m.id)) return false;
+    const item = R.build(m, ctx);
     item.dataset.seq = String(m.seq);
     item.dataset.id = String(m.id);
-    if (m.unreadable) item.classList.add("unreadable");
     place(item, m.seq);
-    bySeq.set(m.seq, item);
-    seenIds.add(m.id);
+    const record = { m, el: item, local };
+    bySeq.set(m.seq, record);
+    byId.set(m.id, record);
     highest = Math.max(highest, m.seq);
     lowest = Math.min(lowest, m.seq);
     stopTyping(m.sender.id);
     return true;
   };
 
+  /* A newer state of a message we may show (edited, deleted, reacted to). */
+  const applyChange = (m) => {
+    if (!m || m.room !== ROOM || !Number.isInteger(m.id)) return;
+    noteChange(m.change_seq);
+    learn(m.sender);
+    const record = byId.get(m.id);
+    if (!record || (m.change_seq || 0) < (record.m.change_seq || 0)) return;
+    record.m = m;
+    record.local = false;
+    R.update(record.el, m, ctx);
+    for (const child of list.querySelectorAll(`.message[data-reply-to="${m.id}"]`)) {
+      const reply = byId.get(Number(child.dataset.id));
+      if (!reply || !reply.m.reply_to) continue;
+      reply.m = { ...reply.m, reply_to: { ...reply.m.reply_to, deleted: Boolean(m.deleted),
+                                         text: m.deleted ? "" : R.excerpt(m.text) } };
+      R.update(child, reply.m, ctx);
+    }
+    if (m.deleted && mode && mode.id === m.id) endMode();
+    relayout();
+  };
+  /* What an ack told us about our own change, as a state (never older than the one shown). */
+  const applyOwn = (id, changeSeq, patch) => {
+    const record = byId.get(id);
+    noteChange(changeSeq);
+    if (!record || !Number.isInteger(changeSeq) || changeSeq <= (record.m.change_seq || 0)) return;
+    applyChange({ ...record.m, ...patch(record.m), change_seq: changeSeq });
+  };
+
+  /* "New messages": a line above the first message that arrived unread. */
+  let unreadLine = null, hiddenSince = null, unseenHere = 0;
+  const markUnreadFrom = (item) => {
+    if (unreadLine) unreadLine.remove();
+    unreadLine = make("div", "unread-line");
+    unreadLine.append(make("span", null, "New messages"));
+    item.before(unreadLine);
+  };
+  const clearUnreadLine = () => { if (unreadLine) { unreadLine.remove(); unreadLine = null; } };
+
   const addLive = (messages) => {
     const follow = nearBottom();
     let fresh = false;
-    for (const m of [...messages].sort((a, b) => a.seq - b.seq)) fresh = addMessage(m) || fresh;
-    if (fresh && follow) toBottom();
-    if (fresh) markRead();
+    for (const m of [...messages].sort((a, b) => a.seq - b.seq)) {
+      if (!addMessage(m)) continue;
+      fresh = true;
+      if (hiddenSince !== null && m.sender.id !== ME.id && m.seq > hiddenSince) {
+        if (unseenHere === 0) markUnreadFrom(bySeq.get(m.seq).el);
+        unseenHere += 1;
+      }
+    }
+    if (!fresh) return;
+    relayout();
+    if (follow) toBottom();
+    N.setHereUnseen(unseenHere);
+    markRead();
   };
 
   /* ---------- joining, resuming and history ---------- */
@@ -150,17 +203,33 @@
     setConn("connecting", everJoined ? "Catching up…" : "Joining…");
     try {
       let since = everJoined ? highest : null;
+      let sinceChange = everJoined && changesKnown ? maxChange : null;
       for (;;) {
-        const ack = await call("join", since === null ? { room: ROOM } : { room: ROOM, since_seq: since });
+        const payload = { room: ROOM };
+        if (since !== null) payload.since_seq = since;
+        if (sinceChange !== null) payload.since_change = sinceChange;
+        const ack = await call("join", payload);
         if (!ack || !ack.ok) return refused(ack);
         if (ack.mode === "history") hasOlder = Boolean(ack.has_more);
+        applyRoom(ack.room || {});
         setOnline(Array.isArray(ack.online) ? ack.online : [], ack.online_count);
         const first = !everJoined;
         everJoined = true;
         addLive(ack.messages || []);
-        if (first) toBottom();
-        if (ack.mode !== "since" || !ack.has_more) break;
+        let cursor = sinceChange;
+        for (const m of Array.isArray(ack.changes) ? ack.changes : []) {
+          applyChange(m);
+          if (Number.isInteger(m && m.change_seq)) cursor = Math.max(cursor || 0, m.change_seq);
+        }
+        const moreChanges = Boolean(ack.has_more_changes) && cursor !== null;
+        if (Number.isInteger(ack.last_change)) {
+          changesKnown = true;
+          if (!moreChanges) noteChange(ack.last_change);
+        }
+        if (first) opened();
+        if (!(ack.mode === "since" && ack.has_more) && !moreChanges) break;
         since = highest;  // more was missed than one answer holds: keep going
+        sinceChange = changesKnown ? cursor : null;
       }
     } catch {
       if (socket.connected) { socket.disconnect(); socket.connect(); }  // no answer: start over
@@ -169,10 +238,50 @@
     joined = true;
     const early = buffer;
     buffer = [];
-    addLive(early);
+    addLive(early.filter((e) => e.kind === "message").map((e) => e.data));
+    for (const e of early) if (e.kind === "change") applyChange(e.data);
     updateEdge();
     setConn("connected", "Connected");
+    N.watch();
     pump();
+  };
+
+  /* The page opened: show the newest, with a line above what arrived since the last visit. */
+  const opened = () => {
+    const lastVisit = Number(root.dataset.lastRead);
+    toBottom();
+    if (!Number.isInteger(lastVisit) || root.dataset.lastRead === "") return;
+    const first = [...bySeq.values()].filter((r) => r.m.seq > lastVisit && r.m.sender.id !== ME.id)
+      .sort((a, b) => a.m.seq - b.m.seq)[0];
+    if (!first) return;
+    markUnreadFrom(first.el);
+    relayout();
+    if (unreadLine.offsetTop < list.scrollTop) unreadLine.scrollIntoView({ block: "start" });
+  };
+
+  /* What the join answer says about the room: kind, who may moderate, slow mode, archive. */
+  const applyRoom = (room) => {
+    // Only a first join's answer says (a reconnect's catch-up leaves it out).
+    const moderate = "can_moderate" in room ? Boolean(room.can_moderate) : ctx.canModerate;
+    if (moderate !== ctx.canModerate) {
+      ctx.canModerate = moderate;
+      for (const record of byId.values()) R.update(record.el, record.m, ctx);
+    }
+    composerState.slow = Math.max(0, Number(room.slow_mode_seconds) || 0);
+    composerState.archived = Boolean(room.archived);
+    if (IS_DM && Array.isArray(room.members)) showMembers(room.members);
+    renderNote();
+  };
+
+  const showMembers = (members) => {
+    const title = $("room-title");
+    const others = members.filter((p) => p && p.id !== ME.id);
+    if (!title || !others.length) return;
+    for (const person of members) learn(person);
+    const names = make("span", "dm-names", others.map(R.nameOf).join(", "));
+    const faces = make("span", "dm-faces");
+    faces.append(...others.slice(0, 3).map((p) => R.avatar(p)));
+    title.replaceChildren(faces, names);
   };
 
   const refused = (ack) => {
@@ -181,10 +290,11 @@
     setConn("offline", "Not joined");
     toast((ack && ack.message) || "Could not join this room.");
     input.disabled = true;
+    if (code === "archived") { composerState.archived = true; renderNote(); }
   };
 
   const loadOlder = async () => {
-    if (loadingOlder || !hasOlder || !socket.connected || lowest === Infinity) return;
+    if (loadingOlder || !hasOlder || !socket.connected || lowest === Infinity) return false;
     loadingOlder = true;
     updateEdge();
     try {
@@ -193,14 +303,18 @@
         const height = list.scrollHeight, top = list.scrollTop;
         for (const m of ack.messages) addMessage(m);
         hasOlder = Boolean(ack.has_more);
+        relayout();
         list.scrollTop = top + (list.scrollHeight - height);  // keep what the reader was reading
-      } else if (ack) toast(ack.message || "Could not load older messages.");
+        return true;
+      }
+      if (ack) toast(ack.message || "Could not load older messages.");
     } catch {
       toast("Could not load older messages. Try again.");
     } finally {
       loadingOlder = false;
       updateEdge();
     }
+    return false;
   };
   list.addEventListener("scroll", () => { if (list.scrollTop < 120) loadOlder(); }, { passive: true });
 
@@ -213,7 +327,7 @@
 
   function settle(cmid) {
     const entry = pending.get(cmid);
-    if (entry) { entry.el.remove(); pending.delete(cmid); }
+    if (entry) { entry.el.remove(); pending.delete(cmid); relayout(); }
   }
 
   const setPendingState = (entry, state, why = "") => {
@@ -234,7 +348,7 @@
     } else {
       const edit = make("button", "retry", "Edit");
       edit.type = "button";
-      edit.addEventListener("click", () => { settle(entry.cmid); putInComposer(entry.text); });
+      edit.addEventListener("click", () => { settle(entry.cmid); putInComposer(entry.text, entry.replyTo); });
       failure.append(edit);
     }
     const discard = make("button", "retry discard", "Discard");
@@ -244,16 +358,21 @@
     entry.el.append(failure);
   };
 
+  const seconds = (value) => Math.max(1, Math.ceil(Number(value) || 1));
+  const clock = (iso) => {
+    const when = new Date(iso);
+    return Number.isNaN(when.getTime()) ? "" : when.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+  };
   const describe = (ack) => {
     if (!ack) return "no answer from the server.";
-    if (ack.code === "rate_limited") {
-      const wait = Math.max(1, Math.ceil(Number(ack.retry_after) || 1));
-      return `you are sending too fast. Try again in ${wait} s.`;
-    }
+    if (ack.code === "rate_limited") return `you are sending too fast. Try again in ${seconds(ack.retry_after)} s.`;
+    if (ack.code === "slow_mode") return `slow mode is on. You can send again in ${seconds(ack.retry_after)} s.`;
+    if (ack.code === "muted" && clock(ack.until)) return `you are muted in this room until ${clock(ack.until)}.`;
     return (ack.message || "the server refused it.").replace(/^\w/, (c) => c.toLowerCase());
   };
 
-  const putInComposer = (text) => {
+  const putInComposer = (text, replyTo = null) => {
+    if (replyTo && byId.has(replyTo) && !mode) startReply(replyTo);
     const newer = input.value.trim();
     input.value = newer ? `${text}\n\n${input.value}` : text;
     input.rows = Math.min(8, Math.max(2, input.value.split("\n").length));
@@ -265,9 +384,9 @@
      Discard would lose it, so the text goes back into the composer to be edited. If
      newer text is being typed there, the bubble stays, marked, with Edit to bring it back. */
   const giveBack = (entry, why) => {
-    if (!input.value.trim()) {
+    if (!input.value.trim() && !(mode && mode.kind === "edit")) {
       settle(entry.cmid);
-      putInComposer(entry.text);
+      putInComposer(entry.text, entry.replyTo);
       toast(`Message not sent: ${why} It is back in the message box: edit it and send again.`);
       return;
     }
@@ -279,6 +398,7 @@
     const entry = pending.get(cmid);
     if (!entry) return;
     const why = describe(ack);
+    if (ack) moderated(ack);
     if (ack && PERMANENT.has(ack.code)) { giveBack(entry, why); return; }
     const follow = nearBottom();
     setPendingState(entry, "failed", why);
@@ -300,8 +420,9 @@
     const entry = pending.get(cmid);
     inflight = cmid;
     const attempt = ++entry.attempt;
-    socket.timeout(ACK_TIMEOUT).emit("message", { room: ROOM, client_msg_id: cmid, text: entry.text },
-      (err, ack) => {
+    const payload = { room: ROOM, client_msg_id: cmid, text: entry.text };
+    if (entry.replyTo !== null) payload.reply_to = entry.replyTo;
+    socket.timeout(ACK_TIMEOUT).emit("message", payload, (err, ack) => {
         const current = pending.get(cmid);
         if (current && current.attempt !== attempt) return;  // a newer attempt owns it
         if (inflight === cmid) inflight = null;
@@ -312,8 +433,13 @@
           const follow = nearBottom();
           settle(cmid);
           addMessage({ id: ack.id, room: ROOM, seq: ack.seq, sender: ME, client_msg_id: cmid,
-                       text: entry.text, created_at: new Date().toISOString() });
+                       text: entry.text, created_at: new Date().toISOString(), edited_at: null,
+                       deleted: false, reply_to: entry.replyPreview, reactions: [], mentions: [],
+                       mentions_room: false, change_seq: 0 }, true);
+          relayout();
           if (follow) toBottom();
+          if (composerState.slow && !ctx.canModerate) startCountdown(composerState.slow);
+          if (composerState.mutedText) { composerState.mutedText = ""; renderNote(); }
           markRead();
         } else if (ack && ack.code === "session_ended") {
           return endSession(ack.code);
@@ -323,26 +449,221 @@
   }
 
   const send = () => {
+    if (mode && mode.kind === "edit") { saveEdit(); return; }
     const text = input.value.trim();
     if (!text) return;
     const cmid = newId();
-    const item = messageElement(ME, text, new Date().toISOString());
+    const parent = mode && mode.kind === "reply" ? byId.get(mode.id) : null;
+    const replyPreview = parent ? { id: parent.m.id, seq: parent.m.seq, sender: parent.m.sender,
+                                    text: R.excerpt(parent.m.text), deleted: false } : null;
+    const item = R.build({ sender: ME, text, created_at: new Date().toISOString(),
+                           reply_to: replyPreview }, ctx);
     item.dataset.clientMsgId = cmid;
-    const entry = { el: item, text, state: "sending", attempt: 0, cmid };
+    const entry = { el: item, text, state: "sending", attempt: 0, cmid, replyPreview,
+                    replyTo: parent ? parent.m.id : null };
     pending.set(cmid, entry);
     setPendingState(entry, "sending");
     list.append(item);
+    clearUnreadLine();
+    relayout();
     toBottom();
+    if (parent) endMode();
     input.value = "";
     input.rows = 2;
     pump();
   };
 
+  /* ---------- the composer's modes: editing or replying ---------- */
+  let mode = null;  // {kind: "edit" | "reply", id, draft}
+  const setMode = (next) => {
+    const old = mode && byId.get(mode.id);
+    if (old) old.el.classList.remove("editing", "replied");
+    mode = next;
+    modeEl.replaceChildren();
+    modeEl.hidden = !mode;
+    form.classList.toggle("editing", Boolean(mode && mode.kind === "edit"));
+    if (!mode) return;
+    const record = byId.get(mode.id);
+    record.el.classList.add(mode.kind === "edit" ? "editing" : "replied");
+    const label = mode.kind === "edit" ? make("span", "mode-label", "Editing message")
+      : make("span", "mode-label", `Replying to ${R.nameOf(record.m.sender)}`);
+    const cancel = make("button", "link-button", "Cancel");
+    cancel.type = "button";
+    cancel.addEventListener("click", () => { endMode(); input.focus(); });
+    const keys = make("span", "mode-keys");
+    keys.append(make("kbd", null, "Esc"), " cancels");
+    modeEl.append(label, keys, cancel);
+  };
+  function endMode() {
+    if (!mode) return;
+    const was = mode;
+    setMode(null);
+    if (was.kind === "edit") {
+      input.value = was.draft || "";
+      input.rows = Math.min(8, Math.max(2, input.value.split("\n").length));
+    }
+  }
+
+  const startReply = (id) => {
+    if (!byId.has(id) || byId.get(id).m.deleted) return;
+    if (mode && mode.kind === "edit") endMode();
+    setMode({ kind: "reply", id, draft: "" });
+    input.focus();
+  };
+
+  const startEdit = (id) => {
+    const record = byId.get(id);
+    if (!record || record.m.sender.id !== ME.id || record.m.deleted || record.m.unreadable) return;
+    const draft = mode && mode.kind === "edit" ? mode.draft : input.value;
+    setMode({ kind: "edit", id, draft });
+    input.value = record.m.text;
+    input.rows = Math.min(8, Math.max(2, input.value.split("\n").length));
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+    record.el.scrollIntoView({ block: "nearest" });
+  };
+
+  const lastOwn = () => {
+    const mine = list.querySelectorAll(":scope > .message.mine[data-id]:not(.deleted):not(.unreadable)");
+    return mine.length ? Number(mine[mine.length - 1].dataset.id) : null;
+  };
+
+  /* An edit, delete, react or report: answered, or explained in a toast. */
+  const act = async (event, payload) => {
+    if (!joined) { toast("You are offline: try again once reconnected."); return null; }
+    let ack;
+    try { ack = await call(event, { room: ROOM, ...payload }); } catch { ack = null; }
+    if (ack && ack.ok) return ack;
+    if (ack && ack.code === "session_ended") { endSession(ack.code); return null; }
+    if (ack) moderated(ack);
+    const why = describe(ack);
+    toast(why.replace(/^\w/, (c) => c.toUpperCase()));
+    return null;
+  };
+
+  let saving = false;
+  const saveEdit = async () => {
+    const { id } = mode;
+    const record = byId.get(id);
+    const text = input.value.trim();
+    if (!record || record.m.deleted) { endMode(); return; }
+    if (!text) { toast("A message cannot be empty: use Delete to remove it."); return; }
+    if (text === record.m.text) { endMode(); return; }
+    if (saving) return;
+    saving = true;
+    const ack = await act("edit", { id, text }).finally(() => { saving = false; });
+    if (!ack) return;
+    applyOwn(id, ack.change_seq, () => ({ text, edited_at: ack.edited_at || new Date().toISOString() }));
+    if (composerState.mutedText) { composerState.mutedText = ""; renderNote(); }
+    if (mode && mode.kind === "edit" && mode.id === id) endMode();
+  };
+
+  const removeMessage = async (id) => {
+    const record = byId.get(id);
+    if (!record || record.m.deleted) return;
+    const mine = record.m.sender.id === ME.id;
+    const sure = await A.ask({ title: "Delete this message?", confirmLabel: "Delete", danger: true,
+      text: `${mine ? "It" : `${R.nameOf(record.m.sender)}'s message`} will show as “This message was deleted.” for everyone. This cannot be undone.` });
+    if (!sure) return;
+    const ack = await act("delete", { id });
+    if (ack) applyOwn(id, ack.change_seq, () => ({ deleted: true, text: "", reactions: [] }));
+  };
+
+  const react = async (id, emoji) => {
+    const ack = await act("react", { id, emoji });
+    if (!ack) return;
+    applyOwn(id, ack.change_seq, (m) => {
+      const reactions = (m.reactions || []).map((r) => ({ ...r, users: [...(r.users || [])] }));
+      let entry = reactions.find((r) => r.emoji === emoji);
+      if (!entry && ack.added) reactions.push(entry = { emoji, count: 0, users: [] });
+      if (entry && ack.added && !entry.users.includes(ME.id)) { entry.users.push(ME.id); entry.count += 1; }
+      if (entry && !ack.added && entry.users.includes(ME.id)) {
+        entry.users = entry.users.filter((u) => u !== ME.id);
+        entry.count -= 1;
+      }
+      return { reactions: reactions.filter((r) => r.count > 0) };
+    });
+  };
+
+  const report = async (id) => {
+    const reason = await A.ask({ title: "Report this message", confirmLabel: "Send report",
+      text: "The room's moderators will see the message and your reason.",
+      field: { label: "Reason (optional)", maxLength: 500 } });
+    if (reason === null) return;
+    const ack = await act("report", { id, reason });
+    if (ack) toast("Thank you: your report was sent to the moderators.", "info");
+  };
+
+  /* A reply's quote: go to the original, loading older pages (a few at most) to reach it. */
+  const jump = async (id, from) => {
+    const quoted = from && byId.get(Number(from.dataset.id));
+    const seq = quoted && quoted.m.reply_to ? quoted.m.reply_to.seq : null;
+    for (let page = 0; !byId.has(id) && page < 5 && hasOlder && !(seq && lowest <= seq); page++) {
+      if (!(await loadOlder())) break;
+    }
+    const target = byId.get(id);
+    if (!target) { toast("The original message is too far back to show here.", "info"); return; }
+    target.el.scrollIntoView({ block: "center" });
+    target.el.classList.remove("flash");
+    void target.el.offsetWidth;  // restart the highlight if it is still running
+    target.el.classList.add("flash");
+    target.el.focus({ preventScroll: true });
+  };
+  list.addEventListener("animationend", (event) => event.target.classList.remove("flash"));
+
+  A.attach(list, { react, reply: startReply, edit: startEdit, delete: removeMessage, report, jump });
+
+  /* ---------- slow mode, mutes and archived rooms: the note under the composer ---------- */
+  const composerState = { slow: 0, archived: false, mutedUntil: 0, mutedText: "", slowUntil: 0 };
+  let noteTimer = 0;
+  function renderNote() {
+    clearTimeout(noteTimer);
+    const now = Date.now();
+    const wait = Math.ceil((composerState.slowUntil - now) / 1000);
+    let text = "";
+    if (composerState.archived) text = "This room is archived: you can read it, but no one can post.";
+    else if (composerState.mutedUntil > now) text = `You are muted in this room until ${clock(composerState.mutedUntil)}.`;
+    else if (composerState.mutedText) text = composerState.mutedText;
+    else if (wait > 0) text = `Slow mode: you can send again in ${wait} s.`;
+    else if (composerState.slow > 0) text = `Slow mode: one message every ${composerState.slow} s.`;
+    noteEl.textContent = text;
+    noteEl.hidden = !text;
+    noteEl.dataset.kind = composerState.archived ? "archived"
+      : composerState.mutedUntil > now || composerState.mutedText ? "muted"
+      : wait > 0 ? "countdown" : text ? "slow" : "";
+    const locked = composerState.archived || ended;
+    input.disabled = locked;
+    form.querySelector("button[type=submit]").disabled = locked;
+    if (wait > 0) noteTimer = setTimeout(renderNote, 1000 - ((composerState.slowUntil - now) % 1000 || 0) + 20);
+    else if (composerState.mutedUntil > now) noteTimer = setTimeout(renderNote, Math.min(60000, composerState.mutedUntil - now + 50));
+  }
+  function startCountdown(secs) {
+    composerState.slowUntil = Math.max(composerState.slowUntil, Date.now() + secs * 1000);
+    renderNote();
+  }
+  function moderated(ack) {
+    if (ack.code === "slow_mode") startCountdown(seconds(ack.retry_after));
+    else if (ack.code === "muted") {
+      const until = new Date(ack.until).getTime();
+      composerState.mutedUntil = Number.isNaN(until) ? 0 : until;
+      // Without a time to count to, the server's own words stay until a send goes through.
+      composerState.mutedText = composerState.mutedUntil ? "" : ack.message || "You are muted in this room.";
+      renderNote();
+    } else if (ack.code === "archived") { composerState.archived = true; renderNote(); }
+  }
+
   form.addEventListener("submit", (event) => { event.preventDefault(); send(); input.focus(); });
   input.addEventListener("keydown", (event) => {
+    const plain = !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       send();
+    } else if (event.key === "Escape" && mode) {
+      event.preventDefault();
+      endMode();
+    } else if (event.key === "ArrowUp" && plain && !mode && input.value === "") {
+      const id = lastOwn();
+      if (id !== null) { event.preventDefault(); startEdit(id); }
     }
   });
 
@@ -406,7 +727,7 @@
   function setOnline(people, count) {
     online.clear();
     for (const person of people || []) {
-      if (person && Number.isInteger(person.id)) online.set(person.id, person);
+      if (person && Number.isInteger(person.id)) { online.set(person.id, person); learn(person); }
     }
     if (people && !online.has(ME.id)) online.set(ME.id, ME);  // a long list may not reach us
     onlineCount = Math.max(Number.isInteger(count) ? count : 0, online.size);
@@ -416,21 +737,36 @@
     if (!data || data.room !== ROOM || !joined && !everJoined) return;
     for (const id of Array.isArray(data.left) ? data.left : []) online.delete(id);
     for (const person of Array.isArray(data.joined) ? data.joined : []) {
-      if (person && Number.isInteger(person.id)) online.set(person.id, person);
+      if (person && Number.isInteger(person.id)) { online.set(person.id, person); learn(person); }
     }
     onlineCount = Number.isInteger(data.online_count) ? data.online_count : online.size;
     renderPresence();
   };
 
+  let seenUpTo = 0;  // what the reader has had on screen (sent at pagehide if still pending)
   function markRead() {
+    if (document.visibilityState === "visible") seenUpTo = Math.max(seenUpTo, highest);
     clearTimeout(readTimer);
     readTimer = setTimeout(() => {
       if (document.visibilityState !== "visible" || !joined || highest <= lastRead) return;
       lastRead = highest;
+      N.readHere(highest);
       socket.emit("read", { room: ROOM, seq: highest }, () => {});  // acked: the server has it
     }, 500);
   }
-  document.addEventListener("visibilitychange", markRead);
+  /* While the tab is hidden, what arrives here counts in the title, under a "New messages"
+     line; coming back reads it. */
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") {
+      hiddenSince = highest;
+      unseenHere = 0;
+    } else {
+      hiddenSince = null;
+      unseenHere = 0;
+      N.setHereUnseen(0);
+      markRead();
+    }
+  });
 
   /* ---------- the end of a session ---------- */
   /* `reason` is why the server ended it, or the code it refused us with; app.js knows
@@ -463,14 +799,21 @@
 
   socket.on("connect", () => { join(); });
   socket.on("message", (m) => {
-    if (!joined) { buffer.push(m); return; }
+    if (!joined) { buffer.push({ kind: "message", data: m }); return; }
     if (m && m.room === ROOM && Number.isInteger(m.seq) && m.seq > highest + 1) {
-      buffer.push(m);  // a gap: an earlier one never arrived live; catch up, then show this
+      buffer.push({ kind: "message", data: m });  // a gap: an earlier one never arrived live; catch up, then show this
       join();
       return;
     }
     addLive([m]);
   });
+  socket.on("message_changed", (data) => {
+    if (!data || data.room !== ROOM || !data.message) return;
+    if (!joined) buffer.push({ kind: "change", data: data.message });
+    else applyChange(data.message);
+  });
+  socket.on("activity", (data) => N.onActivity(data));
+  socket.on("notify", (data) => N.onNotify(data));
   socket.on("typing", onTyping);
   socket.on("presence", onPresence);
   socket.on("session_ended", (data) => endSession(data && data.reason));
@@ -511,9 +854,15 @@
     if (reason === "io server disconnect") setTimeout(() => { if (!ended) socket.connect(); }, 5000);
   });
   socket.io.on("reconnect_attempt", () => { if (!ended) setConn("connecting", "Reconnecting…"); });
-  window.addEventListener("pagehide", () => { ended = true; socket.disconnect(); });
+  window.addEventListener("pagehide", () => {
+    if (joined && seenUpTo > lastRead) socket.emit("read", { room: ROOM, seq: seenUpTo });
+    ended = true;
+    socket.disconnect();
+  });
   window.addEventListener("pageshow", (event) => { if (event.persisted) window.location.reload(); });
 
+  N.init({ room: ROOM, me: ME.id, call, connected: () => socket.connected && joined });
   updateEdge();
+  renderNote();
   input.focus();
 })();

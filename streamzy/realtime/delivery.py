@@ -93,12 +93,20 @@ class Delivery:
         if not (message.mentions or message.mentions_room or message.in_dm):
             return
         sent = wire.message(message)
-        notice = {"room": message.room_id, "message_id": message.id, "seq": message.seq,
-                  "sender": sent["sender"], "text": sent["text"],
-                  "kind": "dm" if message.in_dm else "mention"}
-        for user_id in message.mentions:
-            await self._sio.emit("notify", notice, room=user_channel(user_id))
-        if message.in_dm or message.mentions_room:
+        notice = {"room": message.room_id, "room_name": message.room_name,
+                  "message_id": message.id, "seq": message.seq, "sender": sent["sender"],
+                  "text": sent["text"], "kind": "mention"}
+        named = set(message.mentions)
+        # In a DM every other member hears of it (on their own channel: a DM opened after
+        # their page last watched is not in their watch list yet), once, as a mention when
+        # named; elsewhere the people named, and watchers of the room for @room.
+        for user_id in message.dm_members or message.mentions:
+            if user_id == message.sender_id:
+                continue
+            kind = "mention" if user_id in named or not message.in_dm else "dm"
+            await self._sio.emit("notify", {**notice, "kind": kind},
+                                 room=user_channel(user_id))
+        if message.mentions_room and not message.in_dm:
             await self._sio.emit("notify", notice, room=activity_channel(message.room_id))
 
     async def _announce_activity(self) -> None:

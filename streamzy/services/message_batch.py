@@ -61,7 +61,8 @@ class Pending:
     reply: ReplyPreview | None = None
     mentions: tuple[int, ...] = ()
     mentions_room: bool = False
-    in_dm: bool = False
+    room_name: str = ""
+    dm_members: tuple[int, ...] = ()
 
 
 _COLUMNS = ("room_id", "seq", "sender_id", "client_msg_id", "key_version", "ciphertext",

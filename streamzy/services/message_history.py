@@ -13,7 +13,13 @@ from typing import Any
 
 from sqlalchemy import text
 
-from streamzy.services.message_state import MessageReader, StoredMessage, extras, one_message
+from streamzy.services.message_state import (
+    MessageReader,
+    StoredMessage,
+    extras,
+    message_query,
+    one_message,
+)
 from streamzy.services.rooms import RoomInfo
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Database, Tx
@@ -26,44 +32,13 @@ Audit = Callable[..., Awaitable[None]]
 # thread hop on SQLite): pages going back, what came after since_seq, and a join's room row.
 ROOM_ROW = text("SELECT id, name, topic, is_private, last_seq, key_version, created_at, "
                 "kind, last_change, archived_at, slow_mode_seconds FROM rooms WHERE id = :room")
-NEWEST = text("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
-             "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot, "
-             "m.reply_to_id, m.mentions_room, m.edited_at, m.deleted_at, m.change_seq, "
-             "p.seq, p.sender_id, pu.username, pu.display_name, pu.is_bot, p.key_version, "
-             "p.ciphertext, p.deleted_at "
-             "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
-             "LEFT JOIN messages p ON p.id = m.reply_to_id AND p.room_id = m.room_id "
-             "LEFT JOIN users pu ON pu.id = p.sender_id "
-             "WHERE m.room_id = :room ORDER BY m.seq DESC LIMIT :limit")
-BEFORE = text("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
-             "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot, "
-             "m.reply_to_id, m.mentions_room, m.edited_at, m.deleted_at, m.change_seq, "
-             "p.seq, p.sender_id, pu.username, pu.display_name, pu.is_bot, p.key_version, "
-             "p.ciphertext, p.deleted_at "
-             "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
-             "LEFT JOIN messages p ON p.id = m.reply_to_id AND p.room_id = m.room_id "
-             "LEFT JOIN users pu ON pu.id = p.sender_id "
-             "WHERE m.room_id = :room AND m.seq < :before ORDER BY m.seq DESC LIMIT :limit")
-AFTER = text("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
-             "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot, "
-             "m.reply_to_id, m.mentions_room, m.edited_at, m.deleted_at, m.change_seq, "
-             "p.seq, p.sender_id, pu.username, pu.display_name, pu.is_bot, p.key_version, "
-             "p.ciphertext, p.deleted_at "
-             "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
-             "LEFT JOIN messages p ON p.id = m.reply_to_id AND p.room_id = m.room_id "
-             "LEFT JOIN users pu ON pu.id = p.sender_id "
-             "WHERE m.room_id = :room AND m.seq > :since ORDER BY m.seq LIMIT :limit")
+NEWEST = message_query("WHERE m.room_id = :room ORDER BY m.seq DESC LIMIT :limit")
+BEFORE = message_query("WHERE m.room_id = :room AND m.seq < :before "
+                       "ORDER BY m.seq DESC LIMIT :limit")
+AFTER = message_query("WHERE m.room_id = :room AND m.seq > :since ORDER BY m.seq LIMIT :limit")
 # What changed (edits, deletes, reactions) after a client's change cursor: current state.
-CHANGED = text("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
-             "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot, "
-             "m.reply_to_id, m.mentions_room, m.edited_at, m.deleted_at, m.change_seq, "
-             "p.seq, p.sender_id, pu.username, pu.display_name, pu.is_bot, p.key_version, "
-             "p.ciphertext, p.deleted_at "
-             "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
-             "LEFT JOIN messages p ON p.id = m.reply_to_id AND p.room_id = m.room_id "
-             "LEFT JOIN users pu ON pu.id = p.sender_id "
-             "WHERE m.room_id = :room AND m.change_seq > :since "
-             "ORDER BY m.change_seq LIMIT :limit")
+CHANGED = message_query("WHERE m.room_id = :room AND m.change_seq > :since "
+                        "ORDER BY m.change_seq LIMIT :limit")
 
 
 Rows = Sequence[Sequence[Any]]

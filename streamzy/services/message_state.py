@@ -73,7 +73,13 @@ class StoredMessage:
     mentions_room: bool = False
     change_seq: int = 0
     reply_to_id: int | None = field(default=None, repr=False)
-    in_dm: bool = field(default=False, repr=False)  # set on a fresh send: who to notify
+    # Set on a fresh send, for notices elsewhere: the room's name, and a DM's people.
+    room_name: str = field(default="", repr=False)
+    dm_members: tuple[int, ...] = field(default=(), repr=False)
+
+    @property
+    def in_dm(self) -> bool:
+        return bool(self.dm_members)
 
 
 def excerpt(text_: str | None) -> str:
@@ -84,15 +90,24 @@ def excerpt(text_: str | None) -> str:
 
 
 # Every message read selects these columns in this order (see MessageReader.open_rows).
-ONE = text("SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
-           "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot, "
-           "m.reply_to_id, m.mentions_room, m.edited_at, m.deleted_at, m.change_seq, "
-           "p.seq, p.sender_id, pu.username, pu.display_name, pu.is_bot, p.key_version, "
-           "p.ciphertext, p.deleted_at "
-           "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
-           "LEFT JOIN messages p ON p.id = m.reply_to_id AND p.room_id = m.room_id "
-           "LEFT JOIN users pu ON pu.id = p.sender_id "
-           "WHERE m.id = :id AND m.room_id = :room")
+SELECT_MESSAGES = (
+    "SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.key_version, "
+    "m.ciphertext, m.created_at, u.username, u.display_name, u.is_bot, "
+    "m.reply_to_id, m.mentions_room, m.edited_at, m.deleted_at, m.change_seq, "
+    "p.seq, p.sender_id, pu.username, pu.display_name, pu.is_bot, p.key_version, "
+    "p.ciphertext, p.deleted_at "
+    "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
+    "LEFT JOIN messages p ON p.id = m.reply_to_id AND p.room_id = m.room_id "
+    "LEFT JOIN users pu ON pu.id = p.sender_id ")
+
+
+def message_query(where: str) -> TextClause:
+    """SELECT_MESSAGES with a WHERE clause; callers pass constant text only (every value
+    is a bound :parameter)."""
+    return text(SELECT_MESSAGES + where)  # nosemgrep: sql-text-built-from-strings - constants only
+
+
+ONE = message_query("WHERE m.id = :id AND m.room_id = :room")
 
 
 @lru_cache(maxsize=128)

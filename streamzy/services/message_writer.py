@@ -37,11 +37,12 @@ from streamzy.services.message_state import (
     excerpt,
     one_message,
 )
-from streamzy.services.rooms import RoomInfo
+from streamzy.services.rooms import RoomInfo, room_members
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Database
 
 log = logging.getLogger("streamzy.messages")
+DM_MEMBERS_SECONDS = 10.0
 Audit = Callable[..., Awaitable[None]]
 BatchObserver = Callable[[int, float], None]
 
@@ -86,6 +87,7 @@ class MessageWriter:
         self._observers: list[BatchObserver] = []
         self._checks: set[asyncio.Task[None]] = set()  # retries being compared, referenced
         self._reader = MessageReader(keyring, audit)
+        self._dm_cache: dict[int, tuple[float, tuple[int, ...]]] = {}
 
     def observe_batches(self, observer: BatchObserver) -> None:
         """Call ``observer(batch size, wall ms)`` after every group-commit transaction
@@ -123,6 +125,20 @@ class MessageWriter:
                                    parent.is_bot),
                             excerpt(parent.text), parent.deleted)
 
+    async def _dm_members(self, room: RoomInfo) -> tuple[int, ...]:
+        """A DM's people (each gets a notice of a new message wherever they are), kept for
+        DM_MEMBERS_SECONDS: who is in a DM seldom changes."""
+        if not room.is_dm:
+            return ()
+        now = time.monotonic()
+        cached = self._dm_cache.get(room.id)
+        if cached is None or now - cached[0] > DM_MEMBERS_SECONDS:
+            if len(self._dm_cache) > 10_000:
+                self._dm_cache.clear()
+            rows = await self._db.read(room_members, room.id)
+            cached = self._dm_cache[room.id] = (now, tuple(int(r[0]) for r in rows))
+        return cached[1]
+
     async def submit(self, sender: Sender, room: RoomInfo, client_msg_id: str, text: str,
                      info: Any, *, reply_to: int | None = None) -> asyncio.Future[SendResult]:
         """Validate, seal and queue one message; the future resolves once it is durable.
@@ -140,7 +156,7 @@ class MessageWriter:
         self._ensure_writer()
         self._queue.put_nowait(Pending(sender, room.id, client_msg_id, text, version,
                                         ciphertext, future, reply, mentions, whole_room,
-                                        room.is_dm))
+                                        room.name, await self._dm_members(room)))
         return future
 
     def _ensure_writer(self) -> None:
@@ -209,7 +225,7 @@ class MessageWriter:
                 item.sender.is_bot, reply=item.reply, mentions=item.mentions,
                 mentions_room=item.mentions_room,
                 reply_to_id=item.reply.id if item.reply is not None else None,
-                in_dm=item.in_dm))
+                room_name=item.room_name, dm_members=item.dm_members))
             if not item.future.done():
                 item.future.set_result(result)
         fresh_ids = {id(item) for item in fresh_items}

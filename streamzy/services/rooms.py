@@ -51,6 +51,11 @@ class RoomInfo:
 
 
 MEMBERSHIP = text("SELECT 1 FROM memberships WHERE room_id = :room AND user_id = :user")
+MEMBERS = text("SELECT user_id FROM memberships WHERE room_id = :room")
+
+
+def room_members(tx: Tx, room_id: int) -> Sequence[Sequence[Any]]:
+    return tx.rows(MEMBERS, {"room": room_id})
 
 
 def _membership(tx: Tx, room_id: int, user_id: int) -> Sequence[Sequence[Any]]:

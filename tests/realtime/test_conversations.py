@@ -349,17 +349,24 @@ async def test_direct_messages_are_found_by_their_people_and_private(
 
 
 async def test_dm_notifies_members_watching_from_elsewhere(server: LiveServer) -> None:
+    """Even a DM created after the reader's page last watched its rooms reaches them."""
     alice = await connected(server, "alice")
     bob = await connected(server, "bob")
     try:
+        assert (await bob.call("watch", {"rooms": []}))["ok"]
+        assert (await alice.call("watch", {"rooms": []}))["ok"]
         dm = (await alice.call("dm", {"users": ["bob"]}))["room"]
-        assert (await bob.call("watch", {"rooms": [dm["id"]]}))["ok"]
         assert (await alice.call("join", {"room": dm["id"]}))["ok"]
         await alice.send(dm["id"], "psst")
-        await bob.wait_for(lambda: bob.received("notify"))
-        notice = bob.received("notify")[0]
-        assert notice["kind"] == "dm" and notice["text"] == "psst"
-        assert notice["sender"]["username"] == "alice"
+        await alice.send(dm["id"], "@bob look")
+        await bob.wait_for(lambda: len(bob.received("notify")) == 2)
+        first, second = bob.received("notify")
+        assert first["kind"] == "dm" and first["text"] == "psst" and first["room"] == dm["id"]
+        assert first["room_name"] == dm["name"] and first["sender"]["username"] == "alice"
+        assert second["kind"] == "mention"  # named in a DM: one notice, as a mention
+        await alice.send(dm["id"], "marker")
+        await bob.wait_for(lambda: len(bob.received("notify")) == 3)
+        assert alice.received("notify") == []  # never told of one's own messages
     finally:
         await alice.close()
         await bob.close()
