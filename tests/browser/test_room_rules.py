@@ -4,12 +4,12 @@ waits in the composer, with the reason), and slow mode (a hint, then a countdown
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
 
-from streamzy.storage.models import Membership, Room
+from streamzy.guards.context import SYSTEM
+from streamzy.storage.models import Room
 from tests.browser.conftest import BrowserServer, Browsing, expect
 from tests.browser.helpers import MESSAGE_TEXTS, open_room
 
@@ -34,9 +34,10 @@ async def test_archived_room_is_read_only(browsing: Browsing, server: BrowserSer
 
 async def test_a_muted_member_keeps_the_text_and_sees_why(browsing: Browsing,
                                                          server: BrowserServer) -> None:
-    # Refused edits today; sends are refused the same way once the moderation service
-    # checks mutes on sending too (the composer handles both through one path).
+    # Edits and sends are refused the same way (the composer handles both through one
+    # path). Muted through the use case, as a moderator would: it tells every process.
     room = await server.room("general")
+    admin = await server.admin()
     lou = await server.make_user("lou")
     page = await browsing.page(lou)
     await open_room(page, "general")  # a member now
@@ -44,10 +45,7 @@ async def test_a_muted_member_keeps_the_text_and_sees_why(browsing: Browsing,
     await composer.fill("can anyone hear me")
     await composer.press("Enter")
     await expect(page.locator("#messages .message[data-seq]")).to_have_count(1)
-    async with server.services.db.unit() as db:
-        await db.execute(update(Membership).where(
-            (Membership.room_id == room) & (Membership.user_id == lou.id)).values(
-            muted_until=server.clock.now() + timedelta(hours=1)))
+    await server.services.moderation.mute(admin.id, room, lou.id, 60, "", SYSTEM)
     await composer.press("ArrowUp")
     await composer.fill("can anyone hear me?")
     await composer.press("Enter")
@@ -59,9 +57,7 @@ async def test_a_muted_member_keeps_the_text_and_sees_why(browsing: Browsing,
     await expect(note).to_have_text(re.compile(r"muted in this room until"))
     await expect(note).to_have_attribute("data-kind", "muted")
 
-    async with server.services.db.unit() as db:
-        await db.execute(update(Membership).where(Membership.user_id == lou.id).values(
-            muted_until=None))
+    await server.services.moderation.unmute(admin.id, room, lou.id, SYSTEM)
     await composer.press("Enter")
     await expect(page.locator(MESSAGE_TEXTS)).to_have_text(["can anyone hear me?"])
     await expect(page.locator("#composer-mode")).to_be_hidden()

@@ -140,8 +140,9 @@ async def test_a_mute_refuses_posting_until_it_ends_and_tells_the_member(
     assert ack["ok"]
     await room.alice.wait_for(lambda: notices(room.alice, "standing") == [
         {"room": room.id, "role": "member", "muted_until": ack["until"]}])
-    assert await refused(room.alice, "message", {"room": room.id, "client_msg_id": "m1",
-                                                 "text": "hello?"}) == "muted"
+    muted = await room.alice.send(room.id, "hello?")
+    assert muted["ok"] is False and muted["code"] == "muted", muted
+    assert muted["message"].startswith("You are muted in this room until")
     about = await room.alice.call("permissions", {"room": room.id})
     assert about["muted_until"] == ack["until"] and about["can_moderate"] is False
     server.clock.advance(5 * 60)
