@@ -105,10 +105,11 @@ class ChatHandlers:
     async def on_leave(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         event = parse(InRoom, data)
         room = await self._room_cache.get(event.room)
-        # Leaving ends the membership, so every connection of this user here stops using it.
-        await self._presence.leave_everywhere_as(principal.user_id, room.id)
+        # Leaving ends the membership (unless refused: a room's last owner), so then every
+        # connection of this user here stops using it. Bots keep their rooms.
         if not principal.is_bot:
             await self._rooms.leave(principal.user_id, room.id)
+        await self._presence.leave_everywhere_as(principal.user_id, room.id)
         return {"ok": True}
 
     async def on_message(self, sid: str, principal: Principal, data: Any) -> Any:

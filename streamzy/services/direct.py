@@ -96,6 +96,8 @@ class DirectMessages:
         if created:
             await self._audit("dm_created", info, opener.id, room_id=existing.id,
                               members=len(ids))
+        else:
+            await self._rejoin(existing.id, ids)
         return DirectRoom(existing, await self.members(existing.id), created)
 
     async def _find(self, key: str) -> RoomInfo | None:
@@ -116,6 +118,15 @@ class DirectMessages:
                                   joined_at=self._clock.now(), last_read_seq=0))
             await db.flush()
             return RoomInfo.of(room)
+
+    async def _rejoin(self, room_id: int, ids: list[int]) -> None:
+        """Someone who left a DM is back in it when it is opened again with them."""
+        async with self._db.unit() as db:
+            present = set((await db.execute(select(Membership.user_id).where(
+                Membership.room_id == room_id))).scalars())
+            for user_id in set(ids) - present:
+                db.add(Membership(room_id=room_id, user_id=user_id,
+                                  joined_at=self._clock.now(), last_read_seq=0))
 
     async def members(self, room_id: int) -> tuple[Person, ...]:
         async with self._db.unit() as db:

@@ -335,6 +335,12 @@ async def test_direct_messages_are_found_by_their_people_and_private(
         assert dm["id"] not in [r.id for r in await server.services.rooms.all_rooms()]
         bobs = {r["id"]: r for r in (await bob.call("rooms"))["rooms"]}
         assert bobs[dm["id"]]["kind"] == "dm" and bobs[dm["id"]]["title"] == "Alice"
+        # Leaving a DM and opening it again with the same people: the same room, back in.
+        assert (await bob.call("leave", {"room": dm["id"]}))["ok"]
+        assert (await bob.call("join", {"room": dm["id"]}))["code"] == "not_a_member"
+        back = await bob.call("dm", {"users": ["alice"]})
+        assert back["room"]["id"] == dm["id"] and len(back["room"]["members"]) == 2
+        assert (await bob.call("join", {"room": dm["id"]}))["ok"]
         group = await carol.call("dm", {"users": ["alice", "bob"]})
         assert group["ok"] and group["room"]["id"] != dm["id"]
         assert len(group["room"]["members"]) == 3
