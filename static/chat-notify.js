@@ -143,6 +143,22 @@
     entry.read = Math.max(entry.read, seq);
   };
 
+  /* We are no longer in a room (removed, banned, or left elsewhere): it stops counting. The
+     room open here keeps its link, marked, so the page still says where it is; any other
+     room's link goes. */
+  const drop = (id) => {
+    const entry = entries.get(id);
+    const link = entry ? entry.link : document.querySelector(`.sidebar a[data-room-id="${Number(id)}"]`);
+    entries.delete(id);
+    if (!link) { refresh(); return; }
+    if (id === ctx.room) {
+      for (const old of link.querySelectorAll(":scope > .unread, :scope > .mention-count")) old.remove();
+      link.classList.add("removed");
+      if (!link.querySelector(".removed-tag")) link.append(make("span", "tag removed-tag", "removed"));
+    } else (link.closest("li") || link).remove();
+    refresh();
+  };
+
   /* A conversation we did not list (someone just opened a DM with us): list and watch it. */
   const addEntry = (data) => {
     const dm = data.kind === "dm";
@@ -298,5 +314,5 @@
   };
 
   window.StreamzyNotify = Object.freeze({ init, watch, onActivity, onNotify, readHere,
-                                          setHereUnseen, refresh });
+                                          setHereUnseen, refresh, drop });
 })();

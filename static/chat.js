@@ -13,6 +13,11 @@
    join after a reconnect also passes since_change (the highest change seen), and applies
    the answer's `changes`, repeating while has_more_changes.
 
+   Moderation reaches the page as it happens (streamzy/realtime/room_notices.py): `removed`
+   (kicked, banned, left elsewhere) ends our part in the room for good on this page, with
+   no re-join on reconnect; `standing` (our role or mute changed) and `room_state` (archive,
+   slow mode) update the composer's note and the moderator controls.
+
    How a message looks is static/chat-render.js; what can be done to it (toolbar, picker,
    dialogs) static/chat-actions.js; other rooms, the title, notifications and DMs
    static/chat-notify.js. */
@@ -46,6 +51,7 @@
   let buffer = [];                  // live events that arrived before the join answer
   let highest = 0, lowest = Infinity, hasOlder = false, loadingOlder = false;
   let joined = false, everJoined = false, ended = false, lastRead = 0, readTimer = 0;
+  let removed = false, removedLabel = "";  // taken out of the room (kicked, banned, left elsewhere)
   let maxChange = 0, changesKnown = false;  // changesKnown: the server speaks since_change
   const { make } = R;
   const leaving = () => Boolean(window.Streamzy && window.Streamzy.isLeaving());
@@ -199,6 +205,7 @@
   const call = (event, payload) => socket.timeout(ACK_TIMEOUT).emitWithAck(event, payload);
 
   const join = async () => {
+    if (removed) return;  // a reconnect must not walk back into a room we were taken out of
     joined = false;
     setConn("connecting", everJoined ? "Catching up…" : "Joining…");
     try {
@@ -209,6 +216,7 @@
         if (since !== null) payload.since_seq = since;
         if (sinceChange !== null) payload.since_change = sinceChange;
         const ack = await call("join", payload);
+        if (removed) return;  // taken out while the answer was on its way
         if (!ack || !ack.ok) return refused(ack);
         if (ack.mode === "history") hasOlder = Boolean(ack.has_more);
         applyRoom(ack.room || {});
@@ -262,16 +270,21 @@
   /* What the join answer says about the room: kind, who may moderate, slow mode, archive. */
   const applyRoom = (room) => {
     // Only a first join's answer says (a reconnect's catch-up leaves it out).
-    const moderate = "can_moderate" in room ? Boolean(room.can_moderate) : ctx.canModerate;
-    if (moderate !== ctx.canModerate) {
-      ctx.canModerate = moderate;
-      for (const record of byId.values()) R.update(record.el, record.m, ctx);
-    }
+    if ("can_moderate" in room) setModerate(Boolean(room.can_moderate));
     composerState.slow = Math.max(0, Number(room.slow_mode_seconds) || 0);
     composerState.archived = Boolean(room.archived);
     if (IS_DM && Array.isArray(room.members)) showMembers(room.members);
     renderNote();
   };
+
+  /* Moderators get Delete on everyone's messages and the "Manage room" link (not in DMs). */
+  const manageLink = $("manage-link");
+  function setModerate(moderate) {
+    if (manageLink) manageLink.hidden = !moderate || IS_DM;
+    if (moderate === ctx.canModerate) return;
+    ctx.canModerate = moderate;
+    for (const record of byId.values()) R.update(record.el, record.m, ctx);
+  }
 
   const showMembers = (members) => {
     const title = $("room-title");
@@ -530,6 +543,7 @@
 
   /* An edit, delete, react or report: answered, or explained in a toast. */
   const act = async (event, payload) => {
+    if (removed) { toast(composerState.removed); return null; }
     if (!joined) { toast("You are offline: try again once reconnected."); return null; }
     let ack;
     try { ack = await call(event, { room: ROOM, ...payload }); } catch { ack = null; }
@@ -614,26 +628,29 @@
   A.attach(list, { react, reply: startReply, edit: startEdit, delete: removeMessage, report, jump });
 
   /* ---------- slow mode, mutes and archived rooms: the note under the composer ---------- */
-  const composerState = { slow: 0, archived: false, mutedUntil: 0, mutedText: "", slowUntil: 0 };
+  const composerState = { slow: 0, archived: false, mutedUntil: 0, mutedText: "", slowUntil: 0,
+                          removed: "" };
   let noteTimer = 0;
   function renderNote() {
     clearTimeout(noteTimer);
     const now = Date.now();
     const wait = Math.ceil((composerState.slowUntil - now) / 1000);
     let text = "";
-    if (composerState.archived) text = "This room is archived: you can read it, but no one can post.";
+    if (composerState.removed) text = composerState.removed;
+    else if (composerState.archived) text = "This room is archived: you can read it, but no one can post.";
     else if (composerState.mutedUntil > now) text = `You are muted in this room until ${clock(composerState.mutedUntil)}.`;
     else if (composerState.mutedText) text = composerState.mutedText;
     else if (wait > 0) text = `Slow mode: you can send again in ${wait} s.`;
     else if (composerState.slow > 0) text = `Slow mode: one message every ${composerState.slow} s.`;
     noteEl.textContent = text;
     noteEl.hidden = !text;
-    noteEl.dataset.kind = composerState.archived ? "archived"
+    noteEl.dataset.kind = composerState.removed ? "removed" : composerState.archived ? "archived"
       : composerState.mutedUntil > now || composerState.mutedText ? "muted"
       : wait > 0 ? "countdown" : text ? "slow" : "";
-    const locked = composerState.archived || ended;
+    const locked = Boolean(composerState.removed) || composerState.archived || ended;
     input.disabled = locked;
     form.querySelector("button[type=submit]").disabled = locked;
+    if (composerState.removed) return;
     if (wait > 0) noteTimer = setTimeout(renderNote, 1000 - ((composerState.slowUntil - now) % 1000 || 0) + 20);
     else if (composerState.mutedUntil > now) noteTimer = setTimeout(renderNote, Math.min(60000, composerState.mutedUntil - now + 50));
   }
@@ -734,7 +751,7 @@
     renderPresence();
   }
   const onPresence = (data) => {
-    if (!data || data.room !== ROOM || !joined && !everJoined) return;
+    if (!data || data.room !== ROOM || removed || !joined && !everJoined) return;
     for (const id of Array.isArray(data.left) ? data.left : []) online.delete(id);
     for (const person of Array.isArray(data.joined) ? data.joined : []) {
       if (person && Number.isInteger(person.id)) { online.set(person.id, person); learn(person); }
@@ -768,6 +785,70 @@
     }
   });
 
+  /* ---------- moderation as it happens ---------- */
+  const REMOVED = {
+    kicked: "You were removed from this room by a moderator.",
+    banned: "You were banned from this room.",
+    left: "You left this room (in another tab or window).",
+  };
+  const MODERATING = new Set(["owner", "moderator"]);
+
+  /* Taken out of a room: another room's link goes from the sidebar; this room stays on
+     screen to read, but nothing here acts as joined any more (and no reconnect joins again:
+     coming back is a page load, which the server then admits or refuses). */
+  const onRemoved = (data) => {
+    if (!data || !Number.isInteger(data.room)) return;
+    if (data.room !== ROOM) { N.drop(data.room); return; }
+    if (removed || ended || leaving()) return;
+    const reason = typeof data.reason === "string" ? data.reason.trim() : "";
+    removed = true;
+    joined = false;
+    buffer = [];
+    composerState.removed = REMOVED[reason]
+      || (reason ? `You were removed from this room: ${reason.slice(0, 200)}` : "You were removed from this room.");
+    if (mode) endMode();
+    for (const entry of pending.values()) {
+      if (entry.state === "sending") setPendingState(entry, "refused", "you are no longer in this room.");
+    }
+    setModerate(false);
+    setOnline(null, 0);
+    for (const id of [...typers.keys()]) stopTyping(id);
+    N.drop(ROOM);
+    removedLabel = reason === "banned" ? "Banned" : "Not in this room";
+    setConn("removed", removedLabel);
+    renderNote();
+  };
+
+  /* Our role or mute here changed. A mute shows until it ends (renderNote's timer clears it
+     then) or until a standing without one arrives. */
+  let standingAsk = 0;
+  const onStanding = async (data) => {
+    if (!data || data.room !== ROOM || removed) return;
+    const until = data.muted_until ? new Date(data.muted_until).getTime() : 0;
+    composerState.mutedUntil = Number.isNaN(until) ? 0 : until;
+    composerState.mutedText = "";
+    renderNote();
+    if (typeof data.role !== "string") return;
+    if (MODERATING.has(data.role)) { setModerate(true); return; }
+    if (!ctx.canModerate) return;
+    // A member by role may still moderate (a server admin): the server has the last word.
+    const asked = ++standingAsk;
+    let ack = null;
+    try { ack = await call("permissions", { room: ROOM }); } catch { ack = null; }
+    if (asked !== standingAsk || removed) return;
+    setModerate(Boolean(ack && ack.ok && ack.can_moderate));
+  };
+
+  /* The room was archived or unarchived, or its slow mode changed. */
+  const onRoomState = (data) => {
+    if (!data || data.room !== ROOM || removed) return;
+    composerState.archived = Boolean(data.archived);
+    composerState.slow = Math.max(0, Number(data.slow_mode_seconds) || 0);
+    // A countdown never outlasts the new pace (none at all once slow mode is off).
+    composerState.slowUntil = Math.min(composerState.slowUntil, Date.now() + composerState.slow * 1000);
+    renderNote();
+  };
+
   /* ---------- the end of a session ---------- */
   /* `reason` is why the server ended it, or the code it refused us with; app.js knows
      which sign-in notice explains it. */
@@ -797,9 +878,13 @@
     auth: { csrf: window.Streamzy ? window.Streamzy.csrfToken() : "" },
   });
 
-  socket.on("connect", () => { join(); });
+  socket.on("connect", () => {
+    if (removed) { setConn("removed", removedLabel); return; }  // the socket still carries notifications
+    join();
+  });
   socket.on("message", (m) => {
     if (!joined) { buffer.push({ kind: "message", data: m }); return; }
+    if (removed) return;
     if (m && m.room === ROOM && Number.isInteger(m.seq) && m.seq > highest + 1) {
       buffer.push({ kind: "message", data: m });  // a gap: an earlier one never arrived live; catch up, then show this
       join();
@@ -817,6 +902,9 @@
   socket.on("typing", onTyping);
   socket.on("presence", onPresence);
   socket.on("session_ended", (data) => endSession(data && data.reason));
+  socket.on("removed", onRemoved);
+  socket.on("standing", onStanding);
+  socket.on("room_state", onRoomState);
   socket.on("connect_error", (err) => {
     const code = err && err.message;
     if (code === "password_change_required") { window.location.assign("/account/password?first=1"); return; }
@@ -848,12 +936,12 @@
     setOnline(null, 0);  // who is online is unknown while we are not: the next join says
     for (const id of [...typers.keys()]) stopTyping(id);
     if (ended || leaving()) return;
-    setConn("offline", "Offline — reconnecting…");
+    if (!removed) setConn("offline", "Offline — reconnecting…");
     // The server hung up on purpose (e.g. flooding): socket.io will not retry by itself.
     // If the session is gone, the next handshake says so and we go to the sign-in page.
     if (reason === "io server disconnect") setTimeout(() => { if (!ended) socket.connect(); }, 5000);
   });
-  socket.io.on("reconnect_attempt", () => { if (!ended) setConn("connecting", "Reconnecting…"); });
+  socket.io.on("reconnect_attempt", () => { if (!ended && !removed) setConn("connecting", "Reconnecting…"); });
   window.addEventListener("pagehide", () => {
     if (joined && seenUpTo > lastRead) socket.emit("read", { room: ROOM, seq: seenUpTo });
     ended = true;
