@@ -601,11 +601,11 @@
 
   const report = async (id) => {
     const reason = await A.ask({ title: "Report this message", confirmLabel: "Send report",
-      text: "The room's moderators will see the message and your reason.",
+      text: "The server's admins will see the message and your reason.",
       field: { label: "Reason (optional)", maxLength: 500 } });
     if (reason === null) return;
     const ack = await act("report", { id, reason });
-    if (ack) toast("Thank you: your report was sent to the moderators.", "info");
+    if (ack) toast("Thank you: your report was sent to the server's admins.", "info");
   };
 
   /* A reply's quote: go to the original, loading older pages (a few at most) to reach it. */
