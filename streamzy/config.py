@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -29,15 +30,21 @@ class Rate:
 
     @classmethod
     def parse(cls, text: str) -> Rate:
-        """Parse ``"10/5m"``, ``"30/m"``, ``"100/h"`` or ``"5/300s"``."""
-        match = _RATE.match(text)
-        if not match:
-            raise ValueError(f"not a rate (expected like '10/5m'): {text!r}")
-        count, amount, unit = match.groups()
-        period = int(amount or 1) * _UNIT_SECONDS[unit]
-        if int(count) < 1 or period < 1:
-            raise ValueError(f"a rate needs a count and a period of at least 1: {text!r}")
-        return cls(int(count), float(period))
+        """Parse ``"10/5m"``, ``"30/m"``, ``"100/h"`` or ``"5/300s"`` (remembered: every
+        message asks for its sender's rate)."""
+        return _parse_rate(cls, text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_rate(cls: type[Rate], text: str) -> Rate:
+    match = _RATE.match(text)
+    if not match:
+        raise ValueError(f"not a rate (expected like '10/5m'): {text!r}")
+    count, amount, unit = match.groups()
+    period = int(amount or 1) * _UNIT_SECONDS[unit]
+    if int(count) < 1 or period < 1:
+        raise ValueError(f"a rate needs a count and a period of at least 1: {text!r}")
+    return cls(int(count), float(period))
 
 
 def _split_list(value: object) -> object:
