@@ -271,6 +271,11 @@
   const applyRoom = (room) => {
     // Only a first join's answer says (a reconnect's catch-up leaves it out).
     if ("can_moderate" in room) setModerate(Boolean(room.can_moderate));
+    if ("muted_until" in room) {  // a mute already in force when the page opened
+      const until = room.muted_until ? new Date(room.muted_until).getTime() : 0;
+      composerState.mutedUntil = Number.isNaN(until) ? 0 : until;
+      composerState.mutedText = "";
+    }
     composerState.slow = Math.max(0, Number(room.slow_mode_seconds) || 0);
     composerState.archived = Boolean(room.archived);
     if (IS_DM && Array.isArray(room.members)) showMembers(room.members);

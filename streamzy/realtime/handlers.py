@@ -86,6 +86,8 @@ class ChatHandlers:
         if event.since_seq is None:  # a first join (a page load), not a reconnect's catch-up
             answer_room["can_moderate"] = await self._rules.can_moderate(principal.user_id,
                                                                          current)
+            answer_room["muted_until"] = await self._rules.muted_until(principal.user_id,
+                                                                       current)
         if current.is_dm:
             answer_room["members"] = [wire.person(p)
                                       for p in await self._direct.members(room.id)]

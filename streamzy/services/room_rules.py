@@ -113,6 +113,14 @@ class RoomRules:
         role, _muted, is_admin = row
         return role in MODERATING_ROLES or bool(is_admin)
 
+    async def muted_until(self, user_id: int, room: RoomInfo) -> str | None:
+        """When this person's mute here ends (ISO time), or None when they are not muted:
+        a page opened during a mute shows it at once."""
+        until = (await self.rules(room.id)).muted.get(user_id)
+        if until is None or as_utc(self._clock.now()) >= as_utc(until):
+            return None
+        return as_utc(until).isoformat()
+
     async def can_write(self, user_id: int, room: RoomInfo, info: Any) -> None:
         """Refuse a message, edit or reaction in an archived room (``archived``) or from a
         muted member (``muted``, with ``until``)."""

@@ -134,6 +134,11 @@ async def test_muted_then_unmuted_live(browsing: Browsing, server: BrowserServer
     await expect(note).to_have_text(re.compile(r"^You are muted in this room until .+\.$"))
     await expect(note).to_have_attribute("data-kind", "muted")
 
+    # A page opened while the mute is in force shows it at once.
+    await page.reload()
+    await expect(page.locator("#conn-state")).to_have_text("Connected")
+    await expect(note).to_have_text(re.compile(r"^You are muted in this room until .+\.$"))
+
     await server.services.moderation.unmute(admin.id, room, lou.id, SYSTEM)
     await expect(note).to_be_hidden()
     await expect(page.get_by_label("Message #general")).to_be_enabled()

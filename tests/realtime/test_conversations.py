@@ -399,3 +399,26 @@ async def test_bots_take_direct_messages_only_where_allowed(server: LiveServer) 
         assert "bot_dms_allowed" in audits and "dm_created" in audits
     finally:
         await alice.close()
+
+
+async def test_a_first_join_says_who_may_moderate_and_an_ongoing_mute(
+        server: LiveServer) -> None:
+    room = await make_room(server, "general")
+    lou = await connected(server, "lou")
+    try:
+        joined = await lou.call("join", {"room": room})
+        assert joined["room"]["can_moderate"] is False
+        assert joined["room"]["muted_until"] is None
+        admin = await server.services.accounts.by_username("roomadmin")
+        target = await server.services.accounts.by_username("lou")
+        assert admin is not None and target is not None
+        await server.services.moderation.mute(admin.id, room, target.id, 30, "", SYSTEM)
+        again = await lou.call("join", {"room": room})
+        assert again["room"]["muted_until"].startswith("20"), again["room"]
+        server.clock.advance(31 * 60)
+        later = await lou.call("join", {"room": room})
+        assert later["room"]["muted_until"] is None
+        resumed = await lou.call("join", {"room": room, "since_seq": 0})
+        assert "muted_until" not in resumed["room"]  # a reconnect's catch-up leaves it out
+    finally:
+        await lou.close()
