@@ -12,6 +12,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
+from streamzy.commands import register_all
 from streamzy.config import ConfigError, Settings, production_checks, validate_for_start
 from streamzy.guards.context import SYSTEM
 from streamzy.services.errors import ServiceError
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(func=cmd_migrate)
+    register_all(sub)
     return parser
 
 

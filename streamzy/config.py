@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
@@ -144,6 +144,21 @@ class Settings(BaseSettings):
     reactions_per_message: int = Field(default=20, ge=1, le=200)
     room_creation: Literal["admins", "everyone"] = "admins"
 
+    # Keys and data lifecycle. How often each process checks whether room keys changed
+    # elsewhere (a rotation, a shredded room) and drops what it cached.
+    keyring_check_seconds: float = Field(default=2.0, ge=0.1, le=60)
+    # Messages older than this many days are purged (0: kept for ever); a room may set its
+    # own period. The audit trail has its own, longer period (0: kept for ever).
+    message_retention_days: int = Field(default=0, ge=0, le=36500)
+    audit_retention_days: int = Field(default=0, ge=0, le=36500)
+    # How often the server runs the retention purge (0: only through `streamzy purge`).
+    retention_interval_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
+    # How often the server verifies the audit chain (0: only `streamzy audit verify`).
+    audit_verify_seconds: float = Field(default=86400.0, ge=0, le=30 * 86400)
+    # Encrypts backup files (`streamzy backup`); never one of the message keys, so a
+    # backup and the keys that open its messages are kept apart.
+    backup_key: SecretStr = SecretStr("")
+
     @field_validator("message_keys", "allowed_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -173,6 +188,16 @@ class Settings(BaseSettings):
     def _valid_rate(cls, value: str) -> str:
         Rate.parse(value)
         return value
+
+    @model_validator(mode="after")
+    def _audit_outlives_messages(self) -> Settings:
+        messages, audit = self.message_retention_days, self.audit_retention_days
+        if audit and (not messages or audit < messages):
+            raise ValueError(
+                f"STREAMZY_AUDIT_RETENTION_DAYS ({audit}) must be 0 (kept for ever) or at "
+                f"least STREAMZY_MESSAGE_RETENTION_DAYS ({messages or 'for ever'}): the "
+                "record of what happened must outlive what it is about")
+        return self
 
     @property
     def production(self) -> bool:

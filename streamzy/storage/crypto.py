@@ -76,6 +76,17 @@ class Keyring:
         self._keys[(room_id, version)] = Fernet(raw)
         self._raw[(room_id, version)] = raw
 
+    def forget(self, room_id: int | None = None) -> None:
+        """Drop cached keys of ``room_id`` (every room when None): after a rotation or a
+        shredding, the next use reads the database again."""
+        if room_id is None:
+            self._keys.clear()
+            self._raw.clear()
+            return
+        for key in [k for k in self._keys if k[0] == room_id]:
+            self._keys.pop(key, None)
+            self._raw.pop(key, None)
+
     async def _load(self, room_id: int, version: int) -> Fernet | None:
         key = (room_id, version)
         if key not in self._keys:

@@ -59,6 +59,9 @@ class User(Base):
     # Whether people may open a direct conversation with this account (bots: where an
     # admin allowed it).
     accepts_dms: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    # Set when an admin erased the account (GDPR-style): the row stays, anonymised, so that
+    # audit rows and message tombstones keep pointing at one id.
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class Application(Base):
@@ -112,6 +115,9 @@ class AuditEvent(Base):
     user_agent: Mapped[str] = mapped_column(String(256), default="")
     request_id: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(Text, default="{}")
+    # Tamper evidence: a keyed hash over this row and the previous row's chain value, so an
+    # edited, inserted or deleted row breaks the chain from there on (guards/audit_chain.py).
+    chain: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Room(Base):
@@ -137,6 +143,8 @@ class Room(Base):
     last_change: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     slow_mode_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Messages older than this many days are purged (None: the server-wide setting).
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class RoomKey(Base):
@@ -151,6 +159,9 @@ class RoomKey(Base):
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     destroyed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Which master key wraps it (a short fingerprint, never the key): a master key can be
+    # retired once no row names it.
+    master_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
 
 
 class Membership(Base):
@@ -278,3 +289,15 @@ class BotToken(Base):
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class SystemState(Base):
+    """Small named facts the processes share through the database: the keyring epoch, the
+    rotation checkpoint, when the audit chain and the last backup were verified, the last
+    purge (``storage/system_state.py``)."""
+
+    __tablename__ = "system_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -46,6 +46,9 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str = "FULL
     cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # Deleted content is overwritten, not left in free pages: a shredded room's wrapped key
+    # or a purged message must not survive in the file (or in a backup copied from it).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

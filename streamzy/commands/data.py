@@ -1,0 +1,9 @@
+"""``streamzy`` commands: purge, erase-user, delete-room: retention and shredding."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this module's commands to the parser (none yet)."""

@@ -1,0 +1,9 @@
+"""``streamzy`` commands: rotate-keys, retire-key, check-keys: master and room key lifecycle."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this module's commands to the parser (none yet)."""
