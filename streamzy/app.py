@@ -13,7 +13,9 @@ from quart import Quart
 
 from streamzy.clock import Clock
 from streamzy.config import ConfigError, Settings, validate_for_start
+from streamzy.guards.context import SYSTEM
 from streamzy.guards.headers import SecurityHeadersMiddleware
+from streamzy.periodic import Periodic
 from streamzy.realtime.assembly import Realtime
 from streamzy.realtime.server import create_sio
 from streamzy.storage.crypto import KeyUnavailable
@@ -54,6 +56,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     quart = create_quart(services)
     sio = create_sio(settings, services.audit_throttled)
     realtime = Realtime(sio, services)
+    # The retention purge runs in the server (a failed round is logged; the next one runs).
+    retention = Periodic("retention-purge", settings.retention_interval_seconds,
+                         lambda: services.retention.purge(SYSTEM))
 
     def refuse(message: str) -> ConfigError:
         log.critical(message)
@@ -81,6 +86,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                          "shared through it); or stop the other process.")
         services.audit_log.start()
         await realtime.start()
+        retention.start()
         # Everything built so far lives as long as the process: move it out of the
         # collector's reach so full collections stay short (they paused ~100 ms under load).
         gc.collect()
@@ -88,6 +94,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @quart.after_serving
     async def _stop() -> None:
+        await retention.stop()
         await realtime.stop()
         await services.close()
         await realtime.delivery.close()

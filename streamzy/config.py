@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     rate_api: str = "100/h"
     rate_pages: str = "300/m"
     rate_static: str = "1200/m"
+    # Deleting rooms and conversations, erasing accounts, retention changes (per client).
+    rate_data_lifecycle: str = "20/10m"
     rate_socket_events: str = "300/m"
     flood_disconnect_after: int = Field(default=20, ge=1)
     # Sockets: seconds from the Engine.IO handshake to a successful Socket.IO connect; how
@@ -183,7 +185,8 @@ class Settings(BaseSettings):
         return [origin.rstrip("/") for origin in value]
 
     @field_validator("rate_login", "rate_apply", "rate_apply_status", "rate_messages", "rate_bot_messages",
-                     "rate_api", "rate_pages", "rate_static", "rate_socket_events")
+                     "rate_api", "rate_pages", "rate_static", "rate_socket_events",
+                     "rate_data_lifecycle")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         Rate.parse(value)

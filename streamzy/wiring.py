@@ -14,6 +14,7 @@ from streamzy.services.accounts import Accounts, Policy
 from streamzy.services.applications import Applications
 from streamzy.services.bots import Bots
 from streamzy.services.direct import DirectMessages
+from streamzy.services.erasure import Erasure
 from streamzy.services.events import EventBus
 from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
@@ -22,9 +23,11 @@ from streamzy.services.moderation import Moderation
 from streamzy.services.passwords import PasswordHasher
 from streamzy.services.posting import MessagePosting
 from streamzy.services.reports import Reports
+from streamzy.services.retention import Retention
 from streamzy.services.room_roles import RoomRoles
 from streamzy.services.room_rules import RoomRules
 from streamzy.services.rooms import Rooms
+from streamzy.services.shredding import Shredder
 from streamzy.storage.crypto import Keyring, MasterKeys
 from streamzy.storage.db import Database
 
@@ -53,6 +56,9 @@ class Services:
     room_roles: RoomRoles
     moderation: Moderation
     reports: Reports
+    shredder: Shredder
+    erasure: Erasure
+    retention: Retention
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -128,6 +134,16 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                              can_moderate=room_rules.can_moderate,
                              can_write=room_rules.can_write)
     direct = DirectMessages(db, clock, keyring, audit_log.record)
+    # Keys and data lifecycle: shredding rooms and DMs, erasing people, retention.
+    shredder = Shredder(db, clock, keyring, events, audit_log.record)
+    rooms.after_leave = shredder.shred_if_abandoned
+
+    async def end_all_sessions(user_id: int, reason: str) -> int:
+        return await sessions.revoke_user(user_id, reason)
+
+    erasure = Erasure(db, clock, events, audit_log.record, end_all_sessions, shredder)
+    retention = Retention(db, clock, audit_log.record,
+                          default_days=settings.message_retention_days)
     return Services(settings=settings, clock=clock, events=events, db=db,
                     audit_log=audit_log, sessions=sessions, limiter=limiter, hasher=hasher,
                     accounts=accounts, applications=applications, keyring=keyring,
@@ -139,4 +155,5 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                          audit_log.record_throttled,
                                          room_creation=settings.room_creation),
                     reports=Reports(db, clock, keyring, history, limiter, audit_log.record,
-                                    audit_log.record_throttled))
+                                    audit_log.record_throttled),
+                    shredder=shredder, erasure=erasure, retention=retention)

@@ -24,6 +24,7 @@ from streamzy.realtime.presence import Presence
 from streamzy.realtime.principal import Connections
 from streamzy.realtime.registry import SocketRegistry
 from streamzy.realtime.room_cache import RoomCache
+from streamzy.realtime.room_gone import RoomGone
 from streamzy.realtime.room_notices import RoomNotices
 from streamzy.realtime.server import RedisManager
 from streamzy.realtime.sweeper import SessionSweeper
@@ -31,6 +32,7 @@ from streamzy.services.events import (
     BotTokenRevoked,
     MessageChanged,
     MessagesStored,
+    RoomDeleted,
     SessionsEnded,
     UserDisabled,
 )
@@ -132,6 +134,13 @@ class Realtime:
         registry.on_leave_room = notices.take_out
         registry.on_room_changed = services.room_rules.forget
         notices.subscribe(services.events)
+        # A shredded room: everyone in it hears so and leaves it, on every process.
+        RoomGone(self._sio, registry, self.presence).subscribe(services.events)
+
+        async def forget_room(event: RoomDeleted) -> None:
+            services.room_rules.forget(event.room_id)
+
+        services.events.subscribe(RoomDeleted, forget_room)
 
     async def drain(self) -> None:
         """Before a restart: say so, then close every Engine.IO connection of this process

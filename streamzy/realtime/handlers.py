@@ -110,7 +110,7 @@ class ChatHandlers:
         # Leaving ends the membership (unless refused: a room's last owner), so then every
         # connection of this user here stops using it. Bots keep their rooms.
         if not principal.is_bot:
-            await self._rooms.leave(principal.user_id, room.id)
+            await self._rooms.leave(principal.user_id, room.id, principal.info)
         await self._presence.leave_everywhere_as(principal.user_id, room.id)
         return {"ok": True}
 

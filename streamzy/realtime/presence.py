@@ -91,6 +91,16 @@ class Presence:
                 await self._sio.leave_room(sid, room_channel(room_id))
                 self._left(sid, room_id, who)
 
+    async def leave_everyone(self, room_id: int) -> None:
+        """Take every socket on this process out of the room (it was deleted)."""
+        for sid in list(self._index.members(room_id)):
+            who = self._connections.get(sid)
+            await self._sio.leave_room(sid, room_channel(room_id))
+            if who is not None:
+                self._left(sid, room_id, who)
+            else:
+                self._index.discard(sid, room_id)
+
     def joined(self, sid: str, room_id: int) -> bool:
         return self._index.joined(sid, room_id)
 

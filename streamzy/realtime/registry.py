@@ -27,6 +27,7 @@ Drop = Callable[[str, str], Awaitable[None]]  # (sid, reason)
 Resync = Callable[[], Awaitable[None]]
 LeaveRoom = Callable[[int, int], Awaitable[None]]  # (user id, room id)
 RoomChanged = Callable[[int], None]  # (room id)
+RoomGone = Callable[[int], Awaitable[None]]  # (room id)
 UNSENT_MAX = 10_000  # room notices kept while Redis is away, sent once it is back
 PUBLISH_TIMEOUT = 0.5
 
@@ -44,6 +45,7 @@ class SocketRegistry:
         self.on_resubscribed: Resync | None = None  # e.g. an immediate session sweep
         self.on_leave_room: LeaveRoom | None = None  # a removed member's sockets leave
         self.on_room_changed: RoomChanged | None = None  # forget a room's cached rules
+        self.on_room_gone: RoomGone | None = None  # a deleted room's sockets all leave
         self._unsent: list[dict[str, Any]] = []
         self._listener: asyncio.Task[None] | None = None
 
@@ -78,6 +80,19 @@ class SocketRegistry:
         ban): here at once, elsewhere through Redis (this process hears it again: harmless)."""
         await self._leave_local(user_id, room_id)
         await self._publish_or_keep({"leave_room": [user_id, room_id]})
+
+    async def room_gone(self, room_id: int) -> None:
+        """Take every socket out of a deleted room in every process: here at once,
+        elsewhere through Redis (kept while Redis is away, like a kick)."""
+        await self._room_gone_local(room_id)
+        await self._publish_or_keep({"room_gone": room_id})
+
+    async def _room_gone_local(self, room_id: int) -> None:
+        if self.on_room_gone is not None:
+            try:
+                await self.on_room_gone(room_id)
+            except Exception:
+                log.exception("taking sockets out of deleted room %s failed", room_id)
 
     async def room_changed(self, room_id: int) -> None:
         """Every other process forgets what it cached of the room's rules (mutes, roles,
@@ -161,6 +176,9 @@ class SocketRegistry:
                 if "leave_room" in data:
                     user_id, room_id = data["leave_room"]
                     await self._leave_local(int(user_id), int(room_id))
+                    continue
+                if "room_gone" in data:
+                    await self._room_gone_local(int(data["room_gone"]))
                     continue
                 if "room_changed" in data:
                     if self.on_room_changed is not None:

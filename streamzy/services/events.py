@@ -47,6 +47,16 @@ class MemberRemoved:
 
 
 @dataclass(frozen=True)
+class RoomDeleted:
+    """A room or direct conversation was shredded: every socket in it, on every process,
+    leaves it and hears ``removed {room, reason}``; its former members' pages drop it."""
+
+    room_id: int
+    member_ids: tuple[int, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
 class StandingChanged:
     """Someone's role or mute in a room changed (told to their own sockets)."""
 

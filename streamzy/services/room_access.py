@@ -94,7 +94,7 @@ class Standing:
 
 async def room_state(db: AsyncSession, room_id: int) -> RoomState:
     room = await db.get(Room, room_id)
-    if room is None:
+    if room is None or room.kind == "deleted":  # a shredded room's tombstone
         raise NotFound("unknown_room", "No such room.")
     return RoomState.of(room)
 

@@ -138,7 +138,7 @@ class RoomRoles:
         members = (select(func.count()).select_from(Membership)
                    .where(Membership.room_id == Room.id).scalar_subquery())
         async with self._db.unit() as db:
-            rows = await db.execute(select(Room, members).where(Room.kind != "dm")
+            rows = await db.execute(select(Room, members).where(Room.kind == "room")
                                     .order_by(Room.name))
             return [RoomSummary(r.id, r.name, r.topic, r.is_private, r.archived_at is not None,
                                 r.last_seq, int(n or 0)) for r, n in rows]
@@ -196,7 +196,7 @@ class RoomRoles:
         this person leaves it too, on every process."""
         async with self._db.unit() as db:
             await room_state(db, room_id)
-        await self._rooms.leave(user_id, room_id)
+        await self._rooms.leave(user_id, room_id, info)
         await self._audit("room_left", info, user_id, room_id=room_id)
         await self._events.publish(MemberRemoved(room_id, user_id, "left"))
 

@@ -20,6 +20,9 @@ from streamzy.storage.db import Database, Tx
 from streamzy.storage.models import Membership, Room, User
 
 Audit = Callable[..., Awaitable[None]]
+# The kind of a shredded room's row (services/shredding.py): kept so its id is never
+# reused, treated everywhere as no room at all.
+TOMBSTONE = "deleted"
 ROOM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}[a-z0-9]$|^[a-z0-9]$")
 
 
@@ -117,6 +120,8 @@ class Rooms:
         self._clock = clock
         self._keyring = keyring
         self._audit = audit
+        # (room id, info, user id): set in wiring to shred a DM nobody is left in.
+        self.after_leave: Callable[[int, Any, int], Awaitable[object]] | None = None
 
     async def create(self, actor_id: int, name: str, topic: str, private: bool,
                      info: Any) -> RoomInfo:
@@ -146,12 +151,12 @@ class Rooms:
     async def get(self, room_id: int) -> RoomInfo | None:
         async with self._db.unit() as db:
             room = await db.get(Room, room_id)
-            return RoomInfo.of(room) if room is not None else None
+            return RoomInfo.of(room) if room is not None and room.kind != TOMBSTONE else None
 
     async def by_name(self, name: str) -> RoomInfo | None:
         async with self._db.unit() as db:
             room = (await db.execute(select(Room).where(Room.name == name))).scalar_one_or_none()
-            return RoomInfo.of(room) if room is not None else None
+            return RoomInfo.of(room) if room is not None and room.kind != TOMBSTONE else None
 
     async def resolve(self, ref: int | str) -> RoomInfo:
         room = await (self.get(ref) if isinstance(ref, int) else self.by_name(ref))
@@ -195,6 +200,9 @@ class Rooms:
             raise Forbidden("not_a_member", "You are not a member of this room.")
         try:
             async with self._db.unit() as db:
+                row = await db.get(Room, room.id)
+                if row is None or row.kind == TOMBSTONE:  # deleted since it was cached
+                    raise NotFound("unknown_room", "No such room.")
                 if await active_ban(db, room.id, user_id, self._clock.now()) is not None:
                     raise Forbidden("banned", "You are banned from this room.")
                 db.add(Membership(room_id=room.id, user_id=user_id,
@@ -202,9 +210,10 @@ class Rooms:
         except IntegrityError:
             pass  # joined concurrently: same outcome
 
-    async def leave(self, user_id: int, room_id: int) -> None:
+    async def leave(self, user_id: int, room_id: int, info: Any = None) -> None:
         """Anyone may leave, except a room's last owner while others remain: they name
-        another owner first (or the room would be left without one)."""
+        another owner first (or the room would be left without one). A direct
+        conversation its last member left is shredded (``after_leave``)."""
         async with self._db.unit() as db:
             membership = await db.get(Membership, (room_id, user_id))
             if membership is None:
@@ -214,6 +223,8 @@ class Rooms:
                 raise Conflict("last_owner", "You are this room's last owner: make someone "
                                              "else an owner before you leave.")
             await db.delete(membership)
+        if self.after_leave is not None:
+            await self.after_leave(room_id, info, user_id)
 
     async def invite(self, actor_id: int, room_id: int, username: str, info: Any) -> User:
         canonical = normalize_username(username)
@@ -224,7 +235,8 @@ class Rooms:
                 User.username == canonical))).scalar_one_or_none()
             if user is None or not user.is_active:
                 raise NotFound("no_user", "No such active user.")
-            if await db.get(Room, room_id) is None:
+            room = await db.get(Room, room_id)
+            if room is None or room.kind == TOMBSTONE:
                 raise NotFound("unknown_room", "No such room.")
             if await active_ban(db, room_id, user.id, self._clock.now()) is not None:
                 raise Conflict("banned", f"@{user.username} is banned from this room.")
