@@ -118,7 +118,7 @@ class Accounts:
                           is_admin: bool = False, is_bot: bool = False) -> tuple[User, str]:
         """Create an account with a one-time password; returns (user, password)."""
         name = normalize_username(username)
-        if name is None:
+        if name is None or name.startswith("erased-"):  # erased accounts' names
             raise Invalid("invalid_username", "That username is not allowed.")
         password = generate_password()
         now = self._clock.now()
