@@ -795,6 +795,7 @@
     kicked: "You were removed from this room by a moderator.",
     banned: "You were banned from this room.",
     left: "You left this room (in another tab or window).",
+    deleted: "This conversation was deleted: its messages are gone for good.",
   };
   const MODERATING = new Set(["owner", "moderator"]);
 
@@ -819,7 +820,17 @@
     setOnline(null, 0);
     for (const id of [...typers.keys()]) stopTyping(id);
     N.drop(ROOM);
-    removedLabel = reason === "banned" ? "Banned" : "Not in this room";
+    removedLabel = reason === "banned" ? "Banned" : reason === "deleted" ? "Deleted" : "Not in this room";
+    if (reason === "deleted") {
+      // Its key is destroyed: what is still on screen is all that is left of it anywhere.
+      list.replaceChildren();
+      const gone = document.createElement("p");
+      gone.className = "notice warning room-gone";
+      gone.id = "room-gone";
+      gone.setAttribute("role", "status");
+      gone.textContent = REMOVED.deleted;
+      list.append(gone);
+    }
     setConn("removed", removedLabel);
     renderNote();
   };

@@ -193,6 +193,8 @@ class Accounts:
             user = await db.get(User, user_id)
             if user is None:
                 raise NotFound("no_user", "No such account.")
+            if user.erased_at is not None and action != "disable":
+                raise Conflict("erased", "This account was erased.")
             if user.id == actor_id and action in ("disable", "revoke_admin"):
                 raise Forbidden("self_change", "You cannot do that to your own account.")
             for key, value in values.items():

@@ -93,7 +93,7 @@ class Erasure:
             if actor_id == user_id:
                 raise Forbidden("self_change", "You cannot erase your own account.")
             if confirm is not None and confirm != user.username:
-                raise Forbidden("confirm_mismatch", "Type the username exactly to erase it.")
+                raise Invalid("confirm_mismatch", "Type the username exactly to erase it.")
             if user.is_admin and user.is_active:
                 others = await db.scalar(select(func.count()).select_from(User).where(
                     User.is_admin.is_(True), User.is_active.is_(True), User.id != user_id))

@@ -52,6 +52,13 @@ class PurgeReport:
         return sum(self.rooms.values())
 
 
+@dataclass(frozen=True)
+class RoomRetention:
+    days: int | None  # the room's own setting
+    default: int  # the server's (0: for ever)
+    effective: int  # what applies (0: for ever)
+
+
 class Retention:
     def __init__(self, db: Database, clock: Clock, audit: Audit, *, default_days: int) -> None:
         self._db = db
@@ -154,6 +161,12 @@ class Retention:
             room.retention_days = days
         await self._audit("retention_changed", info, actor_id, room_id=room_id, days=days,
                           previous=previous)
+
+    async def describe(self, room_id: int) -> RoomRetention:
+        """The room's own period (None: the default), and the one that applies."""
+        async with self._db.unit() as db:
+            days = await db.scalar(select(Room.retention_days).where(Room.id == room_id))
+        return RoomRetention(days, self.default_days, self.period(days))
 
     async def last_run(self) -> dict[str, Any] | None:
         return await system_state.read_json(self._db, system_state.PURGE)

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, text, update
 
 from streamzy.clock import Clock
-from streamzy.services.errors import Forbidden, NotFound
+from streamzy.services.errors import Forbidden, Invalid, NotFound
 from streamzy.services.events import EventBus, RoomDeleted
 from streamzy.services.rooms import TOMBSTONE
 from streamzy.storage import system_state
@@ -154,7 +154,7 @@ class Shredder:
                     raise Forbidden("admin_only", "Only admins delete rooms.")
                 room = await db.get(Room, room_id)
                 if room is not None and confirm is not None and confirm != room.name:
-                    raise Forbidden("confirm_mismatch",
+                    raise Invalid("confirm_mismatch",
                                     "Type the room's name exactly to delete it.")
         done = await self._shred(room_id, "room")
         await self._audit("room_deleted", info, actor_id, room_id=room_id, name=done.name,

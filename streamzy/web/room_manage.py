@@ -19,6 +19,7 @@ from streamzy.guards.validation import Line, StrictModel
 from streamzy.services.errors import NotFound
 from streamzy.services.moderation import BAN_MAX_MINUTES, MUTE_MAX_MINUTES, Moderation
 from streamzy.services.moderation import REASON_MAX as MOD_REASON_MAX
+from streamzy.services.retention import Retention
 from streamzy.services.room_roles import RoomRoles
 from streamzy.services.rooms import RoomInfo, Rooms
 from streamzy.web.admin_chat import InviteForm, RoomForm
@@ -72,7 +73,7 @@ def _minutes(value: str, most: int) -> int:
 
 
 def blueprint(*, rooms: Rooms, room_roles: RoomRoles, moderation: Moderation,
-              settings: Settings, clock: Clock) -> Blueprint:
+              settings: Settings, clock: Clock, retention: Retention) -> Blueprint:
     bp = Blueprint("room_manage", __name__)
 
     @bp.app_context_processor
@@ -111,7 +112,8 @@ def blueprint(*, rooms: Rooms, room_roles: RoomRoles, moderation: Moderation,
         return await render_template(
             "room_manage.html", room=me.room, me=me, members=members, bans=bans,
             now=clock.now(), mute_choices=MUTE_CHOICES, ban_choices=BAN_CHOICES,
-            slow_choices=SLOW_CHOICES, reason_max=MOD_REASON_MAX)
+            slow_choices=SLOW_CHOICES, reason_max=MOD_REASON_MAX,
+            retention=await retention.describe(room.id))
 
     @bp.post("/rooms/<name>/invite")
     @signed_in

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from streamzy.services.errors import Conflict, Forbidden
+from streamzy.services.errors import Conflict, Forbidden, Invalid
 from streamzy.services.events import SessionsEnded
 from streamzy.services.message_writer import Sender
 from streamzy.storage.models import (
@@ -135,7 +135,7 @@ async def test_refusals(services: Services) -> None:
         await services.erasure.erase(admin, admin, CLIENT)  # yourself
     with pytest.raises(Conflict):
         await services.erasure.erase(None, admin, CLIENT)  # the last active admin
-    with pytest.raises(Forbidden):
+    with pytest.raises(Invalid):
         await services.erasure.erase(admin, carol.user_id, CLIENT, confirm="not-carol")
     await services.erasure.erase(admin, carol.user_id, CLIENT)
     with pytest.raises(Conflict):

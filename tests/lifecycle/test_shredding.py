@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from streamzy.services.errors import Forbidden, NotFound
+from streamzy.services.errors import Forbidden, Invalid, NotFound
 from streamzy.services.events import RoomDeleted
 from streamzy.services.message_state import Person
 from streamzy.services.message_writer import Sender
@@ -127,7 +127,7 @@ async def test_only_active_admins_delete_rooms_and_the_name_must_match(
     with pytest.raises(Forbidden):
         await services.shredder.delete_room(alice.user_id, room.id, CLIENT)
     admin = (await audit_rows(services, "room_created"))[0].user_id
-    with pytest.raises(Forbidden):
+    with pytest.raises(Invalid):
         await services.shredder.delete_room(admin, room.id, CLIENT, confirm="not-it")
     assert await services.rooms.get(room.id) is not None
     dm = await services.direct.open(_person(alice), ["bobdoomed"], CLIENT)
