@@ -156,7 +156,8 @@ class Retention:
                 raise Forbidden("not_allowed", "Direct conversations follow the server's "
                                 "retention period.")
             room = await db.get(Room, room_id)
-            assert room is not None  # authorize found it
+            if room is None:  # authorize found it; deleted since, in this transaction
+                raise Invalid("unknown_room", "No such room.")
             previous = room.retention_days
             room.retention_days = days
         await self._audit("retention_changed", info, actor_id, room_id=room_id, days=days,
