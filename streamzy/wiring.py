@@ -15,6 +15,7 @@ from streamzy.services.applications import Applications
 from streamzy.services.bots import Bots
 from streamzy.services.direct import DirectMessages
 from streamzy.services.events import EventBus
+from streamzy.services.export import Exports
 from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import MessageWriter
@@ -53,6 +54,7 @@ class Services:
     room_roles: RoomRoles
     moderation: Moderation
     reports: Reports
+    exports: Exports
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -139,4 +141,5 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                          audit_log.record_throttled,
                                          room_creation=settings.room_creation),
                     reports=Reports(db, clock, keyring, history, limiter, audit_log.record,
-                                    audit_log.record_throttled))
+                                    audit_log.record_throttled),
+                    exports=Exports(db, keyring, audit_log.record, clock))
