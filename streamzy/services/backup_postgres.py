@@ -153,6 +153,18 @@ async def table_count(target: PgTarget, database: str | None = None) -> int:
         await conn.close()
 
 
+async def server_running(target: PgTarget, lock_key: int) -> bool:
+    """Does a Streamzy server hold its sole-server lock on this database (no Redis)?"""
+    conn = await connect(target)
+    try:
+        got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key, timeout=10)
+        if got:
+            await conn.fetchval("SELECT pg_advisory_unlock($1)", lock_key, timeout=10)
+        return not got
+    finally:
+        await conn.close()
+
+
 async def create_database(target: PgTarget, name: str) -> None:
     conn = await connect(target)
     try:

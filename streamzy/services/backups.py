@@ -42,7 +42,7 @@ from streamzy.storage.backup_file import (
     parse_backup_key,
 )
 from streamzy.storage.crypto import MasterKeys
-from streamzy.storage.db import Database
+from streamzy.storage.db import SOLE_SERVER_LOCK, Database
 from streamzy.storage.migrate import upgrade
 from streamzy.storage.models import Message
 from streamzy.storage.sqlite import is_sqlite, lock_file, sqlite_path
@@ -379,6 +379,9 @@ async def _restore_pg(source: Path, key: bytes, manifest: Manifest, settings: An
     if not verified.ok:
         raise _refusal(verified)
     if keep:  # verified: now the target, in one transaction (all or nothing)
+        if await pg.server_running(target, SOLE_SERVER_LOCK):
+            raise Conflict("server_running", f"a Streamzy server is using the database "
+                           f"{target.database!r}: stop it first")
         await _pg_load(source, key, target, target.database, clean=force)
         await asyncio.to_thread(upgrade, url)
     return Outcome(manifest, verified, target.database if keep else scratch)
