@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -9,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from streamzy.config import Settings
 from streamzy.services.message_state import Person
 from streamzy.services.message_writer import Sender
 from streamzy.storage.backup_file import new_backup_key
@@ -70,3 +74,32 @@ async def empty_target(tmp_path: Path) -> AsyncIterator[str]:
     await _pg_execute(base, f"CREATE DATABASE {name}")
     yield _pg_url(base, name)
     await _pg_execute(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a `streamzy` process runs with for ``settings`` (production mode:
+    nothing generated into a .env)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMZY_")}
+    env.update(PYTHONPATH=str(ROOT), STREAMZY_ENV="production",
+               STREAMZY_DATABASE_URL=settings.database_url,
+               STREAMZY_SECRET_KEY=settings.secret_key.get_secret_value(),
+               STREAMZY_PASSWORD_PEPPER=settings.password_pepper.get_secret_value(),
+               STREAMZY_MESSAGE_KEYS=",".join(k.get_secret_value()
+                                              for k in settings.message_keys),
+               STREAMZY_BACKUP_KEY=settings.backup_key.get_secret_value(),
+               STREAMZY_AUDIT_LOG_PATH=settings.audit_log_path)
+    env.update(extra)
+    return env
+
+
+def run(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True,  # noqa: S603 - test commands
+                          timeout=300, check=False)
+
+
+def streamzy(settings: Settings, cwd: Path, *args: str,
+             **extra: str) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "streamzy.cli", *args], cli_env(settings, **extra), cwd)
