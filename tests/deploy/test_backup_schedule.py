@@ -74,7 +74,7 @@ async def test_the_units_exec_start_backs_up_verifies_prunes_and_restores(
     assert "verified:" in result.stdout
     kept = sorted(p.name for p in backups_dir.iterdir())
     assert len(kept) == int(keep)
-    new = [backups_dir / name for name in kept if not (backups_dir / name) in old]
+    new = [backups_dir / name for name in kept if (backups_dir / name) not in old]
     assert len(new) == 1 and new[0].stat().st_mode & 0o777 == 0o600
     assert kept[:-1] == sorted(p.name for p in old)[-(int(keep) - 1):]  # the oldest went
 

@@ -96,7 +96,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def run(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True,  # noqa: S603 - test commands
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True,
                           timeout=300, check=False)
 
 
