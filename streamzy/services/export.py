@@ -65,7 +65,9 @@ def _base() -> Any:
 
 
 class Exports:
-    def __init__(self, db: Database, keyring: Keyring, audit: Audit, clock: Clock) -> None:
+    def __init__(self, db: Database, keyring: Keyring, audit: Audit, clock: Clock, *,
+                 page: int = PAGE) -> None:
+        self._page = page
         self._db = db
         self._keyring = keyring
         self._audit = audit
@@ -122,7 +124,7 @@ class Exports:
         while True:
             async with self._db.unit() as db:
                 rows = (await db.execute(query.where(key > after).order_by(key)
-                                         .limit(PAGE))).all()
+                                         .limit(self._page))).all()
             if not rows:
                 break
             pieces = []
