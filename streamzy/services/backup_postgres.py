@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+import subprocess  # nosec B404 - pg_dump and pg_restore, by absolute path, no shell
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -82,7 +82,7 @@ def _run(command: list[str], env: dict[str, str], timeout: float, *,
     """Run ``command``; its stdout goes to ``read`` or ``feed`` goes to its stdin.
     Raises Unavailable with the tool's own message when it fails or overruns."""
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(  # noqa: S603 - fixed tool paths, arguments are a list
+        proc = subprocess.Popen(  # noqa: S603 - fixed tool paths, argument list  # nosec B603
             command, env=env, stderr=errors,
             stdout=subprocess.PIPE if read else subprocess.DEVNULL,
             stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL)
