@@ -22,6 +22,7 @@ from streamzy.storage.db import Database
 from streamzy.storage.models import Message, Reaction, Report, RoomKey
 
 BATCH = 500
+VERIFY_TIMEOUT = 60.0  # per statement: a hung database fails the restore, not hangs it
 Progress = Callable[[int], None]
 
 # A room key that is there but does not unwrap, and one destroyed on purpose.
@@ -87,7 +88,7 @@ async def verify_database(url: str, master: MasterKeys, *,
                           on_total: Callable[[int], None] | None = None,
                           progress: Progress | None = None) -> Verified:
     """Open every sealed row of the database at ``url``; how many did not open."""
-    db = Database(url, timeout=None)
+    db = Database(url, timeout=VERIFY_TIMEOUT)
     try:
         async with db.unit() as session:
             key_rows = (await session.execute(

@@ -268,7 +268,7 @@ async def _pg_backup(target: pg.PgTarget, partial: Path, key: bytes, created: st
 async def _check(url: str, manifest: Manifest, settings: Any, progress: Progress) -> Verified:
     verified = await verify_database(url, master_keys(settings), on_total=progress.total,
                                      progress=progress.advance)
-    db = Database(url, timeout=None)
+    db = Database(url, timeout=60)
     try:
         async with db.unit() as session:
             messages = (await session.execute(select(func.count()).select_from(Message))

@@ -99,5 +99,5 @@ async def test_an_unreadable_row_is_marked_not_skipped(services: Services) -> No
         await db.execute(update(Message).where(Message.room_id == people.dm_id)
                          .values(ciphertext=b"gAAAAAtampered"))
     alice = await document(await services.exports.for_user(people.alice.user_id, CLIENT))
-    dm_item = [m for m in alice["messages"] if m["kind"] == "dm"][0]
+    dm_item = next(m for m in alice["messages"] if m["kind"] == "dm")
     assert dm_item["text"] is None and dm_item["unreadable"] is True

@@ -50,7 +50,7 @@ def test_round_trip(size: int) -> None:
     data = secrets.token_bytes(size)
     blob = seal(data)
     assert unseal(blob) == data
-    assert data == b"" or data not in blob
+    assert len(data) < 16 or data not in blob  # (a short string may occur by chance)
 
 
 def test_each_file_has_its_own_salt() -> None:
