@@ -14,60 +14,46 @@ place. A restore that cannot read its messages changes nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import shutil
 import sqlite3
-import struct
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import func, select
 
 from streamzy.clock import Clock
 from streamzy.services import backup_postgres as pg
+from streamzy.services.backup_contents import (  # BackupError, Manifest: this module's API
+    BackupError,
+    Manifest,
+    backup_key,
+    master_keys,
+    open_backup,
+    payload,
+    private_file,
+    write_manifest,
+)
 from streamzy.services.backup_verify import Verified, verify_database
-from streamzy.services.errors import Conflict, Invalid, ServiceError
+from streamzy.services.errors import Conflict, Invalid
 from streamzy.storage import system_state
 from streamzy.storage.backup_file import (
-    BackupFileError,
     BackupWriter,
     PlainReader,
     fsync_dir,
-    parse_backup_key,
 )
-from streamzy.storage.crypto import MasterKeys
 from streamzy.storage.db import SOLE_SERVER_LOCK, Database
 from streamzy.storage.migrate import upgrade
 from streamzy.storage.models import Message
 from streamzy.storage.sqlite import is_sqlite, lock_file, sqlite_path
 
 COUNTED = ("rooms", "messages", "room_keys")
-LENGTH = struct.Struct(">I")
-MAX_MANIFEST = 64 * 1024
 PG_TIMEOUT = 6 * 3600.0
-
-
-class BackupError(ServiceError):
-    """A backup or restore that cannot be done or did not verify; nothing was replaced."""
-
-    kind = "invalid"
-
-
-@dataclass(frozen=True)
-class Manifest:
-    backend: str
-    revision: str
-    created_at: str
-    rooms: int
-    messages: int
-    room_keys: int
-    format: int = 1
 
 
 @dataclass(frozen=True)
@@ -89,76 +75,6 @@ class Progress:
 
     total: Callable[[int], None] | None = None
     advance: Callable[[int], None] | None = None
-
-
-def backup_key(settings: Any) -> bytes:
-    try:
-        return parse_backup_key(settings.backup_key.get_secret_value())
-    except BackupFileError as exc:
-        raise BackupError("no_backup_key", str(exc)) from None
-
-
-def master_keys(settings: Any) -> MasterKeys:
-    return MasterKeys([k.get_secret_value() for k in settings.message_keys])
-
-
-# -- the plaintext inside the encrypted stream: manifest length, manifest JSON, database --
-
-def _write_manifest(writer: BackupWriter, manifest: Manifest) -> None:
-    data = json.dumps(asdict(manifest), sort_keys=True).encode()
-    writer.write(LENGTH.pack(len(data)) + data)
-
-
-def _read_manifest(reader: PlainReader) -> Manifest:
-    head = reader.read(LENGTH.size)
-    if len(head) != LENGTH.size:
-        raise BackupError("bad_backup", "the backup holds no manifest")
-    (length,) = LENGTH.unpack(head)
-    if length > MAX_MANIFEST:
-        raise BackupError("bad_backup", "the backup manifest is damaged")
-    try:
-        values = json.loads(reader.read(length))
-        return Manifest(**values)
-    except (ValueError, TypeError):
-        raise BackupError("bad_backup", "the backup manifest is damaged") from None
-
-
-def _open_backup(source: Path, key: bytes) -> tuple[BinaryIO, PlainReader, Manifest]:
-    try:
-        handle = open(source, "rb")  # closed by the caller
-    except OSError as exc:
-        raise BackupError("no_backup", f"cannot read {source}: {exc.strerror}") from None
-    reader = PlainReader(handle, key)
-    try:
-        return handle, reader, _read_manifest(reader)
-    except BackupFileError as exc:
-        handle.close()
-        raise BackupError("bad_backup", str(exc)) from None
-    except BaseException:
-        handle.close()
-        raise
-
-
-def read_manifest(source: Path, key: bytes) -> Manifest:
-    handle, _, manifest = _open_backup(source, key)
-    handle.close()
-    return manifest
-
-
-def _payload(reader: PlainReader) -> Iterator[bytes]:
-    try:
-        while chunk := reader.read(1024 * 1024):
-            yield chunk
-    except BackupFileError as exc:
-        raise BackupError("bad_backup", str(exc)) from None
-
-
-# -- making a backup --
-
-def _private_file(path: Path) -> BinaryIO:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    return os.fdopen(fd, "wb")
 
 
 def _sqlite_counts(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -191,9 +107,9 @@ def _finish(partial: Path, out: Path) -> None:
 
 
 def _encrypt_file(plain: Path, partial: Path, key: bytes, manifest: Manifest) -> None:
-    with _private_file(partial) as sink, open(plain, "rb") as source:
+    with private_file(partial) as sink, open(plain, "rb") as source:
         writer = BackupWriter(sink, key)
-        _write_manifest(writer, manifest)
+        write_manifest(writer, manifest)
         while chunk := source.read(1024 * 1024):
             writer.write(chunk)
         writer.close()
@@ -248,9 +164,9 @@ async def _pg_backup(target: pg.PgTarget, partial: Path, key: bytes, created: st
         manifest = Manifest("postgresql", revision, created, **counts)
 
         def run() -> None:
-            with _private_file(partial) as sink:
+            with private_file(partial) as sink:
                 writer = BackupWriter(sink, key)
-                _write_manifest(writer, manifest)
+                write_manifest(writer, manifest)
                 pg.dump(target, snapshot, writer.write, PG_TIMEOUT)
                 writer.close()
                 sink.flush()
@@ -288,8 +204,8 @@ def _refusal(verified: Verified) -> BackupError:
 
 
 def _decrypt_to(reader: PlainReader, path: Path) -> None:
-    with _private_file(path) as sink:
-        for chunk in _payload(reader):
+    with private_file(path) as sink:
+        for chunk in payload(reader):
             sink.write(chunk)
         sink.flush()
         os.fsync(sink.fileno())
@@ -390,9 +306,9 @@ async def _restore_pg(source: Path, key: bytes, manifest: Manifest, settings: An
 async def _pg_load(source: Path, key: bytes, target: pg.PgTarget, database: str, *,
                    clean: bool) -> None:
     def run() -> None:
-        handle, reader, _ = _open_backup(source, key)
+        handle, reader, _ = open_backup(source, key)
         with handle:
-            pg.restore(target, database, _payload(reader), PG_TIMEOUT, clean=clean)
+            pg.restore(target, database, payload(reader), PG_TIMEOUT, clean=clean)
 
     await asyncio.to_thread(run)
 
@@ -403,7 +319,7 @@ async def restore(settings: Any, source: Path, url: str, *, force: bool = False,
     only verify, in a scratch place that is removed afterwards)."""
     key = backup_key(settings)
     progress = progress or Progress()
-    handle, reader, manifest = await asyncio.to_thread(_open_backup, source, key)
+    handle, reader, manifest = await asyncio.to_thread(open_backup, source, key)
     with handle:
         if manifest.backend == "sqlite" and is_sqlite(url):
             return await _restore_sqlite(reader, manifest, settings, Path(sqlite_path(url)),
