@@ -16,6 +16,7 @@ from streamzy.commands import register_all
 from streamzy.config import ConfigError, Settings, production_checks, validate_for_start
 from streamzy.guards.context import SYSTEM
 from streamzy.services.errors import ServiceError
+from streamzy.storage.backup_file import new_backup_key
 from streamzy.storage.migrate import upgrade
 from streamzy.storage.models import User
 
@@ -23,6 +24,7 @@ GENERATED = {
     "STREAMZY_SECRET_KEY": lambda: secrets.token_urlsafe(48),
     "STREAMZY_PASSWORD_PEPPER": lambda: secrets.token_urlsafe(48),
     "STREAMZY_MESSAGE_KEYS": lambda: Fernet.generate_key().decode(),
+    "STREAMZY_BACKUP_KEY": new_backup_key,
 }
 
 
@@ -113,8 +115,10 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_gen_key(_args: argparse.Namespace) -> int:
-    print(Fernet.generate_key().decode())
+def cmd_gen_key(args: argparse.Namespace) -> int:
+    # A backup key is 32 random bytes for AES-256-GCM, not a Fernet key: kept apart so a
+    # backup file and the master keys that open its messages are never the same secret.
+    print(new_backup_key() if args.backup else Fernet.generate_key().decode())
     return 0
 
 
@@ -124,6 +128,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"mode: {settings.env}")
     for check in checks:
         print(f"[{'PASS' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+    if not settings.backup_key.get_secret_value():
+        print("[WARN] STREAMZY_BACKUP_KEY is not set: `streamzy backup` refuses to run "
+              "(streamzy gen-key --backup; keep it apart from the message keys)")
     for warning in asyncio.run(_durability_warnings(settings)):
         print(f"[WARN] {warning}")
     failed = [c for c in checks if not c.ok]
@@ -193,7 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     admin = sub.add_parser("create-admin", help="create an admin with a one-time password")
     admin.add_argument("username")
     admin.set_defaults(func=cmd_create_admin)
-    sub.add_parser("gen-key", help="print a new Fernet key").set_defaults(func=cmd_gen_key)
+    gen_key = sub.add_parser("gen-key", help="print a new Fernet key (a message key)")
+    gen_key.add_argument("--backup", action="store_true",
+                         help="print a backup key (STREAMZY_BACKUP_KEY) instead")
+    gen_key.set_defaults(func=cmd_gen_key)
     check = sub.add_parser("check-config", help="print the production checklist")
     check.add_argument("--strict", action="store_true", help="fail on any FAIL, any mode")
     check.set_defaults(func=cmd_check_config)

@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     # Deleting rooms and conversations, erasing accounts, retention changes (per client).
     rate_data_lifecycle: str = "20/10m"
     rate_socket_events: str = "300/m"
+    # Message exports (own messages, an admin's room export) per client address.
+    rate_exports: str = "10/h"
     flood_disconnect_after: int = Field(default=20, ge=1)
     # Sockets: seconds from the Engine.IO handshake to a successful Socket.IO connect; how
     # many such unauthenticated connections one address may hold; refused connects per
@@ -186,7 +188,7 @@ class Settings(BaseSettings):
 
     @field_validator("rate_login", "rate_apply", "rate_apply_status", "rate_messages", "rate_bot_messages",
                      "rate_api", "rate_pages", "rate_static", "rate_socket_events",
-                     "rate_data_lifecycle")
+                     "rate_data_lifecycle", "rate_exports")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         Rate.parse(value)

@@ -16,6 +16,7 @@ from streamzy.services.bots import Bots
 from streamzy.services.direct import DirectMessages
 from streamzy.services.erasure import Erasure
 from streamzy.services.events import EventBus
+from streamzy.services.export import Exports
 from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import MessageWriter
@@ -59,6 +60,7 @@ class Services:
     shredder: Shredder
     erasure: Erasure
     retention: Retention
+    exports: Exports
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -156,4 +158,5 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                          room_creation=settings.room_creation),
                     reports=Reports(db, clock, keyring, history, limiter, audit_log.record,
                                     audit_log.record_throttled),
-                    shredder=shredder, erasure=erasure, retention=retention)
+                    shredder=shredder, erasure=erasure, retention=retention,
+                    exports=Exports(db, keyring, audit_log.record, clock))
