@@ -96,6 +96,28 @@ class MasterKeys:
             raise KeyUnavailable("a room key cannot be unwrapped with STREAMZY_MESSAGE_KEYS") from None
 
 
+class DataKey:
+    """A room data key in memory: seal, open and blind without touching the database."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._fernet = Fernet(raw)
+
+    def seal(self, text: str) -> bytes:
+        return self._fernet.encrypt(text.encode("utf-8"))
+
+    def open(self, ciphertext: bytes) -> str | None:
+        try:
+            return self._fernet.decrypt(ciphertext).decode("utf-8")
+        except (InvalidToken, UnicodeDecodeError):
+            return None
+
+    def blind(self, purpose: str, value: str) -> str:
+        derived = hmac.new(self._raw, b"streamzy blind index: " + purpose.encode("utf-8"),
+                           hashlib.sha256).digest()
+        return hmac.new(derived, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 class Keyring:
     """Room data keys: created wrapped, unwrapped on first use and cached in memory."""
 
@@ -143,11 +165,17 @@ class Keyring:
         """A keyed digest of ``value`` under the room's data key (HMAC-SHA256, its key
         derived per ``purpose``): equal values compare equal within the room and key
         version, and nothing readable is stored. Raises KeyUnavailable like seal."""
-        if await self._load(room_id, version) is None:
+        key = await self.data_key(room_id, version)
+        if key is None:
             raise KeyUnavailable(f"room {room_id} has no usable key version {version}")
-        derived = hmac.new(self._raw[(room_id, version)], b"streamzy blind index: "
-                           + purpose.encode("utf-8"), hashlib.sha256).digest()
-        return hmac.new(derived, value.encode("utf-8"), hashlib.sha256).hexdigest()
+        return key.blind(purpose, value)
+
+    async def data_key(self, room_id: int, version: int) -> DataKey | None:
+        """One unwrapped room key version for bulk work off the event loop (the rotation
+        re-encrypts thousands of rows in a thread with it); None when destroyed."""
+        if await self._load(room_id, version) is None:
+            return None
+        return DataKey(self._raw[(room_id, version)])
 
     async def seal(self, room_id: int, version: int, text: str) -> bytes:
         fernet = await self._load(room_id, version)
