@@ -15,6 +15,7 @@ from streamzy.services.applications import Applications
 from streamzy.services.bots import Bots
 from streamzy.services.direct import DirectMessages
 from streamzy.services.events import EventBus
+from streamzy.services.key_health import KeyWatch
 from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import MessageWriter
@@ -53,6 +54,7 @@ class Services:
     room_roles: RoomRoles
     moderation: Moderation
     reports: Reports
+    key_watch: KeyWatch
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -73,7 +75,12 @@ class Services:
         }
         if self.settings.redis_url:
             report["redis"] = "up" if not self.limiter.degraded else "degraded"
-        return database and not self.db.storage_full, report
+        # Re-checked with every keyring epoch check (app.py); a room key no configured
+        # master key unwraps means that room's reads and sends fail: not ready.
+        unusable = self.key_watch.unusable_rooms
+        report["keys"] = ("unchecked" if unusable is None else "usable" if not unusable
+                          else f"{unusable} room(s) unusable")
+        return database and not self.db.storage_full and not unusable, report
 
     async def close(self) -> None:
         await self.messages.close()
@@ -139,4 +146,5 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                          audit_log.record_throttled,
                                          room_creation=settings.room_creation),
                     reports=Reports(db, clock, keyring, history, limiter, audit_log.record,
-                                    audit_log.record_throttled))
+                                    audit_log.record_throttled),
+                    key_watch=KeyWatch(db, keyring, events))
