@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from streamzy.clock import Clock
@@ -39,8 +40,8 @@ from streamzy.services.message_state import (
     one_message,
 )
 from streamzy.services.rooms import RoomInfo, room_members
-from streamzy.storage.crypto import Keyring
-from streamzy.storage.db import Database
+from streamzy.storage.crypto import Keyring, KeyUnavailable
+from streamzy.storage.db import Database, Tx
 
 log = logging.getLogger("streamzy.messages")
 DM_MEMBERS_SECONDS = 10.0
@@ -55,6 +56,14 @@ BLOCKED_MESSAGE = ("This message looks like HTML markup or a script link, which 
 
 class StoreUnavailable(ServiceError):
     kind = "unavailable"
+
+
+_ROOM_VERSION = text("SELECT key_version FROM rooms WHERE id = :room")
+
+
+def _room_version(tx: Tx, room_id: int) -> int | None:
+    rows = tx.rows(_ROOM_VERSION, {"room": room_id})
+    return int(rows[0][0]) if rows else None
 
 
 def retry_conflict() -> Conflict:
@@ -155,7 +164,16 @@ class MessageWriter:
         mentions, whole_room = ((), False) if "@" not in text else await resolve_mentions(
             self._db, room.id, text, sender.user_id)
         version = max(room.key_version, self._versions.get(room.id, 0))
-        ciphertext = await self._keyring.seal(room.id, version, text)
+        try:
+            ciphertext = await self._keyring.seal(room.id, version, text)
+        except KeyUnavailable:
+            # A cached room older than a finished rotation (its version destroyed): the
+            # room's current version, from the database.
+            current = await self._db.read(_room_version, room.id)
+            if current is None or current == version:
+                raise
+            version = self._versions[room.id] = current
+            ciphertext = await self._keyring.seal(room.id, version, text)
         future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._ensure_writer()
         self._queue.put_nowait(Pending(sender, room.id, client_msg_id, text, version,

@@ -135,7 +135,7 @@ async def test_writers_during_a_rotation_never_land_on_a_retired_version(
 
 async def test_a_resumed_rotation_continues_from_its_checkpoint(
         services: Services, clock: ManualClock) -> None:
-    room, _, _, ids = await chat(services, 25)
+    room, _, _, _ = await chat(services, 25)
     calls = 0
 
     async def killed(_seconds: float) -> None:
