@@ -18,7 +18,7 @@ from streamzy.guards.headers import SecurityHeadersMiddleware
 from streamzy.periodic import Periodic
 from streamzy.realtime.assembly import Realtime
 from streamzy.realtime.server import create_sio
-from streamzy.storage.crypto import KeyUnavailable
+from streamzy.storage.crypto import unusable_message
 from streamzy.web.site import create_quart
 from streamzy.wiring import Services, build_services
 
@@ -60,6 +60,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     retention = Periodic("retention-purge", settings.retention_interval_seconds,
                          lambda: services.retention.purge(SYSTEM))
 
+    # Every process follows the keyring epoch (rotations, shredding elsewhere) and re-checks
+    # that every room key still unwraps, for /readyz.
+    key_watch = Periodic("keyring-watch", settings.keyring_check_seconds,
+                         services.key_watch.check_once)
+
     def refuse(message: str) -> ConfigError:
         log.critical(message)
         streamzy_app.startup_error = message
@@ -73,18 +78,20 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if problem is not None:
             raise refuse(f"refusing to start: {problem}")
         try:
-            await services.keyring.verify_master()
-        except KeyUnavailable as exc:
-            raise refuse(f"refusing to start: {exc}") from None
+            await services.key_watch.follow_epoch()
+            unusable = await services.key_watch.check_keys()
         except Exception as exc:  # the database cannot be opened or read at all
             raise refuse(f"refusing to start: the database cannot be used "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        if unusable:
+            raise refuse(f"refusing to start: {unusable_message(unusable)}")
         if not settings.redis_url and not await services.db.claim_sole_server():
             raise refuse("refusing to start: another Streamzy process already serves this "
                          "database without Redis. Several processes or workers need "
                          "STREAMZY_REDIS_URL (sockets, rate limits and revocations are "
                          "shared through it); or stop the other process.")
         services.audit_log.start()
+        key_watch.start()
         await realtime.start()
         retention.start()
         # Everything built so far lives as long as the process: move it out of the
@@ -95,6 +102,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     @quart.after_serving
     async def _stop() -> None:
         await retention.stop()
+        await key_watch.stop()
         await realtime.stop()
         await services.close()
         await realtime.delivery.close()

@@ -12,8 +12,15 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
+from streamzy.clock import SystemClock
 from streamzy.commands import register_all
-from streamzy.config import ConfigError, Settings, production_checks, validate_for_start
+from streamzy.config import (
+    Check,
+    ConfigError,
+    Settings,
+    production_checks,
+    validate_for_start,
+)
 from streamzy.guards.context import SYSTEM
 from streamzy.services.errors import ServiceError
 from streamzy.storage.backup_file import new_backup_key
@@ -133,9 +140,39 @@ def cmd_check_config(args: argparse.Namespace) -> int:
               "(streamzy gen-key --backup; keep it apart from the message keys)")
     for warning in asyncio.run(_durability_warnings(settings)):
         print(f"[WARN] {warning}")
+    keys = asyncio.run(_keys_check(settings))
+    if keys is None:
+        print("[WARN] keys: the database cannot be read yet (run `streamzy init`)")
+    else:
+        checks.append(keys)
+        print(f"[{'PASS' if keys.ok else 'FAIL'}] {keys.name}: {keys.detail}")
     failed = [c for c in checks if not c.ok]
     print(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed and (settings.production or args.strict) else 0
+
+
+async def _keys_check(settings: Settings) -> Check | None:
+    """Does every live room key unwrap with the configured master keys? (The same check
+    that refuses a start.) None when the database cannot be read."""
+    from streamzy.storage.crypto import Keyring, KeyUnavailable, MasterKeys, unusable_message
+    from streamzy.storage.db import Database
+
+    try:
+        master = MasterKeys([k.get_secret_value() for k in settings.message_keys])
+    except (KeyUnavailable, ValueError):
+        return Check("keys", False, "STREAMZY_MESSAGE_KEYS holds no usable Fernet key")
+    db = Database(settings.database_url, 5)
+    try:
+        async with asyncio.timeout(30):
+            bad = await Keyring(db, master, SystemClock()).unusable_rooms()
+    except Exception:
+        return None
+    finally:
+        await db.dispose()
+    if bad:
+        return Check("keys", False, unusable_message(bad))
+    return Check("keys", True, f"every live room key unwraps (newest master key "
+                               f"{master.newest_id})")
 
 
 async def _durability_warnings(settings: Settings) -> list[str]:

@@ -17,6 +17,7 @@ from streamzy.services.direct import DirectMessages
 from streamzy.services.erasure import Erasure
 from streamzy.services.events import EventBus
 from streamzy.services.export import Exports
+from streamzy.services.key_health import KeyWatch
 from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import MessageWriter
@@ -61,6 +62,7 @@ class Services:
     erasure: Erasure
     retention: Retention
     exports: Exports
+    key_watch: KeyWatch
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -81,7 +83,12 @@ class Services:
         }
         if self.settings.redis_url:
             report["redis"] = "up" if not self.limiter.degraded else "degraded"
-        return database and not self.db.storage_full, report
+        # Re-checked with every keyring epoch check (app.py); a room key no configured
+        # master key unwraps means that room's reads and sends fail: not ready.
+        unusable = self.key_watch.unusable_rooms
+        report["keys"] = ("unchecked" if unusable is None else "usable" if not unusable
+                          else f"{unusable} room(s) unusable")
+        return database and not self.db.storage_full and not unusable, report
 
     async def close(self) -> None:
         await self.messages.close()
@@ -159,4 +166,5 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                     reports=Reports(db, clock, keyring, history, limiter, audit_log.record,
                                     audit_log.record_throttled),
                     shredder=shredder, erasure=erasure, retention=retention,
-                    exports=Exports(db, keyring, audit_log.record, clock))
+                    exports=Exports(db, keyring, audit_log.record, clock),
+                    key_watch=KeyWatch(db, keyring, events))

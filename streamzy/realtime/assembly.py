@@ -30,6 +30,7 @@ from streamzy.realtime.server import RedisManager
 from streamzy.realtime.sweeper import SessionSweeper
 from streamzy.services.events import (
     BotTokenRevoked,
+    KeysChanged,
     MessageChanged,
     MessagesStored,
     RoomDeleted,
@@ -73,12 +74,13 @@ class Realtime:
         self._reconnect_rate = settings.reconnect_rate_per_second
         flood = FloodGuard(services.clock, services.audit, services.audit_throttled,
                            self.connections, self.delivery, settings.flood_disconnect_after)
+        room_caches = [RoomCache(services.rooms, services.clock) for _ in range(2)]
         self.moderation = ModerationHandlers(
-            room_cache=RoomCache(services.rooms, services.clock), room_roles=services.room_roles,
+            room_cache=room_caches[0], room_roles=services.room_roles,
             moderation=services.moderation, reports=services.reports)
         self.handlers = handlers = ChatHandlers(rooms=services.rooms, history=services.history,
                                 posting=services.posting,
-                                room_cache=RoomCache(services.rooms, services.clock),
+                                room_cache=room_caches[1],
                                 presence=self.presence, audit=services.audit,
                                 direct=services.direct, rules=services.room_rules)
         conversations = ConversationHandlers(sio=sio, chat=handlers, rooms=services.rooms,
@@ -106,6 +108,12 @@ class Realtime:
                                       clock=services.clock,
                                       interval=settings.session_sweep_seconds)
         self._subscribe(services)
+
+        async def keys_changed(_event: KeysChanged) -> None:
+            for cache in room_caches:
+                cache.forget()
+
+        services.events.subscribe(KeysChanged, keys_changed)
         self.registry.on_resubscribed = self._sweep_now
         if isinstance(sio.manager, RedisManager):
             sio.manager.on_recovered = self.registry.announce_resync

@@ -27,3 +27,7 @@ class RoomCache:
             self._cache.clear()
         self._cache[room.id] = self._cache[room.name] = (now, room)
         return room
+
+    def forget(self) -> None:
+        """Drop every cached room (the keyring epoch moved: key versions may be stale)."""
+        self._cache.clear()

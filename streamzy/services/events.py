@@ -92,6 +92,14 @@ class MessageChanged:
     message: StoredMessage
 
 
+@dataclass(frozen=True)
+class KeysChanged:
+    """Room keys changed in some process (the keyring epoch moved): drop cached room key
+    versions."""
+
+    epoch: str
+
+
 Handler = Callable[[Any], Awaitable[None]]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import LargeBinary, TextClause, bindparam, text
 
+from streamzy.services.key_versions import StaleKeyVersion
 from streamzy.services.message_state import ReplyPreview
 from streamzy.storage.db import Tx
 from streamzy.storage.models import UtcDateTime
@@ -69,7 +70,9 @@ _COLUMNS = ("room_id", "seq", "sender_id", "client_msg_id", "key_version", "ciph
             "created_at", "reply_to_id", "mentions_room")
 _MENTION = text("INSERT INTO mentions (message_id, user_id, room_id, seq) "
                 "VALUES (:message, :user, :room, :seq) RETURNING message_id")
-_TAKE_SEQ = text("UPDATE rooms SET last_seq = last_seq + :n WHERE id = :room RETURNING last_seq")
+# Locks the room row first thing and says its current key version (services/key_versions.py).
+_TAKE_SEQ = text("UPDATE rooms SET last_seq = last_seq + :n WHERE id = :room "
+                 "RETURNING last_seq, key_version")
 
 
 @lru_cache(maxsize=MAX_BATCH)
@@ -124,8 +127,12 @@ def write_batch(tx: Tx, batch: list[Pending], now: datetime) -> tuple[
     for item in fresh:
         by_room.setdefault(item.room_id, []).append(item)
     rows: list[dict[str, Any]] = []
+    stale: dict[int, int] = {}
     for room_id, items in by_room.items():
-        last = tx.rows(_TAKE_SEQ, {"n": len(items), "room": room_id})[0][0]
+        last, current = tx.rows(_TAKE_SEQ, {"n": len(items), "room": room_id})[0]
+        if any(item.key_version != current for item in items):
+            stale[room_id] = int(current)
+            continue
         first = last - len(items) + 1
         for offset, item in enumerate(items):
             rows.append({"room_id": room_id, "seq": first + offset,
@@ -134,6 +141,8 @@ def write_batch(tx: Tx, batch: list[Pending], now: datetime) -> tuple[
                          "created_at": now,
                          "reply_to_id": item.reply.id if item.reply is not None else None,
                          "mentions_room": item.mentions_room})
+    if stale:  # sealed with a version a rotation retired: the caller seals again
+        raise StaleKeyVersion(stale)
     ids: list[int] = []
     if rows:
         values = {f"{name}{i}": row[name] for i, row in enumerate(rows) for name in _COLUMNS}

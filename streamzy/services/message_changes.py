@@ -19,8 +19,9 @@ from sqlalchemy import LargeBinary, bindparam, text
 
 from streamzy.clock import Clock, as_utc
 from streamzy.services.content import emoji_problem
-from streamzy.services.errors import Forbidden, Invalid, NotFound
+from streamzy.services.errors import Forbidden, Invalid, NotFound, Unavailable
 from streamzy.services.events import EventBus, MessageChanged
+from streamzy.services.key_versions import StaleKeyVersion
 from streamzy.services.mentions import resolve_mentions
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_state import StoredMessage
@@ -38,13 +39,14 @@ CanModerate = Callable[[int, RoomInfo], Awaitable[bool]]
 # Refuses (raises) a change in a room the person may not write to now (archived, muted).
 CanWrite = Callable[[int, RoomInfo, Any], Awaitable[None]]
 REACTION = "reaction"
+RESEAL_ATTEMPTS = 3
 
 _LOAD = text("SELECT id, sender_id, created_at, deleted_at, key_version FROM messages "
              "WHERE id = :id AND room_id = :room")
 _TAKE_CHANGE = text("UPDATE rooms SET last_change = last_change + 1 WHERE id = :room "
                     "RETURNING last_change")
 _EDIT = text("UPDATE messages SET ciphertext = :sealed, edited_at = :now, change_seq = :change "
-             "WHERE id = :id AND deleted_at IS NULL RETURNING id").bindparams(
+             "WHERE id = :id AND deleted_at IS NULL AND key_version = :version RETURNING id").bindparams(
     bindparam("sealed", type_=LargeBinary), bindparam("now", type_=UtcDateTime))
 _DELETE = text("UPDATE messages SET ciphertext = :empty, deleted_at = :now, "
                "change_seq = :change, mentions_room = :no WHERE id = :id "
@@ -103,11 +105,15 @@ class Gone(Exception):
     """The message was deleted between the checks and the change."""
 
 
-def _edit(tx: Tx, room_id: int, message_id: int, sealed: bytes, now: datetime,
+def _edit(tx: Tx, room_id: int, message_id: int, version: int, sealed: bytes, now: datetime,
           mentions: tuple[int, ...], whole_room: bool) -> int:
-    change = _take_change(tx, room_id)
-    if not tx.rows(_EDIT, {"sealed": sealed, "now": now, "change": change, "id": message_id}):
-        raise Gone
+    change = _take_change(tx, room_id)  # locks the room first (services/key_versions.py)
+    if not tx.rows(_EDIT, {"sealed": sealed, "now": now, "change": change, "id": message_id,
+                           "version": version}):
+        target = _load(tx, room_id, message_id)
+        if target is None or target.deleted:
+            raise Gone
+        raise StaleKeyVersion({room_id: target.key_version})  # a rotation moved it
     tx.rows(_DROP_MENTIONS, {"id": message_id})
     for user_id in mentions:
         tx.rows(_MENTION, {"user": user_id, "id": message_id})
@@ -129,9 +135,12 @@ def _react(tx: Tx, room_id: int, message_id: int, user_id: int, mac: str, versio
            sealed: bytes, now: datetime, kinds_max: int) -> tuple[int, bool]:
     """Toggle: remove the person's reaction with this emoji, or add it (within the bound
     on different emoji per message). Returns the change number and whether it was added."""
+    change = _take_change(tx, room_id)  # locks the room first (services/key_versions.py)
     target = _load(tx, room_id, message_id)
     if target is None or target.deleted:
         raise Gone
+    if target.key_version != version:  # a rotation moved the message since it was read
+        raise StaleKeyVersion({room_id: target.key_version})
     mine = tx.rows(_MINE, {"id": message_id, "user": user_id, "mac": mac})
     if mine:
         tx.rows(_UNREACT, {"reaction": mine[0][0]})
@@ -144,7 +153,6 @@ def _react(tx: Tx, room_id: int, message_id: int, user_id: int, mac: str, versio
         tx.rows(_REACT, {"id": message_id, "user": user_id, "mac": mac, "version": version,
                          "sealed": sealed, "now": now})
         added = True
-    change = _take_change(tx, room_id)
     tx.rows(_TOUCH, {"change": change, "id": message_id})
     return change, added
 
@@ -199,10 +207,18 @@ class MessageChanges:
         await self._posting.spend(sender, info)
         mentions, whole_room = ((), False) if "@" not in cleaned else await resolve_mentions(
             self._db, room.id, cleaned, sender.user_id)
-        sealed = await self._keyring.seal(room.id, target.key_version, cleaned)
+        version = target.key_version
         try:
-            change = await self._db.run_transaction(_edit, room.id, message_id, sealed, now,
-                                                    mentions, whole_room)
+            for _attempt in range(RESEAL_ATTEMPTS):
+                sealed = await self._keyring.seal(room.id, version, cleaned)
+                try:
+                    change = await self._db.run_transaction(
+                        _edit, room.id, message_id, version, sealed, now, mentions, whole_room)
+                    break
+                except StaleKeyVersion as stale:
+                    version = stale.current[room.id]
+            else:
+                raise Unavailable("busy", "The message is being re-encrypted; try again.")
         except Gone:
             raise Invalid("deleted", "This message was deleted.") from None
         return await self._done(room, message_id, change, "edit", info)
@@ -238,13 +254,22 @@ class MessageChanges:
             raise Invalid("deleted", "This message was deleted.")
         await self._can_write(actor.user_id, room, info)
         await self._posting.spend(actor, info)
-        # Under the message's key version: every reaction to it compares within one key.
-        mac = await self._keyring.blind(room.id, target.key_version, REACTION, emoji)
-        sealed = await self._keyring.seal(room.id, target.key_version, emoji)
+        # Under the message's key version: every reaction to it compares within one key
+        # (a rotation moves a message and its reactions together, in one transaction).
+        version = target.key_version
         try:
-            change, added = await self._db.run_transaction(
-                _react, room.id, message_id, actor.user_id, mac, target.key_version, sealed,
-                self._clock.now(), self.reactions_per_message)
+            for _attempt in range(RESEAL_ATTEMPTS):
+                mac = await self._keyring.blind(room.id, version, REACTION, emoji)
+                sealed = await self._keyring.seal(room.id, version, emoji)
+                try:
+                    change, added = await self._db.run_transaction(
+                        _react, room.id, message_id, actor.user_id, mac, version, sealed,
+                        self._clock.now(), self.reactions_per_message)
+                    break
+                except StaleKeyVersion as stale:
+                    version = stale.current[room.id]
+            else:
+                raise Unavailable("busy", "The message is being re-encrypted; try again.")
         except Gone:
             raise Invalid("deleted", "This message was deleted.") from None
         return await self._done(room, message_id, change, "react", info, added)

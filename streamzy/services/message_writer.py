@@ -14,12 +14,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from streamzy.clock import Clock
 from streamzy.services.content import clean_message, suspicious_pattern
 from streamzy.services.errors import Conflict, Invalid, NotFound, ServiceError
 from streamzy.services.events import EventBus, MessagesStored
+from streamzy.services.key_versions import StaleKeyVersion
 from streamzy.services.mentions import resolve_mentions
 from streamzy.services.message_batch import (
     MAX_BATCH,
@@ -38,11 +40,12 @@ from streamzy.services.message_state import (
     one_message,
 )
 from streamzy.services.rooms import RoomInfo, room_members
-from streamzy.storage.crypto import Keyring
-from streamzy.storage.db import Database
+from streamzy.storage.crypto import Keyring, KeyUnavailable
+from streamzy.storage.db import Database, Tx
 
 log = logging.getLogger("streamzy.messages")
 DM_MEMBERS_SECONDS = 10.0
+RESEAL_ATTEMPTS = 3
 Audit = Callable[..., Awaitable[None]]
 BatchObserver = Callable[[int, float], None]
 
@@ -53,6 +56,14 @@ BLOCKED_MESSAGE = ("This message looks like HTML markup or a script link, which 
 
 class StoreUnavailable(ServiceError):
     kind = "unavailable"
+
+
+_ROOM_VERSION = text("SELECT key_version FROM rooms WHERE id = :room")
+
+
+def _room_version(tx: Tx, room_id: int) -> int | None:
+    rows = tx.rows(_ROOM_VERSION, {"room": room_id})
+    return int(rows[0][0]) if rows else None
 
 
 def retry_conflict() -> Conflict:
@@ -88,6 +99,8 @@ class MessageWriter:
         self._checks: set[asyncio.Task[None]] = set()  # retries being compared, referenced
         self._reader = MessageReader(keyring, audit)
         self._dm_cache: dict[int, tuple[float, tuple[int, ...]]] = {}
+        # Rooms' key versions learnt from refused writes (newer than a cached RoomInfo).
+        self._versions: dict[int, int] = {}
 
     def observe_batches(self, observer: BatchObserver) -> None:
         """Call ``observer(batch size, wall ms)`` after every group-commit transaction
@@ -150,8 +163,17 @@ class MessageWriter:
         reply = None if reply_to is None else await self._reply_preview(room, reply_to, info)
         mentions, whole_room = ((), False) if "@" not in text else await resolve_mentions(
             self._db, room.id, text, sender.user_id)
-        version = room.key_version
-        ciphertext = await self._keyring.seal(room.id, version, text)
+        version = max(room.key_version, self._versions.get(room.id, 0))
+        try:
+            ciphertext = await self._keyring.seal(room.id, version, text)
+        except KeyUnavailable:
+            # A cached room older than a finished rotation (its version destroyed): the
+            # room's current version, from the database.
+            current = await self._db.read(_room_version, room.id)
+            if current is None or current == version:
+                raise
+            version = self._versions[room.id] = current
+            ciphertext = await self._keyring.seal(room.id, version, text)
         future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._ensure_writer()
         self._queue.put_nowait(Pending(sender, room.id, client_msg_id, text, version,
@@ -207,8 +229,16 @@ class MessageWriter:
         now = self._clock.now()
         started = time.perf_counter()
         try:
-            existing, by_room, rows, ids = await self._db.run_transaction(write_batch, batch,
-                                                                          now)
+            for _attempt in range(RESEAL_ATTEMPTS):
+                try:
+                    existing, by_room, rows, ids = await self._db.run_transaction(
+                        write_batch, batch, now)
+                    break
+                except StaleKeyVersion as stale:
+                    await self._reseal(batch, stale.current)
+            else:
+                raise StoreUnavailable("store_failed", "The message could not be stored. "
+                                                       "Retry it.")
         finally:
             for observe in self._observers:
                 observe(len(batch), (time.perf_counter() - started) * 1000)
@@ -248,6 +278,18 @@ class MessageWriter:
             task.add_done_callback(self._checks.discard)
         stored.sort(key=lambda m: (m.room_id, m.seq))
         return stored
+
+    async def _reseal(self, batch: list[Pending], current: dict[int, int]) -> None:
+        """A rotation moved these rooms to a new key version since their messages were
+        sealed: seal them again with it (the refused transaction wrote nothing)."""
+        if len(self._versions) > 10_000:
+            self._versions.clear()
+        self._versions.update(current)
+        for item in batch:
+            version = current.get(item.room_id)
+            if version is not None and item.key_version != version:
+                item.ciphertext = await self._keyring.seal(item.room_id, version, item.text)
+                item.key_version = version
 
     async def _answer_retries(self, retries: list[tuple[Pending, Stored]]) -> None:
         """The original ack for a retry with the same room and text; a conflict otherwise.

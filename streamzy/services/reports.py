@@ -22,7 +22,8 @@ from sqlalchemy.orm import aliased
 
 from streamzy.clock import Clock, as_utc
 from streamzy.config import Rate
-from streamzy.services.errors import Forbidden, NotFound, RateLimited
+from streamzy.services.errors import Forbidden, NotFound, RateLimited, Unavailable
+from streamzy.services.key_versions import lock_room_version_in
 from streamzy.services.message_history import MessageHistory, StoredMessage
 from streamzy.services.posting import Limiter
 from streamzy.storage.crypto import Keyring
@@ -32,6 +33,7 @@ from streamzy.storage.models import Membership, Message, Report, Room, User
 Audit = Callable[..., Awaitable[None]]
 Status = Literal["open", "resolved", "dismissed"]
 REASON_MAX = 500
+RESEAL_ATTEMPTS = 3
 CONTEXT = 3  # messages shown before and after the reported one
 PAGE = 20
 REPORT_RATE = Rate(20, 3600)  # reports per person and hour
@@ -107,14 +109,26 @@ class Reports:
             await self._audit_throttled(f"reports:{reporter_id}", "rate_limited", info,
                                         reporter_id, limit="reports")
             raise RateLimited("reports", decision.retry_after)
-        sealed = await self._keyring.seal(room_id, key_version, reason[:REASON_MAX])
-        async with self._db.unit() as db:
-            row = Report(room_id=room_id, message_id=message_id, reporter_id=reporter_id,
-                         key_version=key_version, reason_ciphertext=sealed,
-                         created_at=self._clock.now(), status="open")
-            db.add(row)
-            await db.flush()
-            report_id = row.id
+        for _attempt in range(RESEAL_ATTEMPTS):
+            sealed = await self._keyring.seal(room_id, key_version, reason[:REASON_MAX])
+            async with self._db.unit() as db:
+                # Lock the room and re-read its key version (services/key_versions.py): a
+                # rotation may have moved on since; seal again with the current one.
+                current = await lock_room_version_in(db, room_id)
+                if current is None:
+                    raise NotFound("unknown_room", "No such room.")
+                if current != key_version:
+                    key_version = current
+                    continue
+                row = Report(room_id=room_id, message_id=message_id, reporter_id=reporter_id,
+                             key_version=key_version, reason_ciphertext=sealed,
+                             created_at=self._clock.now(), status="open")
+                db.add(row)
+                await db.flush()
+                report_id = row.id
+                break
+        else:
+            raise Unavailable("busy", "The room is being re-encrypted; try again.")
         # The reason is content: sealed in the table, never written to the audit trail.
         await self._audit("message_reported", info, reporter_id, room_id=room_id,
                           message_id=message_id, report_id=report_id)

@@ -8,6 +8,8 @@ room key makes that room's content unreadable for good. Unwrapped keys live in m
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -34,12 +36,48 @@ class KeyUnavailable(Exception):
     """A key cannot be unwrapped: wrong or missing master key."""
 
 
+KEY_ID_LABEL = b"streamzy master key id v1\x00"
+
+
+def master_key_id(key: str | bytes) -> str:
+    """A short public name for a master key: the first 16 hex digits of SHA-256 over a
+    fixed label and the key's 32 bytes. It names the key in ``room_keys.master_key_id``
+    and in the operator's commands; being a hash of 256 random bits, it reveals nothing."""
+    raw = base64.urlsafe_b64decode(key.encode() if isinstance(key, str) else key)
+    return hashlib.sha256(KEY_ID_LABEL + raw).hexdigest()[:16]
+
+
 class MasterKeys:
-    def __init__(self, keys: Sequence[str]) -> None:
+    """The configured master keys, newest first: the newest wraps, any of them unwraps."""
+
+    def __init__(self, keys: Sequence[str | bytes]) -> None:
         if not keys:
             raise KeyUnavailable("no master keys configured (STREAMZY_MESSAGE_KEYS)")
-        self._fernet = MultiFernet([Fernet(k.encode() if isinstance(k, str) else k)
-                                    for k in keys])
+        singles = [Fernet(k.encode() if isinstance(k, str) else k) for k in keys]
+        self.ids: tuple[str, ...] = tuple(master_key_id(k) for k in keys)
+        self._single = dict(zip(self.ids, singles, strict=True))
+        self._fernet = MultiFernet(singles)
+
+    @property
+    def newest_id(self) -> str:
+        return self.ids[0]
+
+    def which(self, wrapped: bytes) -> str | None:
+        """The id of the configured master key that opens ``wrapped``, or None."""
+        for key_id, fernet in self._single.items():
+            try:
+                fernet.decrypt(wrapped)
+            except InvalidToken:
+                continue
+            return key_id
+        return None
+
+    def can_unwrap(self, wrapped: bytes) -> bool:
+        try:
+            self._fernet.decrypt(wrapped)
+        except InvalidToken:
+            return False
+        return True
 
     def wrap(self, data_key: bytes) -> bytes:
         return self._fernet.encrypt(data_key)
@@ -58,6 +96,28 @@ class MasterKeys:
             raise KeyUnavailable("a room key cannot be unwrapped with STREAMZY_MESSAGE_KEYS") from None
 
 
+class DataKey:
+    """A room data key in memory: seal, open and blind without touching the database."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._fernet = Fernet(raw)
+
+    def seal(self, text: str) -> bytes:
+        return self._fernet.encrypt(text.encode("utf-8"))
+
+    def open(self, ciphertext: bytes) -> str | None:
+        try:
+            return self._fernet.decrypt(ciphertext).decode("utf-8")
+        except (InvalidToken, UnicodeDecodeError):
+            return None
+
+    def blind(self, purpose: str, value: str) -> str:
+        derived = hmac.new(self._raw, b"streamzy blind index: " + purpose.encode("utf-8"),
+                           hashlib.sha256).digest()
+        return hmac.new(derived, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 class Keyring:
     """Room data keys: created wrapped, unwrapped on first use and cached in memory."""
 
@@ -72,7 +132,7 @@ class Keyring:
         """Add a fresh data key for ``room_id`` inside the caller's transaction."""
         raw = Fernet.generate_key()
         session.add(RoomKey(room_id=room_id, version=version, wrapped_key=self._master.wrap(raw),
-                            created_at=self._clock.now()))
+                            created_at=self._clock.now(), master_key_id=self._master.newest_id))
         self._keys[(room_id, version)] = Fernet(raw)
         self._raw[(room_id, version)] = raw
 
@@ -105,11 +165,17 @@ class Keyring:
         """A keyed digest of ``value`` under the room's data key (HMAC-SHA256, its key
         derived per ``purpose``): equal values compare equal within the room and key
         version, and nothing readable is stored. Raises KeyUnavailable like seal."""
-        if await self._load(room_id, version) is None:
+        key = await self.data_key(room_id, version)
+        if key is None:
             raise KeyUnavailable(f"room {room_id} has no usable key version {version}")
-        derived = hmac.new(self._raw[(room_id, version)], b"streamzy blind index: "
-                           + purpose.encode("utf-8"), hashlib.sha256).digest()
-        return hmac.new(derived, value.encode("utf-8"), hashlib.sha256).hexdigest()
+        return key.blind(purpose, value)
+
+    async def data_key(self, room_id: int, version: int) -> DataKey | None:
+        """One unwrapped room key version for bulk work off the event loop (the rotation
+        re-encrypts thousands of rows in a thread with it); None when destroyed."""
+        if await self._load(room_id, version) is None:
+            return None
+        return DataKey(self._raw[(room_id, version)])
 
     async def seal(self, room_id: int, version: int, text: str) -> bytes:
         fernet = await self._load(room_id, version)
@@ -130,10 +196,31 @@ class Keyring:
         except (InvalidToken, UnicodeDecodeError):
             return None
 
-    async def verify_master(self) -> None:
-        """Fail at start, loudly, when the configured master keys cannot open stored keys."""
+    @property
+    def master(self) -> MasterKeys:
+        return self._master
+
+    async def unusable_rooms(self) -> int:
+        """How many rooms hold a live key (any version) that no configured master key
+        opens: their messages read as unreadable and their sends fail."""
         async with self._db.unit() as db:
-            row = (await db.execute(select(RoomKey).where(RoomKey.wrapped_key.is_not(None))
-                                    .order_by(RoomKey.id.desc()).limit(1))).scalar_one_or_none()
-        if row is not None and row.wrapped_key is not None:
-            self._master.unwrap(row.wrapped_key)
+            rows = (await db.execute(select(RoomKey.room_id, RoomKey.wrapped_key).where(
+                RoomKey.wrapped_key.is_not(None)))).all()
+
+        def count() -> int:
+            return len({room for room, wrapped in rows if not self._master.can_unwrap(wrapped)})
+
+        return await asyncio.to_thread(count)
+
+    async def verify_master(self) -> None:
+        """Fail at start, loudly, when the configured master keys cannot open every live
+        room key (every room, every version still in use)."""
+        bad = await self.unusable_rooms()
+        if bad:
+            raise KeyUnavailable(unusable_message(bad))
+
+
+def unusable_message(rooms: int) -> str:
+    return (f"{rooms} room(s) have keys that no key in STREAMZY_MESSAGE_KEYS can unwrap: "
+            "configure the master key(s) they were wrapped with (newest first), then "
+            "`streamzy rotate-keys` to move them under the newest")

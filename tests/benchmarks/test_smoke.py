@@ -295,3 +295,16 @@ def test_micro_send_drives_the_real_handler_through_public_seams() -> None:
     fields = dict(item.split("=", 1) for item in done.stdout.split() if "=" in item)
     assert fields["messages"] == "40" and fields["errors"] == "0", done.stdout
     assert int(fields["batches"]) >= 1  # the writer's batch observer saw the commits
+
+
+@pytest.mark.slow
+def test_rotation_scenario_runs_tiny(tmp_path: Path) -> None:
+    """benchmarks/rotation.py end to end, tiny: seed, serve, chat, rotate-keys, compare."""
+    from benchmarks import rotation
+
+    out = tmp_path / "rotation.md"
+    assert rotation.main(["--messages", "300", "--senders", "2", "--rate", "4",
+                          "--seconds", "1", "--markdown", str(out)]) == 0
+    report = out.read_text("utf-8")
+    assert "p99 during rotation / p99 without" in report
+    assert "1 old version(s) destroyed" in report

@@ -103,7 +103,8 @@ async def test_health_and_readiness(server: LiveServer) -> None:
         ready = await client.get("/readyz")
     assert health.status_code == 200 and health.json() == {"ok": True}
     assert ready.status_code == 200 and ready.json() == {
-        "ok": True, "database": "up", "storage": "writable", "audit_write_failures": 0}
+        "ok": True, "database": "up", "storage": "writable", "audit_write_failures": 0,
+        "keys": "usable"}
     assert_secure_headers(ready)
 
 

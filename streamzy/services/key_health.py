@@ -1,0 +1,80 @@
+"""Each server process watches the keys: the keyring epoch (bumped by whoever changes room
+keys: a rotation, a shredding) and whether every live room key still unwraps.
+
+On a new epoch the process drops its cached keys and tells the edges (``KeysChanged``)
+to drop cached room key versions. The unwrap check runs at start (a refused start names
+how many rooms are affected) and again with every epoch check for /readyz; only room keys
+not verified before, or changed since, are unwrapped again, in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import select
+
+from streamzy.services.events import EventBus, KeysChanged
+from streamzy.storage import system_state
+from streamzy.storage.crypto import Keyring
+from streamzy.storage.db import Database
+from streamzy.storage.models import RoomKey
+
+log = logging.getLogger("streamzy.keys")
+CHECK_TIMEOUT_SECONDS = 30.0
+
+
+class KeyWatch:
+    def __init__(self, db: Database, keyring: Keyring, events: EventBus) -> None:
+        self._db = db
+        self._keyring = keyring
+        self._events = events
+        self.epoch: str | None = None
+        self.unusable_rooms: int | None = None  # None: not checked yet
+        self._verified: dict[int, bytes] = {}  # room key row id -> the wrapped key that opened
+
+    async def check_once(self) -> None:
+        """One round: follow the epoch, then re-check the keys (the Periodic's work)."""
+        await self.follow_epoch()
+        await self.check_keys()
+
+    async def follow_epoch(self) -> bool:
+        """Drop cached keys and versions when the epoch moved; True when it did."""
+        found = await system_state.read(self._db, system_state.KEYRING_EPOCH)
+        value = found[0] if found is not None else ""
+        if self.epoch is None:  # the first look, at start: nothing cached is stale
+            self.epoch = value
+            return False
+        if value == self.epoch:
+            return False
+        self.epoch = value
+        self._keyring.forget()
+        await self._events.publish(KeysChanged(value))
+        return True
+
+    async def check_keys(self) -> int:
+        """How many rooms hold a live key that no configured master key unwraps."""
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            async with self._db.unit() as db:
+                rows = [(int(i), int(r), bytes(w)) for i, r, w in (await db.execute(
+                    select(RoomKey.id, RoomKey.room_id, RoomKey.wrapped_key).where(
+                        RoomKey.wrapped_key.is_not(None)))).all()]
+            master = self._keyring.master
+            verified = self._verified
+
+            def check() -> tuple[set[int], dict[int, bytes]]:
+                bad: set[int] = set()
+                good: dict[int, bytes] = {}
+                for key_row, room_id, wrapped in rows:
+                    if verified.get(key_row) == wrapped or master.can_unwrap(wrapped):
+                        good[key_row] = wrapped
+                    else:
+                        bad.add(room_id)
+                return bad, good
+
+            bad, good = await asyncio.to_thread(check)
+        self._verified = good
+        if bad:
+            log.error("%d room(s) have keys no configured master key unwraps", len(bad))
+        self.unusable_rooms = len(bad)
+        return len(bad)
