@@ -155,6 +155,10 @@ _READ_STATE = text("SELECT value FROM system_state WHERE name = :name")
 _INSERT = text("INSERT INTO audit_events (at, event, user_id, client_ip, user_agent, "
                "request_id, detail) VALUES (:at, :event, :user_id, :client_ip, :user_agent, "
                ":request_id, :detail) RETURNING id")
+_INSERT_CHAINED = text("INSERT INTO audit_events (id, at, event, user_id, client_ip, user_agent, "
+                       "request_id, detail, chain) VALUES (:id, :at, :event, :user_id, "
+                       ":client_ip, :user_agent, :request_id, :detail, :chain) RETURNING id")
+_MAX_ID = text("SELECT max(id) FROM audit_events")
 _SET_CHAIN = text("UPDATE audit_events SET chain = :chain WHERE id = :id RETURNING id")
 
 
@@ -242,9 +246,15 @@ def append(tx: Tx, key: bytes, values: dict[str, Any], postgres: bool = False) -
                                                "head": new_head.encode(key, HEAD_LABEL)})
             return row_id, chain
     head = lock_head(tx, key, at)
-    row_id = int(tx.rows(_INSERT, values)[0][0])
-    chain = chain_value(key, head.chain, _row(row_id, values))
-    tx.rows(_SET_CHAIN, {"chain": chain, "id": row_id})
+    if postgres:  # (no head yet) the sequence hands out the id
+        row_id = int(tx.rows(_INSERT, values)[0][0])
+        chain = chain_value(key, head.chain, _row(row_id, values))
+        tx.rows(_SET_CHAIN, {"chain": chain, "id": row_id})
+    else:  # SQLite would reuse the ids of deleted last rows: never at or below the head
+        top = tx.rows(_MAX_ID, {})[0][0]
+        row_id = max(head.id, int(top or 0)) + 1
+        chain = chain_value(key, head.chain, _row(row_id, values))
+        tx.rows(_INSERT_CHAINED, {**values, "id": row_id, "chain": chain})
     new_head = Mark(row_id, chain, restored=head.restored)
     tx.rows(_WRITE_STATE, {"name": AUDIT_HEAD, "at": at,
                            "value": new_head.encode(key, HEAD_LABEL)})

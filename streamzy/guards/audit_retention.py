@@ -15,24 +15,21 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamzy.guards.audit_chain import ANCHOR_LABEL, START, ChainRow, Mark, rows_of
 from streamzy.guards.audit_verify import columns, first_failure, read_state
 from streamzy.storage.db import Database
-from streamzy.storage.models import AuditEvent
+from streamzy.storage.models import AuditEvent, SystemState
 from streamzy.storage.sqlite import read_datetime
 from streamzy.storage.system_state import AUDIT_ANCHOR
 
 BATCH = 500
 
-_CREATE_ANCHOR = text("INSERT INTO system_state (name, value, updated_at) "
-                      "VALUES (:name, :value, :at) ON CONFLICT (name) DO NOTHING")
-_LOCK_ANCHOR = text("UPDATE system_state SET updated_at = :at WHERE name = :name "
-                    "RETURNING value")
-_MOVE_ANCHOR = text("UPDATE system_state SET value = :value, updated_at = :at "
-                    "WHERE name = :name")
+_ANCHOR = SystemState.name == AUDIT_ANCHOR
 
 
 @dataclass(frozen=True)
@@ -59,10 +56,13 @@ def _old_prefix(rows: list[ChainRow], cutoff: datetime) -> list[ChainRow]:
 
 async def _lock_anchor(session: AsyncSession, key: bytes, now: datetime) -> Mark | None:
     """Lock the anchor for this transaction (a write first: SQLite's write lock too)."""
-    params = {"name": AUDIT_ANCHOR, "at": now}
-    await session.execute(_CREATE_ANCHOR, {**params, "value": START.encode(key, ANCHOR_LABEL)})
-    return Mark.decode(key, ANCHOR_LABEL,
-                       (await session.execute(_LOCK_ANCHOR, params)).scalar_one())
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    await session.execute(insert(SystemState).values(
+        name=AUDIT_ANCHOR, value=START.encode(key, ANCHOR_LABEL), updated_at=now,
+    ).on_conflict_do_nothing(index_elements=["name"]))
+    value = (await session.execute(update(SystemState).where(_ANCHOR).values(updated_at=now)
+                                   .returning(SystemState.value))).scalar_one()
+    return Mark.decode(key, ANCHOR_LABEL, value)
 
 
 async def _before_anchor(session: AsyncSession, anchor: Mark, cutoff: datetime, limit: int,
@@ -92,8 +92,8 @@ async def _chained(session: AsyncSession, key: bytes, anchor: Mark, cutoff: date
         return 0, anchor, broken_at
     moved = Mark(purged[-1].id, purged[-1].chain or "")
     if not dry_run:
-        await session.execute(_MOVE_ANCHOR, {"name": AUDIT_ANCHOR, "at": now,
-                                             "value": moved.encode(key, ANCHOR_LABEL)})
+        await session.execute(update(SystemState).where(_ANCHOR).values(
+            value=moved.encode(key, ANCHOR_LABEL), updated_at=now))
         await session.execute(delete(AuditEvent).where(AuditEvent.id > anchor.id,
                                                        AuditEvent.id <= moved.id))
     return len(purged), moved, broken_at
