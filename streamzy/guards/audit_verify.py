@@ -157,17 +157,18 @@ async def _walk(db: Database, key: bytes, page: int) -> tuple[ChainReport, str |
             if index is not None:
                 kind = await _classify(db, key, last.chain, rows[index], head)
                 return report(False, rows[index].id, kind), anchor_value
+        # A head problem is reported at the last row: the one the head should name.
         if head_value is None:
             if checked == 0 and anchor_value is None:
                 return report(True), anchor_value  # nothing chained yet
-            return report(False, last.id or None, "head"), anchor_value
+            return report(False, last.id, "head"), anchor_value
         if head is None or head.restored:
-            return report(False, head.id if head else None, "head"), anchor_value
+            return report(False, last.id, "head"), anchor_value
         if head.id > last.id:
             return report(False, head.id, "truncated"), anchor_value
         if head.id == last.id:
             ok = head.chain == last.chain
-            return report(ok, None if ok else head.id, "" if ok else "head"), anchor_value
+            return report(ok, None if ok else last.id, "" if ok else "head"), anchor_value
         # head.id < last.id: rows appended after the head was read; read it again
     return report(False, last.id, "head"), anchor_value
 
