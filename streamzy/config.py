@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     rate_pages: str = "300/m"
     rate_static: str = "1200/m"
     rate_socket_events: str = "300/m"
+    rate_audit_verify: str = "5/5m"  # "Verify now" in the admin console: a whole-table walk
     flood_disconnect_after: int = Field(default=20, ge=1)
     # Sockets: seconds from the Engine.IO handshake to a successful Socket.IO connect; how
     # many such unauthenticated connections one address may hold; refused connects per
@@ -183,7 +184,8 @@ class Settings(BaseSettings):
         return [origin.rstrip("/") for origin in value]
 
     @field_validator("rate_login", "rate_apply", "rate_apply_status", "rate_messages", "rate_bot_messages",
-                     "rate_api", "rate_pages", "rate_static", "rate_socket_events")
+                     "rate_api", "rate_pages", "rate_static", "rate_socket_events",
+                     "rate_audit_verify")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         Rate.parse(value)

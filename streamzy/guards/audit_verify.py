@@ -66,7 +66,12 @@ class ChainReport:
                 text += (f" ({self.not_covered} older rows, up to id {self.anchor_id}, "
                          "predate the chain and are not covered)")
             return text
-        return f"chain BROKEN at row {self.first_bad}: {self.kind} ({EXPLAIN[self.kind]})"
+        return f"chain BROKEN at row {self.first_bad}: {self.kind} ({self.meaning})"
+
+    @property
+    def meaning(self) -> str:
+        """What the kind of break says happened, in words."""
+        return EXPLAIN.get(self.kind, "")
 
     def state(self, at: datetime) -> dict[str, Any]:
         """The record kept in ``system_state`` (AUDIT_VERIFIED) and shown by the console."""
