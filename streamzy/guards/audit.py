@@ -283,8 +283,7 @@ class AuditLog:
         if report.broken_at is not None:
             CHAIN_LOG.error("audit purge stopped: the chain does not verify at row %s",
                             report.broken_at)
-            await self.record("audit_chain_broken", info, user_id, first_bad=report.broken_at,
-                              kind="found by purge", rows=report.rows)
+            await self.verify_chain(info, user_id)  # says how it broke: console, audit, log
         return report
 
     @staticmethod

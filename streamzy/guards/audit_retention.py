@@ -104,25 +104,26 @@ async def purge(db: Database, key: bytes, cutoff: datetime, now: datetime, *,
     """Delete (or, dry run, count) audit rows older than ``cutoff``, oldest first; each
     batch is its own transaction, so a purge never holds the chain for long."""
     total = 0
-    anchor: Mark | None = None
+    anchor = START
     if dry_run:
         value = await read_state(db, AUDIT_ANCHOR)
-        anchor = START if value is None else Mark.decode(key, ANCHOR_LABEL, value)
-        if anchor is None:
+        found = START if value is None else Mark.decode(key, ANCHOR_LABEL, value)
+        if found is None:
             return PurgeReport(0, cutoff, 0, dry_run, broken_at=0)
+        anchor = found
         async with db.unit() as session:
             total += await _before_anchor(session, anchor, cutoff, batch, dry_run=True)
     while True:
         async with db.unit() as session:
             if not dry_run:
-                anchor = await _lock_anchor(session, key, now)
-                if anchor is None:  # forged or damaged: purge nothing; verification says
+                locked = await _lock_anchor(session, key, now)
+                if locked is None:  # forged or damaged: purge nothing; verification says
                     return PurgeReport(total, cutoff, 0, dry_run, broken_at=0)
+                anchor = locked
                 before = await _before_anchor(session, anchor, cutoff, batch, dry_run=False)
                 total += before
                 if before == batch:
                     continue
-            assert anchor is not None
             count, anchor, broken_at = await _chained(session, key, anchor, cutoff, now,
                                                       batch, dry_run=dry_run)
         total += count
