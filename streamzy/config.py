@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     rate_socket_events: str = "300/m"
     # Message exports (own messages, an admin's room export) per client address.
     rate_exports: str = "10/h"
+    rate_audit_verify: str = "5/5m"  # "Verify now" in the admin console: a whole-table walk
     flood_disconnect_after: int = Field(default=20, ge=1)
     # Sockets: seconds from the Engine.IO handshake to a successful Socket.IO connect; how
     # many such unauthenticated connections one address may hold; refused connects per
@@ -188,7 +189,8 @@ class Settings(BaseSettings):
 
     @field_validator("rate_login", "rate_apply", "rate_apply_status", "rate_messages", "rate_bot_messages",
                      "rate_api", "rate_pages", "rate_static", "rate_socket_events",
-                     "rate_data_lifecycle", "rate_exports")
+                     "rate_data_lifecycle", "rate_exports",
+                     "rate_audit_verify")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         Rate.parse(value)

@@ -8,6 +8,7 @@ from typing import Any
 from streamzy.clock import Clock, SystemClock
 from streamzy.config import Settings
 from streamzy.guards.audit import AuditLog
+from streamzy.guards.audit_chain import derive_key
 from streamzy.guards.ratelimit import MemoryRateStore, RateLimiter, RateStore, RedisRateStore
 from streamzy.guards.sessions import SessionStore
 from streamzy.services.accounts import Accounts, Policy
@@ -103,7 +104,11 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     events = EventBus()
     db = Database(settings.database_url, settings.database_timeout_seconds,
                   settings.sqlite_synchronous)
-    audit_log = AuditLog(db, clock, settings.audit_log_path)
+    audit_log = AuditLog(db, clock, settings.audit_log_path,
+                         chain_key=derive_key(settings.secret_key.get_secret_value()),
+                         verify_seconds=settings.audit_verify_seconds,
+                         retention_days=settings.audit_retention_days,
+                         retention_interval=settings.retention_interval_seconds)
     sessions = SessionStore(db, clock, events, settings.session_idle_seconds,
                             settings.session_absolute_seconds)
     store: RateStore = (RedisRateStore(settings.redis_url) if settings.redis_url

@@ -15,17 +15,22 @@ import logging
 import logging.handlers
 import queue
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Select, select
 
-from streamzy.clock import Clock
+from streamzy.clock import Clock, as_utc
+from streamzy.guards import audit_chain
+from streamzy.guards.audit_retention import PurgeReport
+from streamzy.guards.audit_retention import purge as purge_audit
+from streamzy.guards.audit_verify import ChainReport, verify
 from streamzy.guards.audit_windows import AuditWindows, Window
 from streamzy.guards.context import RequestInfo, escape_text
 from streamzy.periodic import Periodic
-from streamzy.storage.db import Database
+from streamzy.storage import system_state
+from streamzy.storage.db import Database, is_sqlite
 from streamzy.storage.models import AuditEvent
 
 ExportFormat = Literal["csv", "json"]
@@ -33,6 +38,11 @@ EXPORT_COLUMNS = ("time", "event", "user_id", "ip", "user_agent", "request_id", 
 SECRET_HINTS = ("password", "token", "secret", "cookie", "authorization", "csrf", "pepper")
 DETAIL_VALUE_MAX = 500
 FLUSH_SECONDS = 5.0
+VERIFY_TICK = 300.0
+# Who acts when the server itself verifies or purges.
+SERVER = RequestInfo(ip="local", user_agent="streamzy-server", request_id="")
+# Not under "streamzy.audit": those loggers carry exactly one line per audit row.
+CHAIN_LOG = logging.getLogger("streamzy.chain")
 
 # aiosqlite traces every statement with its bound parameters (session CSRF tokens, emails)
 # at DEBUG. SQLAlchemy pins its own loggers to WARN for this reason; do the same for the
@@ -84,6 +94,14 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class Verification:
+    """The last verification of the chain: when, and what it found."""
+
+    at: datetime
+    report: ChainReport
+
+
+@dataclass(frozen=True)
 class AuditExport:
     """An export document and how many events it holds."""
 
@@ -110,8 +128,21 @@ def _as_csv(records: list[dict[str, Any]]) -> str:
 class AuditLog:
     """Writes audit rows and JSON lines; file writes happen on a background thread."""
 
-    def __init__(self, db: Database, clock: Clock, path: str) -> None:
+    def __init__(self, db: Database, clock: Clock, path: str, *, chain_key: bytes,
+                 verify_seconds: float = 0, retention_days: int = 0,
+                 retention_interval: float = 0) -> None:
         self._db = db
+        self._chain_key = chain_key
+        self._postgres = not is_sqlite(db.url)
+        self.verify_seconds = verify_seconds
+        self.retention_days = retention_days
+        # Each process looks every few minutes whether the shared last verification is
+        # older than verify_seconds (so a restart never postpones it, and processes share it).
+        self._verifier = Periodic("audit-verify", min(verify_seconds, VERIFY_TICK),
+                                  self.verify_if_due, self._upkeep_failed)
+        self._purger = Periodic("audit-retention",
+                                retention_interval if retention_days else 0,
+                                self.purge, self._upkeep_failed)
         self._clock = clock
         self._logger = logging.getLogger(f"streamzy.audit.{id(self)}")
         self._logger.propagate = False
@@ -135,28 +166,29 @@ class AuditLog:
     async def record(
         self, event: str, info: RequestInfo, user_id: int | None = None, **detail: Any
     ) -> None:
-        """Record one security event."""
+        """Record one security event: a row chained to the previous one, and a JSON line
+        that carries the same chain value (an outside copy of the chain)."""
         at = self._clock.now()
         clean = scrub(detail)
-        row = AuditEvent(
-            at=at, event=event, user_id=user_id, client_ip=info.ip,
-            user_agent=info.user_agent, request_id=info.request_id,
-            detail=json.dumps(clean, ensure_ascii=False, sort_keys=True),
-        )
+        values = {"at": at, "event": event, "user_id": user_id, "client_ip": info.ip,
+                  "user_agent": info.user_agent, "request_id": info.request_id,
+                  "detail": json.dumps(clean, ensure_ascii=False, sort_keys=True)}
+        chain: str | None = None
         try:
-            async with self._db.unit() as session:
-                session.add(row)
+            _, chain = await self._db.run_transaction(audit_chain.append, self._chain_key,
+                                                      values, self._postgres)
         except Exception:
             self.write_failures += 1  # shown by /readyz; the JSON line still goes out
             raise
         finally:
-            self._log_line(at, event, user_id, info, clean)
+            self._log_line(at, event, user_id, info, clean, chain)
 
     def _log_line(self, at: datetime, event: str, user_id: int | None, info: RequestInfo,
-                  clean: dict[str, Any]) -> None:
+                  clean: dict[str, Any], chain: str | None) -> None:
         self._logger.info(json.dumps({
             "time": at.isoformat(), "event": event, "user_id": user_id, "ip": info.ip,
             "user_agent": info.user_agent, "request_id": info.request_id, "detail": clean,
+            "chain": chain,
         }, ensure_ascii=True, sort_keys=True))
 
     async def record_throttled(self, key: str, event: str, info: RequestInfo,
@@ -181,14 +213,78 @@ class AuditLog:
                               repeated=window.repeats, window_seconds=window.every)
 
     def start(self) -> None:
-        """Write repeat counts as their windows end, even when nothing else arrives."""
+        """Write repeat counts as their windows end, even when nothing else arrives; verify
+        the chain and purge old rows on their schedules."""
         self._flusher.start()
+        self._verifier.start()
+        self._purger.start()
 
     async def stop(self) -> None:
         """Stop the flusher and write every pending count (best effort at shutdown)."""
+        await self._verifier.stop()
+        await self._purger.stop()
         await self._flusher.stop()
         with contextlib.suppress(Exception):
             await self.flush_repeats(everything=True)
+
+    @staticmethod
+    def _upkeep_failed(exc: Exception) -> None:
+        CHAIN_LOG.warning("audit chain upkeep failed (%s); next round retries",
+                          type(exc).__name__)
+
+    async def verify_chain(self, info: RequestInfo = SERVER, user_id: int | None = None, *,
+                           requested: bool = False) -> ChainReport:
+        """Verify the whole chain, keep the result (AUDIT_VERIFIED) for the console, and
+        audit a break (and, when someone asked for it, the verification itself)."""
+        report = await verify(self._db, self._chain_key)
+        now = self._clock.now()
+        await system_state.write_json(self._db, system_state.AUDIT_VERIFIED,
+                                      report.state(now), now)
+        if not report.ok:
+            CHAIN_LOG.error("audit %s", report.summary())
+            await self.record("audit_chain_broken", info, user_id, first_bad=report.first_bad,
+                              kind=report.kind, rows=report.rows)
+        elif requested:
+            await self.record("audit_chain_verified", info, user_id, rows=report.rows,
+                              last_id=report.last_id)
+        return report
+
+    async def verify_if_due(self) -> ChainReport | None:
+        """Verify when the last verification (by any process) is older than the period."""
+        last = await system_state.read(self._db, system_state.AUDIT_VERIFIED)
+        if last is not None and (self._clock.now() - as_utc(last[1])).total_seconds() < \
+                self.verify_seconds:
+            return None
+        return await self.verify_chain()
+
+    async def last_verification(self) -> Verification | None:
+        """When the chain was last verified and what was found (None: never)."""
+        state = await system_state.read_json(self._db, system_state.AUDIT_VERIFIED)
+        if state is None:
+            return None
+        try:
+            fields = {name: state[name] for name in ChainReport.__dataclass_fields__}
+            return Verification(datetime.fromisoformat(state["at"]), ChainReport(**fields))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    async def purge(self, *, dry_run: bool = False, info: RequestInfo = SERVER,
+                    user_id: int | None = None) -> PurgeReport | None:
+        """Purge rows older than the audit retention (None when rows are kept for ever);
+        the purge is audited, and a break it found is too."""
+        if self.retention_days <= 0:
+            return None
+        now = self._clock.now()
+        cutoff = now - timedelta(days=self.retention_days)
+        report = await purge_audit(self._db, self._chain_key, cutoff, now, dry_run=dry_run)
+        if report.rows and not dry_run:
+            await self.record("audit_purged", info, user_id, rows=report.rows,
+                              cutoff=cutoff.isoformat(), anchor_id=report.anchor_id)
+        if report.broken_at is not None:
+            CHAIN_LOG.error("audit purge stopped: the chain does not verify at row %s",
+                            report.broken_at)
+            await self.verify_chain(info, user_id)  # says how it broke: console, audit, log
+        return report
 
     @staticmethod
     def _select(query: AuditQuery) -> Select[tuple[AuditEvent]]:

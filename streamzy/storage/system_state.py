@@ -4,7 +4,8 @@ Names in use: ``keyring_epoch`` (bumped whenever room keys change: every process
 cached keys when it sees a new value), ``rotation`` (the key-rotation checkpoint),
 ``audit_verified`` (when the audit chain was last verified and what was found),
 ``backup_verified`` (the last backup restored and verified), ``purge`` (the last
-retention purge). Values are short text, JSON where structured.
+retention purge), ``audit_head`` and ``audit_anchor`` (the audit chain's last row and where
+its verification starts: guards/audit_chain.py). Values are short text, JSON where structured.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ ROTATION = "rotation"
 AUDIT_VERIFIED = "audit_verified"
 BACKUP_VERIFIED = "backup_verified"
 PURGE = "purge"
+AUDIT_HEAD = "audit_head"
+AUDIT_ANCHOR = "audit_anchor"
 
 
 async def read(db: Database, name: str) -> tuple[str, datetime] | None:

@@ -111,6 +111,15 @@ def blueprint(*, accounts: Accounts, applications: Applications, audit: AuditLog
         rows = await audit.search(query, limit=AUDIT_PAGE, offset=(page - 1) * AUDIT_PAGE)
         return await render_template("admin_audit.html", rows=rows, filters=filters, page=page,
                                      has_more=len(rows) == AUDIT_PAGE,
-                                     events=await audit.event_names())
+                                     events=await audit.event_names(),
+                                     verification=await audit.last_verification())
+
+    @bp.post("/audit/verify")
+    @admin_only
+    @limited("pages", "audit_verify")
+    async def verify_audit_chain() -> Response:
+        # Audited by verify_chain (verified, or broken); the page shows the result.
+        await audit.verify_chain(info(), session().user_id, requested=True)
+        return redirect("/admin/audit#chain")  # type: ignore[return-value]
 
     return bp

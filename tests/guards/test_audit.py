@@ -8,6 +8,7 @@ from pathlib import Path
 
 from streamzy.clock import ManualClock, as_utc
 from streamzy.guards.audit import AuditLog, scrub
+from streamzy.guards.audit_chain import derive_key
 from streamzy.guards.context import RequestInfo
 from streamzy.wiring import Services
 from tests.conftest import CLIENT, audit_rows
@@ -34,7 +35,9 @@ async def test_an_event_is_one_row_and_one_json_line_with_every_field(
     assert line == {"time": clock.now().isoformat(), "event": "login_failed", "user_id": 7,
                     "ip": CLIENT.ip, "user_agent": CLIENT.user_agent,
                     "request_id": CLIENT.request_id,
-                    "detail": {"reason": "bad_password", "failures": 2}}
+                    "detail": {"reason": "bad_password", "failures": 2},
+                    "chain": row.chain}  # the line anchors the row's chain value outside
+    assert row.chain and len(row.chain) == 64
     assert line["time"].endswith("+00:00")  # UTC
 
 
@@ -89,7 +92,7 @@ async def test_throttled_events_are_recorded_once_a_minute_per_key(
 
 
 async def test_without_a_path_only_the_database_is_written(services: Services) -> None:
-    audit = AuditLog(services.db, services.clock, "")
+    audit = AuditLog(services.db, services.clock, "", chain_key=derive_key("k" * 40))
     try:
         await audit.record("logout", CLIENT, 3)
     finally:
