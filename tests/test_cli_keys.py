@@ -1,5 +1,6 @@
 """The key commands as an operator runs them (real subprocesses on the test database):
-kill -9 in the middle of ``rotate-keys --data-keys`` and a re-run, ``retire-key`` refused
+kill -9 in the middle of ``rotate-keys --data-keys`` and a re-run (a second run at the
+same time refused), ``retire-key`` refused
 then allowed, ``keys``, ``check-config``, and ``serve`` refusing to start when a master key
 is missing."""
 
@@ -77,7 +78,8 @@ async def test_kill_9_mid_rotation_then_a_rerun_finishes(
     key = services.settings.message_keys[0].get_secret_value()
     env = env_for(services, [key], tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "streamzy.cli", "rotate-keys", "--data-keys",
-                             "--batch-size", "10", "--duty", "1", "--no-progress"],
+                             "--batch-size", "10", "--duty", "1", "--max-rate", "100",
+                             "--no-progress"],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -85,6 +87,11 @@ async def test_kill_9_mid_rotation_then_a_rerun_finishes(
             found = await system_state.read_json(services.db, system_state.ROTATION)
             return found is not None and int(found.get("moved", 0)) >= 300
         await wait_until(moved, timeout=120)
+        # A second run while the first works is refused: two would race for the same rows.
+        second = await asyncio.to_thread(streamzy, env, tmp_path, "rotate-keys",
+                                         "--data-keys", "--no-progress")
+        assert second.returncode == 1
+        assert "already running" in second.stderr
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -96,6 +103,7 @@ async def test_kill_9_mid_rotation_then_a_rerun_finishes(
     assert 300 <= checkpoint["moved"] < 3005
     texts = await all_texts(services, [key])
     assert len(texts) == 3005 and None not in texts  # every message readable mid-way
+    # The killed run's claim went with it: the re-run below is not refused.
     again = streamzy(env, tmp_path, "rotate-keys", "--data-keys", "--batch-size", "500",
                      "--no-progress")
     assert again.returncode == 0, again.stderr

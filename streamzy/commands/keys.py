@@ -84,6 +84,11 @@ async def _rotate(args: argparse.Namespace) -> int:
             return 1
         if not args.data_keys:
             return 0
+        if not await services.db.claim_command("rotate-keys"):
+            print("streamzy: another rotate-keys is already running on this database; "
+                  "wait for it (a run that was killed releases its claim at once)",
+                  file=sys.stderr)
+            return 1
         rotation = KeyRotation(services.db, services.clock, services.keyring, services.audit,
                                grace_seconds=grace_seconds(
                                    services.settings.keyring_check_seconds))

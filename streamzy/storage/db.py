@@ -30,6 +30,8 @@ from streamzy.storage.sqlite import SqliteTx, is_sqlite, lock_file, sqlite_path,
 __all__ = ["Database", "Tx", "is_sqlite", "is_unavailable", "make_engine", "sqlite_pragmas"]
 
 SOLE_SERVER_LOCK = 0x5752_5A59  # an arbitrary advisory-lock key: "STRZY"
+# Advisory-lock keys of operator commands that must not run twice at once.
+COMMAND_LOCKS = {"rotate-keys": 0x5752_5A5A}
 
 
 class _WriteTrackingSession(Session):
@@ -101,6 +103,7 @@ class Database:
         self._raw_lock = threading.Lock()
         self._lock_file: IO[str] | None = None
         self._lock_conn: AsyncConnection | None = None
+        self._command_locks: list[Any] = []  # lock files or advisory-lock connections
         # Hot reads (a join storm's membership checks and history) on SQLite: each read
         # thread keeps its own plain sqlite3 connection (WAL readers never wait for the
         # writer); through aiosqlite a one-statement read cost ~2 ms of CPU.
@@ -234,14 +237,39 @@ class Database:
                 return True
             self._lock_file = await asyncio.to_thread(lock_file, f"{path}.server-lock")
             return self._lock_file is not None
+        self._lock_conn = await self._advisory_lock(SOLE_SERVER_LOCK)
+        return self._lock_conn is not None
+
+    async def claim_command(self, name: str) -> bool:
+        """Claim "the only ``name`` command running on this database" until dispose();
+        False if another process holds it. The operating system (a file lock) or
+        PostgreSQL (a session advisory lock) releases it when the holder dies, even by
+        kill -9, so a resumed run never waits for a stale claim to expire."""
+        if is_sqlite(self.url):
+            path = sqlite_path(self.url)
+            if path == ":memory:":
+                return True
+            handle = await asyncio.to_thread(lock_file, f"{path}.{name}-lock")
+            if handle is not None:
+                self._command_locks.append(handle)
+            return handle is not None
+        conn = await self._advisory_lock(COMMAND_LOCKS[name])
+        if conn is not None:
+            self._command_locks.append(conn)
+        return conn is not None
+
+    async def _advisory_lock(self, key: int) -> AsyncConnection | None:
         conn = await self.engine.connect()
-        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
-                                  {"key": SOLE_SERVER_LOCK})).scalar()
+        try:
+            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                      {"key": key})).scalar()
+        except BaseException:
+            await conn.close()
+            raise
         if not got:
             await conn.close()
-            return False
-        self._lock_conn = conn
-        return True
+            return None
+        return conn
 
     async def dispose(self) -> None:
         if self._reader_pool is not None:
@@ -260,6 +288,12 @@ class Database:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+        for held in self._command_locks:
+            if isinstance(held, AsyncConnection):
+                await held.close()
+            else:
+                held.close()
+        self._command_locks.clear()
         await self.engine.dispose()
         if self._raw is not None:
             # In a thread: the lock waits for a transaction still running there.
