@@ -27,6 +27,7 @@ from sqlalchemy import delete, func, select, update
 from streamzy.clock import Clock
 from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
 from streamzy.services.events import BotTokenRevoked, EventBus, MemberRemoved, UserDisabled
+from streamzy.services.room_access import require_admin
 from streamzy.services.shredding import Shredder, scrub
 from streamzy.services.usernames import normalize_username
 from streamzy.storage.db import Database
@@ -82,9 +83,7 @@ class Erasure:
     async def _check(self, actor_id: int | None, user_id: int, confirm: str | None) -> User:
         async with self._db.unit() as db:
             if actor_id is not None:
-                actor = await db.get(User, actor_id)
-                if actor is None or not (actor.is_admin and actor.is_active):
-                    raise Forbidden("admin_only", "Only admins erase accounts.")
+                await require_admin(db, actor_id, "admin_only", "Only admins erase accounts.")
             user = await db.get(User, user_id)
             if user is None:
                 raise NotFound("no_user", "No such account.")

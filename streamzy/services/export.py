@@ -25,6 +25,7 @@ from sqlalchemy.orm import aliased
 
 from streamzy.clock import Clock
 from streamzy.services.errors import Forbidden, NotFound
+from streamzy.services.room_access import require_admin
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Database
 from streamzy.storage.models import Message, Room, User
@@ -97,9 +98,7 @@ class Exports:
         operator at the command line)."""
         async with self._db.unit() as db:
             if actor_id is not None:
-                actor = await db.get(User, actor_id)
-                if actor is None or not (actor.is_admin and actor.is_active):
-                    raise Forbidden("forbidden", "Only admins export rooms.")
+                await require_admin(db, actor_id, "forbidden", "Only admins export rooms.")
             room = await db.get(Room, room_id)
             if room is None:
                 raise NotFound("unknown_room", "No such room.")

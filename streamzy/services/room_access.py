@@ -147,6 +147,15 @@ async def membership_of(db: AsyncSession, target: Standing) -> Membership:
     return membership
 
 
+async def require_admin(db: AsyncSession, actor_id: int, code: str, message: str) -> User:
+    """The acting account, refused (Forbidden ``code``) unless it is an active admin: the
+    check behind every admin-only service action (deleting rooms, erasing, exporting)."""
+    actor = await db.get(User, actor_id)
+    if actor is None or not (actor.is_admin and actor.is_active):
+        raise Forbidden(code, message)
+    return actor
+
+
 async def user_named(db: AsyncSession, username: str) -> User:
     """An account by its username as typed (normalised), or NotFound."""
     canonical = normalize_username(username)

@@ -27,8 +27,9 @@ from typing import Any
 from sqlalchemy import delete, func, select, text, update
 
 from streamzy.clock import Clock
-from streamzy.services.errors import Forbidden, Invalid, NotFound
+from streamzy.services.errors import Invalid, NotFound
 from streamzy.services.events import EventBus, RoomDeleted
+from streamzy.services.room_access import require_admin
 from streamzy.services.rooms import TOMBSTONE
 from streamzy.storage import system_state
 from streamzy.storage.crypto import Keyring
@@ -42,7 +43,6 @@ from streamzy.storage.models import (
     Room,
     RoomBan,
     RoomKey,
-    User,
 )
 
 log = logging.getLogger("streamzy.shredding")
@@ -149,9 +149,7 @@ class Shredder:
         ``confirm``, when given, must be the room's name (the console's typed check)."""
         if actor_id is not None:
             async with self._db.unit() as db:
-                actor = await db.get(User, actor_id)
-                if actor is None or not (actor.is_admin and actor.is_active):
-                    raise Forbidden("admin_only", "Only admins delete rooms.")
+                await require_admin(db, actor_id, "admin_only", "Only admins delete rooms.")
                 room = await db.get(Room, room_id)
                 if room is not None and confirm is not None and confirm != room.name:
                     raise Invalid("confirm_mismatch",
