@@ -7,6 +7,7 @@ the storage models.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
@@ -140,6 +141,7 @@ class AuditLog:
         # older than verify_seconds (so a restart never postpones it, and processes share it).
         self._verifier = Periodic("audit-verify", min(verify_seconds, VERIFY_TICK),
                                   self.verify_if_due, self._upkeep_failed)
+        self._verifying: asyncio.Task[ChainReport] | None = None
         self._purger = Periodic("audit-retention",
                                 retention_interval if retention_days else 0,
                                 self.purge, self._upkeep_failed)
@@ -224,6 +226,10 @@ class AuditLog:
         await self._verifier.stop()
         await self._purger.stop()
         await self._flusher.stop()
+        if self._verifying is not None and not self._verifying.done():
+            self._verifying.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._verifying
         with contextlib.suppress(Exception):
             await self.flush_repeats(everything=True)
 
@@ -248,6 +254,27 @@ class AuditLog:
             await self.record("audit_chain_verified", info, user_id, rows=report.rows,
                               last_id=report.last_id)
         return report
+
+    def start_verification(self, info: RequestInfo, user_id: int | None) -> asyncio.Task[
+            ChainReport]:
+        """Verify in the background (a whole-table walk can outlast a request through a
+        proxy); a verification already running in this process is joined, not repeated."""
+        if self._verifying is None or self._verifying.done():
+            self._verifying = asyncio.get_running_loop().create_task(
+                self.verify_chain(info, user_id, requested=True), name="audit-verify")
+            self._verifying.add_done_callback(self._verification_done)
+        return self._verifying
+
+    @staticmethod
+    def _verification_done(task: asyncio.Task[ChainReport]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            CHAIN_LOG.warning("audit chain verification failed (%s)",
+                              type(task.exception()).__name__)
+
+    @property
+    def verifying(self) -> bool:
+        """Whether a verification started from the console is still running here."""
+        return self._verifying is not None and not self._verifying.done()
 
     async def verify_if_due(self) -> ChainReport | None:
         """Verify when the last verification (by any process) is older than the period."""

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from sqlalchemy import update
 
 from streamzy.storage.models import AuditEvent
 from tests.conftest import CLIENT, LiveServer, csrf_of, login, post_form
+from tests.waiting import wait_until
 from tests.web.test_admin import _admin_client
 
 STATE = re.compile(r'<p class="notice [a-z]+" id="chain-state" data-state="([a-z]+)"[^>]*>'
@@ -88,3 +90,20 @@ async def test_verify_now_is_rate_limited(server: LiveServer) -> None:
                  .status_code for _ in range(6)]
     assert codes == [302] * 5 + [429]
     assert len(await server.audit_rows("audit_chain_verified")) == 5
+
+
+async def test_a_long_verification_goes_on_after_the_answer(
+        server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console does not hold the request for a whole-table walk: with no time to wait,
+    the POST answers at once and the verification still completes and is recorded."""
+    monkeypatch.setattr("streamzy.web.admin.VERIFY_WAIT_SECONDS", 0.0)
+    async with _admin_client(server) as admin:
+        done = await post_form(admin, "/admin/audit/verify", page="/admin/audit")
+        assert done.status_code == 302
+
+        async def recorded() -> bool:
+            return bool(await server.audit_rows("audit_chain_verified"))
+        await wait_until(recorded, timeout=30)
+        page = await admin.get("/admin/audit")
+    assert chain_state(page.text)[0] == "intact"
+    assert 'id="chain-running"' not in page.text  # finished: the notice is gone
