@@ -155,7 +155,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     async def end_all_sessions(user_id: int, reason: str) -> int:
         return await sessions.revoke_user(user_id, reason)
 
-    erasure = Erasure(db, clock, events, audit_log.record, end_all_sessions, shredder)
+    erasure = Erasure(db, clock, events, audit_log.record, end_all_sessions, shredder,
+                      read_one=history.one)
     retention = Retention(db, clock, audit_log.record,
                           default_days=settings.message_retention_days)
     return Services(settings=settings, clock=clock, events=events, db=db,

@@ -9,7 +9,7 @@ tokens are revoked, their memberships, bans, reactions and the mentions of them 
 removed, and the applications they made lose their personal data. Their messages are
 either deleted (default: the ciphertext destroyed like a delete, a tombstone keeps each
 sequence number so other people's history and replies still line up; each delete takes
-the room's next change number so connected clients catch up) or, with ``anonymise``,
+the room's next change number and open pages are told, as for a delete by hand) or, with ``anonymise``,
 kept and shown as the erased account's. Audit rows are kept: they are the security record
 and go with the audit retention period. Direct conversations the person was the last
 member of are shredded.
@@ -20,13 +20,19 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import delete, func, select, update
 
 from streamzy.clock import Clock
 from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
-from streamzy.services.events import BotTokenRevoked, EventBus, MemberRemoved, UserDisabled
+from streamzy.services.events import (
+    BotTokenRevoked,
+    EventBus,
+    MemberRemoved,
+    MessageChanged,
+    UserDisabled,
+)
 from streamzy.services.room_access import require_admin
 from streamzy.services.shredding import Shredder, scrub
 from streamzy.services.usernames import normalize_username
@@ -43,12 +49,20 @@ from streamzy.storage.models import (
     User,
 )
 
+if TYPE_CHECKING:
+    from streamzy.services.message_state import StoredMessage
+
 Audit = Callable[..., Awaitable[None]]
+# Reads a message as it is now (MessageHistory.one), for the live notice of its deletion.
+ReadOne = Callable[[int, int, Any], Awaitable["StoredMessage | None"]]
 EndSessions = Callable[[int, str], Awaitable[int]]
 MessagePolicy = Literal["delete", "anonymise"]
 POLICIES: tuple[str, ...] = ("delete", "anonymise")
 BATCH = 500  # messages per transaction: chat in those rooms waits at most one batch
 ERASED_NAME = "Erased user"
+# Open pages are told of this many deletions live; beyond it (a prolific account) they
+# see the tombstones when they next catch up (join with since_change), as after any gap.
+LIVE_NOTICES = 2000
 
 
 @dataclass(frozen=True)
@@ -63,13 +77,15 @@ class Erased:
 
 class Erasure:
     def __init__(self, db: Database, clock: Clock, events: EventBus, audit: Audit,
-                 end_sessions: EndSessions, shredder: Shredder) -> None:
+                 end_sessions: EndSessions, shredder: Shredder,
+                 read_one: ReadOne | None = None) -> None:
         self._db = db
         self._clock = clock
         self._events = events
         self._audit = audit
         self._end_sessions = end_sessions
         self._shredder = shredder
+        self._read_one = read_one
 
     async def target(self, raw_username: str) -> User:
         name = normalize_username(raw_username)
@@ -112,7 +128,7 @@ class Erasure:
         sessions = await self._end_sessions(user_id, "erased")
         tokens = await self._revoke_tokens(user_id, now)
         rooms = await self._leave_everything(user_id)
-        deleted = await self._delete_messages(user_id, now) if messages == "delete" else 0
+        deleted = await self._delete_messages(user_id, now, info) if messages == "delete" else 0
         await self._audit("user_erased", info, actor_id, target_user_id=user_id,
                           messages=messages, messages_deleted=deleted, rooms_left=len(rooms),
                           tokens_revoked=len(tokens), sessions_ended=sessions, bot=was_bot)
@@ -125,6 +141,15 @@ class Erasure:
                 await self._shredder.shred_if_abandoned(room_id, info, actor_id)
         await scrub(self._db, ("users", "applications", "messages", "reactions"))
         return Erased(user_id, anonymous, deleted, len(rooms), len(tokens), sessions)
+
+    async def _announce(self, changed: list[tuple[int, int, int]], info: Any) -> None:
+        """Committed deletions go out like deletes by hand (``message_changed``)."""
+        if self._read_one is None:
+            return
+        for room_id, message_id, change in changed:
+            message = await self._read_one(room_id, message_id, info)
+            if message is not None:
+                await self._events.publish(MessageChanged(room_id, change, "delete", message))
 
     async def _anonymise_account(self, user_id: int, now: Any) -> str:
         async with self._db.unit() as db:
@@ -177,9 +202,9 @@ class Erasure:
             await db.execute(delete(Mention).where(Mention.user_id == user_id))
         return rooms
 
-    async def _delete_messages(self, user_id: int, now: Any) -> int:
+    async def _delete_messages(self, user_id: int, now: Any, info: Any) -> int:
         """Destroy their messages' text in batches; each delete takes its room's next
-        change number, like a delete by hand."""
+        change number, like a delete by hand, and open pages are told after each batch."""
         total = 0
         while True:
             async with self._db.unit() as db:
@@ -190,6 +215,7 @@ class Erasure:
                 if not batch:
                     return total
                 ids = [int(i) for i, _ in batch]
+                changed: list[tuple[int, int, int]] = []
                 for message_id, room_id in batch:
                     change = (await db.execute(
                         update(Room).where(Room.id == room_id)
@@ -198,6 +224,9 @@ class Erasure:
                     await db.execute(update(Message).where(Message.id == message_id).values(
                         ciphertext=b"", deleted_at=now, change_seq=change,
                         mentions_room=False, edited_at=None))
+                    changed.append((int(room_id), int(message_id), int(change)))
                 await db.execute(delete(Reaction).where(Reaction.message_id.in_(ids)))
                 await db.execute(delete(Mention).where(Mention.message_id.in_(ids)))
+            if total < LIVE_NOTICES:
+                await self._announce(changed, info)
             total += len(ids)

@@ -116,9 +116,11 @@ async def test_admin_erases_a_user_and_their_socket_drops(server: LiveServer) ->
     assert boss is not None
     room = await services.rooms.create(boss.id, "general", "", False, SYSTEM)
     carol = await connected(server, "carol", rooms=[room.id])
+    dave = await connected(server, "dave", rooms=[room.id])  # reading along
     carol_id = (await services.accounts.by_username("carol")).id  # type: ignore[union-attr]
     try:
-        assert (await carol.send(room.id, "carol was here"))["ok"]
+        sent = await carol.send(room.id, "carol was here")
+        assert sent["ok"]
         page = await admin.get(f"/admin/users/{carol_id}/erase")
         assert page.status_code == 200 and "Type the username" in page.text
         self_page = await admin.get(f"/admin/users/{boss.id}/erase")
@@ -132,8 +134,14 @@ async def test_admin_erases_a_user_and_their_socket_drops(server: LiveServer) ->
         listing = await admin.get(done.headers["location"])
         assert f"@erased-{carol_id} was erased" in listing.text
         assert await carol.end_reason() in ("erased", "disabled")
+        # The open page of someone else sees the message go at once, like a delete.
+        await dave.wait_for(lambda: dave.received("message_changed"))
+        [change] = dave.received("message_changed")
+        assert change["kind"] == "delete" and change["message"]["id"] == sent["id"]
+        assert change["message"].get("text") in (None, "")
     finally:
         await carol.close()
+        await dave.close()
         await admin.aclose()
     rows = await server.audit_rows("user_erased")
     assert rows and rows[0].user_id == boss.id
