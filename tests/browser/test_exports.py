@@ -1,5 +1,6 @@
 """Exports in a real browser: a person downloads their own messages from the account page,
-an admin downloads a room from the rooms page; both files are the JSON the server sent."""
+an admin downloads a room from the rooms page; both files are the JSON the server sent,
+and the page shows how far each export got (counted as it streams)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ async def test_both_exports_download_from_their_pages(browsing: Browsing,
     assert (await download.value).suggested_filename == "streamzy-bob-messages.json"
     mine = json.loads(Path(saved).read_text("utf-8"))
     assert [m["text"] for m in mine["messages"]] == [SECRET_TEXTS[1], SECRET_TEXTS[3]]
+    # The page counted the streamed messages against the announced total.
+    await expect(page.locator(".export-status")).to_have_text(
+        "Export ready: 2 messages saved.")
+    await page.screenshot(path=artifact("account-export-done.png"), full_page=True)
 
     page = await browsing.page(alice)
     await page.goto("/admin/rooms")
@@ -45,5 +50,7 @@ async def test_both_exports_download_from_their_pages(browsing: Browsing,
         await export.click()
     room = json.loads(Path(await (await download.value).path()).read_text("utf-8"))
     assert [m["sender"] for m in room["messages"]] == ["alice", "bob", "bob"]
+    await expect(page.locator(".export-status")).to_have_text(
+        "Export ready: 3 messages saved.")
     assert len(await server.audit_rows("data_exported")) == 2
     assert browsing.problems() == []
