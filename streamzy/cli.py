@@ -1,4 +1,5 @@
-"""The ``streamzy`` command: serve, init, create-admin, gen-key, check-config, migrate."""
+"""The ``streamzy`` command: serve, init, create-admin, gen-key, check-config, migrate, and
+the key, backup, audit and data-lifecycle commands registered from ``streamzy/commands/``."""
 
 from __future__ import annotations
 
