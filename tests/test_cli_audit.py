@@ -18,6 +18,7 @@ from sqlalchemy import delete, update
 
 from streamzy.clock import ManualClock
 from streamzy.config import Settings
+from streamzy.storage.backup_file import new_backup_key
 from streamzy.storage.models import AuditEvent, SystemState
 from streamzy.storage.system_state import AUDIT_HEAD
 from streamzy.wiring import Services, build_services
@@ -53,7 +54,10 @@ async def streamzy(settings: Settings, cwd: Path, *args: str,
         STREAMZY_MESSAGE_KEYS=",".join(k.get_secret_value() for k in settings.message_keys),
         STREAMZY_AUDIT_LOG_PATH=str(cwd / "cli-audit.log"),
         STREAMZY_AUDIT_RETENTION_DAYS=str(settings.audit_retention_days),
-        STREAMZY_MESSAGE_RETENTION_DAYS=str(settings.message_retention_days))
+        STREAMZY_MESSAGE_RETENTION_DAYS=str(settings.message_retention_days),
+        # Every generated secret given: development mode then writes nothing into .env
+        # and says nothing about it on stdout.
+        STREAMZY_BACKUP_KEY=new_backup_key())
     env.update(env_overrides)
     return await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "streamzy.cli", *args], cwd=cwd, env=env,
