@@ -186,8 +186,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="give every room a new data key and re-encrypt its content")
     rotate.add_argument("--batch-size", type=int, default=200,
                         help="rows per transaction (default 200)")
-    rotate.add_argument("--duty", type=float, default=0.5,
-                        help="share of time spent working, pausing in between (default 0.5)")
+    rotate.add_argument("--duty", type=float, default=0.25,
+                        help="share of time spent working, pausing in between (default 0.25)")
     rotate.add_argument("--max-rate", type=float, default=0.0,
                         help="at most this many rows per second (default: no ceiling)")
     rotate.add_argument("--no-progress", action="store_true", help="no progress bar")
