@@ -795,7 +795,8 @@
     kicked: "You were removed from this room by a moderator.",
     banned: "You were banned from this room.",
     left: "You left this room (in another tab or window).",
-    deleted: "This conversation was deleted: its messages are gone for good.",
+    deleted: IS_DM ? "This conversation was deleted: its messages are gone for good."
+      : "This room was deleted: its messages are gone for good.",
   };
   const MODERATING = new Set(["owner", "moderator"]);
 
