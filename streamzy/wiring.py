@@ -173,4 +173,4 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                     audit_log.record_throttled),
                     shredder=shredder, erasure=erasure, retention=retention,
                     exports=Exports(db, keyring, audit_log.record, clock),
-                    key_watch=KeyWatch(db, keyring, events))
+                    key_watch=KeyWatch(db, keyring, events, clock))

@@ -14,6 +14,7 @@ import logging
 
 from sqlalchemy import select
 
+from streamzy.clock import Clock, SystemClock
 from streamzy.services.events import EventBus, KeysChanged
 from streamzy.storage import system_state
 from streamzy.storage.crypto import Keyring
@@ -22,11 +23,17 @@ from streamzy.storage.models import RoomKey
 
 log = logging.getLogger("streamzy.keys")
 CHECK_TIMEOUT_SECONDS = 30.0
+# Between epoch changes the full unwrap check (a read of every live room key) runs at most
+# this often: a database with 100,000 DMs must not be read whole every two seconds.
+RECHECK_SECONDS = 60.0
 
 
 class KeyWatch:
-    def __init__(self, db: Database, keyring: Keyring, events: EventBus) -> None:
+    def __init__(self, db: Database, keyring: Keyring, events: EventBus,
+                 clock: Clock | None = None) -> None:
         self._db = db
+        self._clock = clock or SystemClock()
+        self._checked_at: float | None = None
         self._keyring = keyring
         self._events = events
         self.epoch: str | None = None
@@ -34,9 +41,12 @@ class KeyWatch:
         self._verified: dict[int, bytes] = {}  # room key row id -> the wrapped key that opened
 
     async def check_once(self) -> None:
-        """One round: follow the epoch, then re-check the keys (the Periodic's work)."""
-        await self.follow_epoch()
-        await self.check_keys()
+        """One round: follow the epoch; re-check the keys when it moved, when they were
+        never checked, or when the last check is RECHECK_SECONDS old (the Periodic's work)."""
+        moved = await self.follow_epoch()
+        now = self._clock.now().timestamp()
+        if moved or self._checked_at is None or now - self._checked_at >= RECHECK_SECONDS:
+            await self.check_keys()
 
     async def follow_epoch(self) -> bool:
         """Drop cached keys and versions when the epoch moved; True when it did."""
@@ -74,6 +84,7 @@ class KeyWatch:
 
             bad, good = await asyncio.to_thread(check)
         self._verified = good
+        self._checked_at = self._clock.now().timestamp()
         if bad:
             log.error("%d room(s) have keys no configured master key unwraps", len(bad))
         self.unusable_rooms = len(bad)

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from streamzy.clock import ManualClock
 from streamzy.services.events import KeysChanged
+from streamzy.services.key_health import RECHECK_SECONDS
 from streamzy.services.key_rotation import KeyRotation, Throttle
 from streamzy.services.message_writer import Sender
 from streamzy.storage.crypto import Keyring, MasterKeys
@@ -176,3 +177,23 @@ async def test_readiness_says_not_ready_when_a_room_key_does_not_unwrap(
     finally:
         with contextlib.suppress(Exception):
             await stranger.close()
+
+
+async def test_a_key_spoiled_later_is_found_by_the_periodic_full_check(
+        services: Services, clock: ManualClock) -> None:
+    """Between epoch changes the full unwrap check runs once a minute, not on every
+    2-second round: a room key row damaged behind the server's back turns /readyz red
+    within that minute."""
+    owner = await make_user(services, "olivia")
+    room = await services.rooms.create(owner.id, "one", "", False, CLIENT)
+    await services.key_watch.check_once()
+    assert (await services.readiness())[1]["keys"] == "usable"
+    async with services.db.unit() as db:
+        await db.execute(update(RoomKey).where(RoomKey.room_id == room.id)
+                         .values(wrapped_key=b"not a wrapped key"))
+    await services.key_watch.check_once()  # the next 2-second round does not read them all
+    assert (await services.readiness())[1]["keys"] == "usable"
+    clock.advance(RECHECK_SECONDS)
+    await services.key_watch.check_once()
+    ready, report = await services.readiness()
+    assert not ready and report["keys"] == "1 room(s) unusable"
