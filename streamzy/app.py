@@ -15,7 +15,7 @@ from streamzy.clock import Clock
 from streamzy.config import ConfigError, Settings, validate_for_start
 from streamzy.guards.context import SYSTEM
 from streamzy.guards.headers import SecurityHeadersMiddleware
-from streamzy.periodic import Periodic
+from streamzy.periodic import Periodic, retry_quietly
 from streamzy.realtime.assembly import Realtime
 from streamzy.realtime.server import create_sio
 from streamzy.storage.crypto import unusable_message
@@ -58,12 +58,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     realtime = Realtime(sio, services)
     # The retention purge runs in the server (a failed round is logged; the next one runs).
     retention = Periodic("retention-purge", settings.retention_interval_seconds,
-                         lambda: services.retention.purge(SYSTEM))
+                         lambda: services.retention.purge(SYSTEM),
+                         retry_quietly("retention-purge"))
 
     # Every process follows the keyring epoch (rotations, shredding elsewhere) and re-checks
     # that every room key still unwraps, for /readyz.
     key_watch = Periodic("keyring-watch", settings.keyring_check_seconds,
-                         services.key_watch.check_once)
+                         services.key_watch.check_once, retry_quietly("keyring-watch"))
 
     def refuse(message: str) -> ConfigError:
         log.critical(message)

@@ -12,6 +12,14 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger("streamzy")
 
 
+def retry_quietly(name: str) -> Callable[[Exception], None]:
+    """An ``on_error`` for work that fails while the database or Redis is away: one warning
+    line naming the error's type (no traceback per round), and the next round retries."""
+    def warn(exc: Exception) -> None:
+        log.warning("%s failed (%s); the next round retries", name, type(exc).__name__)
+    return warn
+
+
 class Periodic:
     def __init__(self, name: str, interval: float, work: Callable[[], Awaitable[object]],
                  on_error: Callable[[Exception], None] | None = None) -> None:
