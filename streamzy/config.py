@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     lockout_seconds: int = Field(default=15 * 60, ge=1)
     one_time_password_hours: int = Field(default=72, ge=1)
     password_min_length: int = Field(default=12, ge=8, le=128)
+    # Identity: how long a sign-in may wait at the second-factor step (the half-signed-in
+    # state: no session exists until it passes); how recent a re-authentication the
+    # dangerous admin actions want (the step-up page); the relying party for passkeys
+    # (empty: the host the request came to, fine for one name per deployment).
+    second_factor_seconds: int = Field(default=300, ge=30, le=1800)
+    step_up_seconds: int = Field(default=300, ge=30, le=3600)
+    webauthn_rp_id: str = ""
+    webauthn_rp_name: str = "Streamzy"
 
     rate_login: str = "10/5m"
     rate_apply: str = "5/5m"
@@ -108,6 +116,9 @@ class Settings(BaseSettings):
     # Message exports (own messages, an admin's room export) per client address.
     rate_exports: str = "10/h"
     rate_audit_verify: str = "5/5m"  # "Verify now" in the admin console: a whole-table walk
+    # Second-factor codes and passkey answers (sign-in step, step-up, enrolment) per client;
+    # the account lockout counts wrong codes too.
+    rate_second_factor: str = "10/5m"
     flood_disconnect_after: int = Field(default=20, ge=1)
     # Sockets: seconds from the Engine.IO handshake to a successful Socket.IO connect; how
     # many such unauthenticated connections one address may hold; refused connects per
@@ -214,6 +225,11 @@ class Settings(BaseSettings):
     def session_cookie_name(self) -> str:
         # The __Host- prefix pins the cookie to this exact origin, path / and Secure.
         return "__Host-streamzy_session" if self.cookie_secure else "streamzy_session"
+
+    @property
+    def challenge_cookie_name(self) -> str:
+        """The half-signed-in step's own cookie (never a session cookie)."""
+        return "__Host-streamzy_challenge" if self.cookie_secure else "streamzy_challenge"
 
     @property
     def anon_cookie_name(self) -> str:

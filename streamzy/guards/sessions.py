@@ -28,11 +28,17 @@ from streamzy.storage.sqlite import read_datetime
 
 # Activity is written at most this often; config refuses idle timeouts too close to it.
 TOUCH_EVERY = timedelta(seconds=SESSION_TOUCH_SECONDS)
+# The second-factor policy rides along as a scalar subquery: a change made in the console
+# applies to the next request or socket event in every process, with no extra round trip.
 BY_TOKEN = text("SELECT s.id, s.csrf_token, s.created_at, s.last_seen_at, u.id, u.username, "
-                "u.display_name, u.is_admin, u.must_change_password, u.is_active "
+                "u.display_name, u.is_admin, u.must_change_password, u.is_active, "
+                "u.has_second_factor, s.reauth_at, s.signed_in_with, "
+                "(SELECT value FROM system_state WHERE name = 'second_factor_policy') "
                 "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = :key")
 BY_ID = text("SELECT s.id, s.csrf_token, s.created_at, s.last_seen_at, u.id, u.username, "
-             "u.display_name, u.is_admin, u.must_change_password, u.is_active "
+             "u.display_name, u.is_admin, u.must_change_password, u.is_active, "
+             "u.has_second_factor, s.reauth_at, s.signed_in_with, "
+             "(SELECT value FROM system_state WHERE name = 'second_factor_policy') "
              "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = :key")
 
 
@@ -71,6 +77,19 @@ class ActiveSession:
     csrf_token: str
     created_at: datetime
     last_seen_at: datetime
+    has_second_factor: bool = False
+    # The policy wants a second factor and the account has none: like the owed password
+    # change, nothing but enrolment (and sign-out) is reachable until it has one.
+    must_enrol: bool = False
+    reauth_at: datetime | None = None  # the last proof of identity (sign-in or step-up)
+    signed_in_with: str = ""
+
+
+def enrolment_required(policy: str | None, is_admin: bool, has_second_factor: bool) -> bool:
+    """Whether the second-factor policy (off, admins, everyone) still wants one here."""
+    if has_second_factor:
+        return False
+    return policy == "everyone" or (policy == "admins" and is_admin)
 
 
 @dataclass(frozen=True)
@@ -94,15 +113,19 @@ class SessionStore:
         if ids:
             await self._events.publish(SessionsEnded(tuple(ids), reason))
 
-    async def issue(self, user_id: int, info: RequestInfo) -> tuple[str, int]:
-        """Start a session with a fresh token (never reuse one: no fixation)."""
+    async def issue(self, user_id: int, info: RequestInfo,
+                    signed_in_with: str = "password") -> tuple[str, int]:
+        """Start a session with a fresh token (never reuse one: no fixation).
+
+        Signing in is a proof of identity: the session starts re-authenticated."""
         token = secrets.token_urlsafe(64)
         now = self._clock.now()
         async with self._db.unit() as db:
             row = Session(
                 token_hash=token_digest(token), user_id=user_id,
                 csrf_token=secrets.token_urlsafe(32), created_at=now, last_seen_at=now,
-                client_ip=info.ip, user_agent=info.user_agent,
+                client_ip=info.ip, user_agent=info.user_agent, reauth_at=now,
+                signed_in_with=signed_in_with,
             )
             db.add(row)
             await db.flush()
@@ -127,7 +150,7 @@ class SessionStore:
         if not rows:
             return Resolution(None, "unknown")
         (session_id, csrf, created, seen, user_id, username, display_name, is_admin,
-         must_change, active) = rows[0]
+         must_change, active, has_factor, reauth, signed_in_with, policy) = rows[0]
         created, seen = read_datetime(created), read_datetime(seen)
         reason = self._reason(created, seen, bool(active), now)
         if reason != "ok":
@@ -143,7 +166,21 @@ class SessionStore:
         return Resolution(ActiveSession(
             id=session_id, user_id=user_id, username=username, display_name=display_name,
             is_admin=bool(is_admin), must_change_password=bool(must_change), csrf_token=csrf,
-            created_at=created, last_seen_at=seen), "ok")
+            created_at=created, last_seen_at=seen, has_second_factor=bool(has_factor),
+            must_enrol=enrolment_required(policy, bool(is_admin), bool(has_factor)),
+            reauth_at=None if reauth is None else read_datetime(reauth),
+            signed_in_with=signed_in_with or ""), "ok")
+
+    async def reauthenticated(self, session_id: int) -> None:
+        """Record a fresh proof of identity (the step-up page passed) on this session."""
+        async with self._db.unit() as db:
+            await db.execute(update(Session).where(Session.id == session_id)
+                             .values(reauth_at=self._clock.now()))
+
+    def recently_proved(self, session: ActiveSession, seconds: int) -> bool:
+        """Whether ``session`` proved its owner within the last ``seconds``."""
+        return (session.reauth_at is not None
+                and self._clock.now() - session.reauth_at <= timedelta(seconds=seconds))
 
     def _reason(self, created: datetime, seen: datetime, active: bool, now: datetime) -> str:
         if now - created > self.absolute:

@@ -63,6 +63,8 @@ class Handshake:
                           else "not_authenticated", "Your session is not valid. Sign in again.")
         if session.must_change_password:
             raise Refused("password_change_required", "Change your password first.")
+        if session.must_enrol:
+            raise Refused("second_factor_required", "Set up a second factor first.")
         if environ.get("HTTP_ORIGIN"):
             # A browser: besides the Origin check, it must show the page's CSRF token, so
             # a connection can only come from a page we served to this session.

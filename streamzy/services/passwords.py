@@ -23,7 +23,6 @@ from typing import Any
 import bcrypt
 
 MAX_PASSWORD_CHARS = 4096
-SYMBOLS = "!@#$%^&*()-_=+[]{};:,.?"
 GENERATED_LENGTH = 16
 
 
@@ -88,13 +87,24 @@ class PasswordHasher:
         return self._dummy
 
 
+# One-time passwords are read out loud and typed from a screen: no look-alikes (0/O/o,
+# 1/l/I, and 5/S, 2/Z, 8/B pairs are kept apart by dropping 0, 1, O, o, I, l) and only a few
+# punctuation signs that no font confuses with a letter or with each other.
+READABLE_UPPER = "".join(c for c in string.ascii_uppercase if c not in "IO")
+READABLE_LOWER = "".join(c for c in string.ascii_lowercase if c not in "lo")
+READABLE_DIGITS = "23456789"
+READABLE_SYMBOLS = "#%+=?@"
+
+
 def generate_password(length: int = GENERATED_LENGTH) -> str:
-    """A random password with at least one upper, lower, digit and symbol."""
-    alphabet = string.ascii_letters + string.digits + SYMBOLS
+    """A random one-time password people can read out: at least one upper, lower, digit
+    and symbol, from an alphabet without look-alikes (about 95 bits at 16 characters)."""
+    alphabet = READABLE_UPPER + READABLE_LOWER + READABLE_DIGITS + READABLE_SYMBOLS
     while True:
         candidate = "".join(secrets.choice(alphabet) for _ in range(length))
         if (any(c.isupper() for c in candidate) and any(c.islower() for c in candidate)
-                and any(c.isdigit() for c in candidate) and any(c in SYMBOLS for c in candidate)):
+                and any(c.isdigit() for c in candidate)
+                and any(c in READABLE_SYMBOLS for c in candidate)):
             return candidate
 
 

@@ -62,6 +62,10 @@ class User(Base):
     # Set when an admin erased the account (GDPR-style): the row stays, anonymised, so that
     # audit rows and message tombstones keep pointing at one id.
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # A confirmed TOTP or at least one passkey (kept in step with those tables in the same
+    # transaction): every session resolve reads it, so it is a column, not a join.
+    has_second_factor: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                    server_default=sa_false())
 
 
 class Application(Base):
@@ -102,6 +106,11 @@ class Session(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     client_ip: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(256), default="")
+    # When this session last proved its owner again (sign-in, or the step-up page): the
+    # dangerous admin actions want it recent.
+    reauth_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # How it was signed in: "password", "totp", "recovery", "passkey" ("" before 0005).
+    signed_in_with: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
 
 class AuditEvent(Base):
@@ -301,3 +310,71 @@ class SystemState(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TotpCredential(Base):
+    """A user's TOTP secret, sealed under the master keys (storage/secret_box.py), and the
+    last time step accepted (a code is never accepted twice)."""
+
+    __tablename__ = "totp_credentials"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    master_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # NULL while enrolment waits for the first correct code.
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class RecoveryCode(Base):
+    """One single-use recovery code, stored only as a keyed hash."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class WebAuthnCredential(Base):
+    """A passkey: its credential id (base64url), COSE public key and signature counter."""
+
+    __tablename__ = "webauthn_credentials"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    credential_id: Mapped[str] = mapped_column(String(512), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    transports: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    name: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class SignInChallenge(Base):
+    """A short-lived challenge known by the SHA-256 of a random token in its own cookie.
+
+    ``second_factor``: the password was right, the second factor is owed (half-signed-in is
+    not a session: nothing else accepts this token). ``passkey_sign_in``: a WebAuthn
+    challenge for signing in with a passkey. ``passkey_register``: a registration challenge
+    bound to a session. ``step_up``: a WebAuthn challenge for re-authentication.
+    """
+
+    __tablename__ = "sign_in_challenges"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(24))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                                nullable=True)
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), nullable=True)
+    challenge: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    client_ip: Mapped[str] = mapped_column(String(64), default="", server_default="")

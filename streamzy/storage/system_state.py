@@ -4,8 +4,9 @@ Names in use: ``keyring_epoch`` (bumped whenever room keys change: every process
 cached keys when it sees a new value), ``rotation`` (the key-rotation checkpoint),
 ``audit_verified`` (when the audit chain was last verified and what was found),
 ``backup_verified`` (the last backup restored and verified), ``purge`` (the last
-retention purge), ``audit_head`` and ``audit_anchor`` (the audit chain's last row and where
-its verification starts: guards/audit_chain.py). Values are short text, JSON where structured.
+retention purge), ``second_factor_policy`` (off, admins or everyone), ``audit_head`` and
+``audit_anchor`` (the audit chain's last row and where its verification starts:
+guards/audit_chain.py). Values are short text, JSON where structured.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ ROTATION = "rotation"
 AUDIT_VERIFIED = "audit_verified"
 BACKUP_VERIFIED = "backup_verified"
 PURGE = "purge"
+# Who must have a second factor: "off", "admins" or "everyone" (set in the admin console;
+# read by every session resolve, so a change applies at once in every process).
+SECOND_FACTOR_POLICY = "second_factor_policy"
 AUDIT_HEAD = "audit_head"
 AUDIT_ANCHOR = "audit_anchor"
 

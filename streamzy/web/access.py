@@ -7,18 +7,38 @@ test makes sure it never ships that way.
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from quart import Quart, Response, g, redirect, request
 
 from streamzy.guards.audit import AuditLog
+from streamzy.guards.sessions import SessionStore
 from streamzy.web.current import info, wants_json
 from streamzy.web.errors import error_response
-from streamzy.web.policy import auth_rule, reachable_before_password_change
+from streamzy.web.policy import (
+    auth_rule,
+    reachable_before_enrolment,
+    reachable_before_password_change,
+    wants_step_up,
+)
 from streamzy.web.sign_in_notices import for_ending
 
 log = logging.getLogger("streamzy.web")
 FIRST_SIGN_IN_PAGE = "/account/password?first=1"
+ENROL_PAGE = "/account/second-factor?required=1"
+STEP_UP_PAGE = "/account/confirm"
+
+
+def _here() -> str:
+    """Where to come back to after the step-up page: this page for a GET; for a form
+    post, the page the form was on (same site only), since a POST cannot be replayed by a
+    redirect."""
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    referrer = urlsplit(request.headers.get("Referer", ""))
+    if referrer.netloc == request.host and referrer.path.startswith("/"):
+        return referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    return "/"
 
 
 def _login_redirect(ending: str | None) -> Response:
@@ -29,8 +49,10 @@ def _login_redirect(ending: str | None) -> Response:
     return redirect(target)  # type: ignore[return-value]
 
 
-def install(app: Quart, *, audit: AuditLog) -> None:
-    """Refuse (401/403) or redirect (to sign in, or to the owed password change)."""
+def install(app: Quart, *, audit: AuditLog, sessions: SessionStore,
+            step_up_seconds: int) -> None:
+    """Refuse (401/403) or redirect (to sign in, to the owed password change, to the owed
+    second-factor enrolment, or to the step-up page before a dangerous action)."""
 
     async def enforce_access() -> Response | None:
         view = app.view_functions.get(request.endpoint or "")
@@ -56,9 +78,20 @@ def install(app: Quart, *, audit: AuditLog) -> None:
             return _login_redirect(g.get("session_end_reason"))
         if session.must_change_password and not reachable_before_password_change(view):
             return redirect(FIRST_SIGN_IN_PAGE)  # type: ignore[return-value]
+        if session.must_enrol and not reachable_before_enrolment(view):
+            if wants_json():
+                return await error_response(403, "second_factor_required",
+                                            "Set up a second factor first.")
+            return redirect(ENROL_PAGE)  # type: ignore[return-value]
         if rule == "admin" and not session.is_admin:
             await audit.record("access_denied", info(), session.user_id, path=request.path)
             return await error_response(403, "forbidden", "Admins only.")
+        if wants_step_up(view) and not sessions.recently_proved(session, step_up_seconds):
+            if wants_json():
+                return await error_response(403, "step_up_required",
+                                            "Confirm it is you first.")
+            target = STEP_UP_PAGE + "?next=" + quote(_here(), safe="/")
+            return redirect(target, 303)  # type: ignore[return-value]
         return None
 
     app.before_request(enforce_access)

@@ -17,7 +17,13 @@ from streamzy.web.access import FIRST_SIGN_IN_PAGE
 from streamzy.web.current import info, session
 from streamzy.web.forms import EmptyForm, LoginForm, PasswordForm
 from streamzy.web.parsing import form_model
-from streamzy.web.policy import allowed_before_password_change, limited, public, signed_in
+from streamzy.web.policy import (
+    allowed_before_enrolment,
+    allowed_before_password_change,
+    limited,
+    public,
+    signed_in,
+)
 from streamzy.web.sign_in_notices import Notice, text_for
 
 GENERIC_LOGIN_ERROR = ("Wrong username or password, or the account is temporarily locked. "
@@ -91,6 +97,7 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
     @bp.post("/logout")
     @signed_in
     @allowed_before_password_change
+    @allowed_before_enrolment
     @limited("pages")
     async def logout() -> Response:
         current = session()

@@ -13,6 +13,8 @@ AUTH_ATTR = "_streamzy_auth"
 LIMITS_ATTR = "_streamzy_limits"
 CSRF_EXEMPT_ATTR = "_streamzy_csrf_exempt"
 PASSWORD_CHANGE_ATTR = "_streamzy_during_password_change"  # noqa: S105 - an attribute name
+ENROLMENT_ATTR = "_streamzy_during_enrolment"
+STEP_UP_ATTR = "_streamzy_step_up"
 
 Auth = Literal["public", "user", "admin", "bot"]
 F = Callable[..., Any]
@@ -59,6 +61,17 @@ def allowed_before_password_change(func: F) -> F:
     return _set(PASSWORD_CHANGE_ATTR, True)(func)
 
 
+def allowed_before_enrolment(func: F) -> F:
+    """Reachable while the second-factor policy still wants this account to enrol."""
+    return _set(ENROLMENT_ATTR, True)(func)
+
+
+def step_up(func: F) -> F:
+    """A dangerous action: the session must have proved its owner (password, code or
+    passkey) within STREAMZY_STEP_UP_SECONDS, else the step-up page comes first."""
+    return _set(STEP_UP_ATTR, True)(func)
+
+
 def auth_rule(view: Any) -> Auth | None:
     """Who may call ``view``; None when it declares nothing (the hooks then refuse it)."""
     rule: Auth | None = getattr(view, AUTH_ATTR, None)
@@ -81,6 +94,14 @@ def reachable_before_password_change(view: Any) -> bool:
     return bool(getattr(view, PASSWORD_CHANGE_ATTR, False))
 
 
+def reachable_before_enrolment(view: Any) -> bool:
+    return bool(getattr(view, ENROLMENT_ATTR, False))
+
+
+def wants_step_up(view: Any) -> bool:
+    return bool(getattr(view, STEP_UP_ATTR, False))
+
+
 def policy_of(view: Any) -> dict[str, Any]:
     return {"auth": auth_rule(view), "limits": limits_of(view),
-            "csrf_exempt": csrf_exemption(view)}
+            "csrf_exempt": csrf_exemption(view), "step_up": wants_step_up(view)}

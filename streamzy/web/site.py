@@ -57,7 +57,8 @@ def create_quart(services: Services) -> Quart:
     templating.install(app, settings=settings, applications=services.applications)
     route_limits.install(app, limiter=services.limiter, settings=settings,
                          audit=services.audit_log)
-    access.install(app, audit=services.audit_log)
+    access.install(app, audit=services.audit_log, sessions=services.sessions,
+                   step_up_seconds=settings.step_up_seconds)
     csrf_hook.install(app, settings=settings, audit=services.audit_log)
     errors.install(app)
     for blueprint in (
