@@ -31,8 +31,10 @@ from streamzy.services.room_roles import RoomRoles
 from streamzy.services.room_rules import RoomRules
 from streamzy.services.rooms import Rooms
 from streamzy.services.shredding import Shredder
+from streamzy.services.sign_in_challenges import SignInChallenges
 from streamzy.storage.crypto import Keyring, MasterKeys
 from streamzy.storage.db import Database
+from streamzy.storage.secret_box import SecretBox
 
 
 @dataclass
@@ -64,6 +66,8 @@ class Services:
     retention: Retention
     exports: Exports
     key_watch: KeyWatch
+    secret_box: SecretBox
+    challenges: SignInChallenges
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -173,4 +177,6 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                     audit_log.record_throttled),
                     shredder=shredder, erasure=erasure, retention=retention,
                     exports=Exports(db, keyring, audit_log.record, clock),
-                    key_watch=KeyWatch(db, keyring, events, clock))
+                    key_watch=KeyWatch(db, keyring, events, clock),
+                    secret_box=SecretBox(keyring.master),
+                    challenges=SignInChallenges(db, clock, settings.second_factor_seconds))

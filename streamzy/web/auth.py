@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from quart import Blueprint, Response, g, redirect, render_template, request
+from quart import Blueprint, Response, redirect, render_template, request
 
 from streamzy.config import Settings
 from streamzy.guards.audit import AuditLog
@@ -24,6 +24,7 @@ from streamzy.web.policy import (
     public,
     signed_in,
 )
+from streamzy.web.sign_in import start_session
 from streamzy.web.sign_in_notices import Notice, text_for
 
 GENERIC_LOGIN_ERROR = ("Wrong username or password, or the account is temporarily locked. "
@@ -80,19 +81,11 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
                            "for a new one.")
             return await render_template("login.html", error=message, username=form.username,
                                          next=_safe_next(form.next)), 401
-        old = g.get("session")
-        if old is not None:  # a new token at every login: no fixation, no reuse
-            await sessions.revoke(old.id, EndReason.REPLACED)
-        token, _ = await sessions.issue(outcome.user.id, info())
         target = _safe_next(form.next)
         if outcome.user.must_change_password:  # the room asked for waits for the new password
             room = _room_page(target)
             target = FIRST_SIGN_IN_PAGE + (f"&next={quote(room, safe='/')}" if room else "")
-        response: Response = redirect(target)  # type: ignore[assignment]
-        response.set_cookie(cookie_name, token, httponly=True, samesite="Lax",
-                            secure=settings.cookie_secure, path="/",
-                            max_age=settings.session_absolute_seconds)
-        return response
+        return await start_session(settings, sessions, outcome.user.id, "password", target)
 
     @bp.post("/logout")
     @signed_in
