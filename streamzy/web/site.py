@@ -9,7 +9,6 @@ from __future__ import annotations
 from quart import Quart
 
 from streamzy.assets import asset_path
-
 from streamzy.web import (
     access,
     admin,
