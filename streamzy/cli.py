@@ -213,10 +213,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from streamzy.app import create_app
+    from streamzy.logs import configure as configure_logging
     from streamzy.serving import serve_in_process
 
     settings = _load(args)
     validate_for_start(settings)
+    configure_logging(settings)  # JSON lines or text, before anything logs (Quart included)
     if not settings.production:
         _prepare_sqlite_dir(settings)
         upgrade(settings.database_url)
