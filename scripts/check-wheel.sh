@@ -61,7 +61,8 @@ step "installing $(basename "$WHEEL") into a fresh virtualenv in $WORK"
 mkdir "$WORK/run"
 cd "$WORK/run"
 CLEAN_ENV=(env -i PATH="$WORK/venv/bin:/usr/bin:/bin" HOME="$WORK" LANG=C.UTF-8
-           STREAMZY_ENV=development STREAMZY_AUDIT_LOG_PATH="$WORK/run/logs/audit.log")
+           STREAMZY_ENV=development STREAMZY_AUDIT_LOG_PATH="$WORK/run/logs/audit.log"
+           STREAMZY_LOG_FORMAT=json)
 run() { "${CLEAN_ENV[@]}" "$@"; }
 VERSION="$(run streamzy --version)" || fail "streamzy --version failed"
 step "installed: $VERSION"
@@ -114,4 +115,15 @@ for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; d
 if kill -0 "$SERVER_PID" 2>/dev/null; then fail "the server did not stop within 10 s of SIGTERM"; fi
 wait "$SERVER_PID" || fail "the server exited with status $? after SIGTERM"
 SERVER_PID=""
+# The shipped hypercorn.toml's logging: every log line JSON, one access line per request.
+"$WORK/venv/bin/python" - "$WORK/serve.log" <<'PYEOF' || fail "the server's log lines (above)"
+import json, sys
+lines = [line for line in open(sys.argv[1], encoding="utf-8") if line.startswith("{")]
+parsed = [json.loads(line) for line in lines]
+paths = [p["access"]["path"] for p in parsed if p.get("logger") == "hypercorn.access"]
+if not {"/login", "/static/app.css"} <= set(paths):
+    print(f"  no JSON access lines for /login and /static/app.css: {paths}", file=sys.stderr)
+    sys.exit(1)
+PYEOF
+step "the log is JSON lines, with an access line for each page fetched"
 step "OK: the wheel installs, initialises, serves a page and a static file, and stops"
