@@ -13,6 +13,8 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
+from streamzy import __version__
+from streamzy.assets import asset_path
 from streamzy.clock import SystemClock
 from streamzy.commands import register_all
 from streamzy.config import (
@@ -211,26 +213,44 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from streamzy.app import create_app
+    from streamzy.logs import configure as configure_logging
     from streamzy.serving import serve_in_process
 
     settings = _load(args)
     validate_for_start(settings)
+    configure_logging(settings)  # JSON lines or text, before anything logs (Quart included)
     if not settings.production:
         _prepare_sqlite_dir(settings)
         upgrade(settings.database_url)
         asyncio.run(_bootstrap_admin(settings, "admin", only_if_none=True))
     app = create_app(settings)
-    return serve_in_process(app, args.config, args.host or settings.host,
+    return serve_in_process(app, _hypercorn_config(args.config), args.host or settings.host,
                             args.port or settings.port, settings.env)
+
+
+def _hypercorn_config(path: str) -> str:
+    """The Hypercorn settings to serve with: ``--config``, else ./hypercorn.toml, else the
+    copy shipped with the release (an installed server keeps the escaped access log, the
+    uvloop worker and the size limits without a checkout)."""
+    if path or Path("hypercorn.toml").exists():
+        return path or "hypercorn.toml"
+    return str(asset_path("hypercorn.toml"))
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"streamzy {__version__}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamzy", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"streamzy {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the server (development: set up on first run)")
     serve.add_argument("--host", default="")
     serve.add_argument("--port", type=int, default=0)
-    serve.add_argument("--config", default="hypercorn.toml")
+    serve.add_argument("--config", default="",
+                       help="Hypercorn settings (default: ./hypercorn.toml, else the shipped one)")
     serve.set_defaults(func=cmd_serve)
     init = sub.add_parser("init", help="generate dev keys, migrate, create the first admin")
     init.add_argument("--admin-username", default="admin")
@@ -248,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(func=cmd_migrate)
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=cmd_version)
     register_all(sub)
     return parser
 

@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     message_max_chars: int = Field(default=4000, ge=1, le=20000)
     audit_log_path: str = "logs/security_audit.log"
+    # The server's own logs (stderr) and the access log (stdout): "json" lines for log
+    # shippers, "text" for people; empty means json in production, text in development
+    # (streamzy/logs.py). The level applies to the server's loggers.
+    log_format: Literal["", "json", "text"] = ""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # A message with markup or a script URL outside Markdown code: "block" refuses it,
     # "flag" delivers it (escaped, as everything is); both audit it. See SECURITY.md.
     suspicious_messages: Literal["block", "flag"] = "block"
@@ -220,6 +225,11 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def log_style(self) -> Literal["json", "text"]:
+        """The log format in force: the setting, else json in production, text otherwise."""
+        return self.log_format or ("json" if self.production else "text")
 
     @property
     def session_cookie_name(self) -> str:

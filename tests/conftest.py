@@ -231,13 +231,15 @@ async def post_form(client: httpx.AsyncClient, path: str, data: dict[str, str] |
     return await client.post(path, data={**(data or {}), "csrf_token": token})
 
 
-async def start_server(settings: Settings, clock: ManualClock) -> tuple[LiveServer, Callable]:
+async def start_server(settings: Settings, clock: ManualClock, *,
+                       access_log: bool = False) -> tuple[LiveServer, Callable]:
     app = create_app(settings, clock)
     port = free_port()
     config = Config.from_toml(ROOT / "hypercorn.toml")  # the shipped limits, not defaults
     config.workers = 1  # serve() is in-process regardless; 0 (for Hypercorn's CLI) only warns
     config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
+    # The access log as hypercorn.toml sets it up (escaped, to stdout), for the tests of it.
+    config.accesslog = "-" if access_log else None
     config.errorlog = SERVER_ERRORS
     config.graceful_timeout = 1
     stop = asyncio.Event()

@@ -7,6 +7,7 @@ log lines for whoever reads it with ``tail``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,11 @@ import httpx
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from streamzy import logs
 from streamzy.access_log import EscapeControlCharacters
 from streamzy.app import create_app
 from streamzy.clock import ManualClock
-from tests.conftest import ROOT, free_port, make_settings
+from tests.conftest import ROOT, free_port, login, make_settings, start_server
 
 # h11 refuses C0 controls in a header, but takes bytes 0x80-0xff: 0x9b is the one-byte CSI
 # of many terminals (ESC [ as one character). Paths are logged percent-decoded.
@@ -104,3 +106,56 @@ def test_hypercorn_toml_attaches_the_filter_to_the_access_logger() -> None:
     loggers = config.logconfig_dict["loggers"]
     assert "escape" in loggers["hypercorn.access"]["filters"]
     assert config.logconfig_dict["disable_existing_loggers"] is False
+
+
+class JsonLines(logging.Handler):
+    """What the JSON form writes, line by line (the same formatter hypercorn.toml names)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logs.StreamzyFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.extend(self.format(record).split("\n"))
+
+
+async def test_the_json_access_log_cannot_be_forged_and_names_request_and_user(
+        tmp_path: Path, database_url: str) -> None:
+    """In JSON mode every request writes exactly one line, valid JSON whatever the path and
+    User-Agent held, with the request id the response carried and the signed-in user."""
+    server, shutdown = await start_server(make_settings(tmp_path, database_url), ManualClock(),
+                                          access_log=True)
+    user = await server.make_user("alice")
+    access = logging.getLogger("hypercorn.access")
+    lines = JsonLines()
+    logs.set_style("json")
+    access.addHandler(lines)
+    try:
+        async with server.client() as client:
+            await login(client, "alice")
+            lines.lines.clear()
+            signed_in = await client.get("/rooms")
+        answer = await _raw_get(server.port, b'evil\x9b31m"}\xe2\x80\xa8')
+        for _ in range(100):  # the access line is written after the response
+            if len(lines.lines) >= 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        access.removeHandler(lines)
+        logs.set_style("text")
+        await shutdown()
+    assert signed_in.status_code == 200 and answer.startswith(b"HTTP/1.1 404")
+    parsed = []
+    for line in lines.lines:
+        assert line.isascii() and line.isprintable(), repr(line)
+        parsed.append(json.loads(line))
+    assert len(parsed) == 2, lines.lines  # no forged third line
+    mine, hostile = parsed
+    assert {"time", "level", "logger", "event", "request_id", "access"} <= mine.keys()
+    assert mine["request_id"] == signed_in.headers["x-request-id"]
+    assert mine["user_id"] == user.id
+    assert mine["access"]["path"] == "/rooms" and mine["access"]["status"] == 200
+    assert hostile["access"]["path"] == "/nothing\x1b[31mhere\r\nforged"
+    assert hostile["access"]["user_agent"] == 'evil\x9b31m"}\xe2\x80\xa8'  # latin-1, as sent
+    assert "user_id" not in hostile and hostile["level"] == "INFO"

@@ -1,9 +1,11 @@
-"""A whole journey, then a search for every secret it used in the audit trail and logs."""
+"""A whole journey, then a search for every secret it used in the audit trail and logs:
+the records, and the lines the JSON log format writes from them (server and access log)."""
 
 from __future__ import annotations
 
 import asyncio
 import html
+import json
 import logging
 import re
 import secrets
@@ -14,8 +16,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from streamzy import logs
 from streamzy.clock import ManualClock
 from streamzy.config import Settings
+from streamzy.guards.context import SYSTEM
 from streamzy.storage.models import AuditEvent
 from tests.conftest import CSRF_META, TEST_PASSWORD, LiveServer, start_server
 
@@ -97,15 +101,44 @@ async def journey(server: LiveServer, seen: set[str]) -> set[str]:
             reference.group(1).replace("-", ""), *wrong}
 
 
+async def bot_calls(server: LiveServer) -> str:
+    """A bot uses the JSON API with its token, and someone tries a forged one."""
+    boss = await server.make_user("botkeeper", admin=True)
+    _, token = await server.services.bots.create(boss.id, "pager", "Pager", [], SYSTEM)
+    async with server.client() as client:
+        mine = await client.get("/api/v1/rooms", headers={"Authorization": f"Bearer {token}"})
+        forged = await client.get("/api/v1/rooms",
+                                  headers={"Authorization": f"Bearer {token[:-4]}AAAA"})
+    assert mine.status_code == 200 and forged.status_code == 401
+    return token
+
+
+class JsonLines(logging.Handler):
+    """Every line the JSON format writes: the server's log and the access log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logs.StreamzyFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith(CLIENT_LOGGERS):
+            self.lines.append(self.format(record))
+
+
 def leaks(text: str, secrets_used: dict[str, str]) -> list[str]:
     return [label for label, value in secrets_used.items() if value in text]
 
 
 async def test_no_secret_reaches_the_audit_trail_or_the_logs(
-        settings_factory: Callable[..., Settings], caplog: pytest.LogCaptureFixture) -> None:
+        settings_factory: Callable[..., Settings], caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     caplog.set_level(logging.DEBUG)
+    # Hypercorn's access atoms carry every environment variable: one holds a secret here.
+    environment_secret = "env-secret-" + secrets.token_hex(16)
+    monkeypatch.setenv("STREAMZY_TEST_CANARY", environment_secret)
     settings = settings_factory()
-    server, shutdown = await start_server(settings, ManualClock())
+    server, shutdown = await start_server(settings, ManualClock(), access_log=True)
     # Loggers that do not propagate (the audit trail's) are captured too, as pytest does
     # for the ones that exist before a test starts.
     quiet = [logger for name, logger in logging.root.manager.loggerDict.items()
@@ -113,25 +146,37 @@ async def test_no_secret_reaches_the_audit_trail_or_the_logs(
              and not logger.propagate]
     for logger in quiet:
         logger.addHandler(caplog.handler)
+    json_lines = JsonLines()
+    written_by = [logging.getLogger(), logging.getLogger("hypercorn.access"), *quiet]
+    for logger in written_by:
+        logger.addHandler(json_lines)
+    logs.set_style("json")
     seen: set[str] = set()
     try:
         passwords = await journey(server, seen)
+        bot_token = await bot_calls(server)
         async with server.services.db.unit() as db:
             rows = list((await db.execute(select(AuditEvent))).scalars())
     finally:
         await shutdown()  # flushes the audit log file
+        logs.set_style("text")
         for logger in quiet:
             logger.removeHandler(caplog.handler)
+        for logger in written_by:
+            logger.removeHandler(json_lines)
 
     secrets_used = {f"password {p!r}": p for p in passwords}
     secrets_used.update({f"cookie or csrf token {v[:6]}…": v for v in seen if len(v) >= 20})
     secrets_used.update({
         "secret key": settings.secret_key.get_secret_value(),
         "pepper": settings.password_pepper.get_secret_value(),
+        "bot token": bot_token,
+        "bot token secret part": bot_token.rsplit("_", 1)[1],
+        "environment secret": environment_secret,
         **{f"message key {i}": k.get_secret_value()
            for i, k in enumerate(settings.message_keys)},
     })
-    assert len(secrets_used) >= 9 + 4  # passwords, keys, and every cookie/token seen
+    assert len(secrets_used) >= 9 + 4 + 3  # passwords, keys, bot, env, every cookie/token seen
 
     assert {r.event for r in rows} >= {"application_submitted", "application_approved",
                                        "login_succeeded", "password_changed", "login_failed",
@@ -151,3 +196,12 @@ async def test_no_secret_reaches_the_audit_trail_or_the_logs(
     for record in server_records:
         text = f"{record.name} {record.getMessage()} {record.exc_text or ''}"
         assert leaks(text, secrets_used) == [], text[:500]
+
+    # The JSON lines: each one object, the access lines among them, ids where known.
+    parsed = [json.loads(line) for line in json_lines.lines]
+    access = [p for p in parsed if p["logger"] == "hypercorn.access"]
+    assert len(access) >= 30 and all(p["request_id"] and p["access"]["status"] for p in access)
+    assert any("user_id" in p for p in access)  # signed-in requests name their user
+    assert all({"time", "level", "logger", "event"} <= p.keys() for p in parsed)
+    for line in json_lines.lines:
+        assert leaks(line, secrets_used) == [], line[:500]

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from streamzy import logs
 from streamzy.guards.context import REQUEST_ID_KEY
 
 Scope = MutableMapping[str, Any]
@@ -73,6 +74,9 @@ class SecurityHeadersMiddleware:
             return
         request_id = secrets.token_hex(16)
         scope[REQUEST_ID_KEY] = request_id
+        # Every log line written while this request (or socket connection) is handled
+        # carries its id, the access line included (Hypercorn writes it from send).
+        bound = logs.bind_request(request_id)
         static = scope.get("path", "").startswith("/static/")
 
         started = False
@@ -105,3 +109,5 @@ class SecurityHeadersMiddleware:
                                      "headers": [(b"content-type", b"application/json"),
                                                  (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
+        finally:
+            logs.unbind(bound)

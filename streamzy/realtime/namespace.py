@@ -16,6 +16,7 @@ from typing import Any
 
 import socketio
 
+from streamzy import logs
 from streamzy.clock import Clock
 from streamzy.config import Rate
 from streamzy.guards.context import RequestInfo
@@ -173,6 +174,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         principal = self._connections.get(sid)
         if principal is None:
             return error("not_authenticated", "Connect with a valid session first.")
+        logs.bind_event(principal.info.request_id, principal.user_id)  # this event's task only
         try:
             # python-socketio runs one connection's events concurrently. Taking this lock
             # first (tasks start in arrival order) processes them in the order the client

@@ -10,6 +10,7 @@ import secrets
 
 from quart import Quart, Response, g, request
 
+from streamzy import logs
 from streamzy.config import Settings
 from streamzy.guards.audit import AuditLog
 from streamzy.guards.sessions import EndReason, Resolution, SessionStore
@@ -41,6 +42,8 @@ def install(app: Quart, *, settings: Settings, sessions: SessionStore, bots: Bot
         authorization = request.headers.get("Authorization", "")
         if authorization.startswith("Bearer ") and request.path.startswith("/api/"):
             g.bot = await bots.resolve(authorization[7:].strip())
+        caller = g.session or g.bot
+        logs.bind_user(caller.user_id if caller is not None else None)  # for every log line
         g.anon_cookie = request.cookies.get(settings.anon_cookie_name) or ""
         if len(g.anon_cookie) != ANON_COOKIE_CHARS:
             g.anon_cookie = secrets.token_urlsafe(32)

@@ -6,10 +6,9 @@ result next to Socket.IO behind the security middleware.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from quart import Quart
 
+from streamzy.assets import asset_path
 from streamzy.web import (
     access,
     admin,
@@ -33,12 +32,10 @@ from streamzy.web import (
 )
 from streamzy.wiring import Services
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-
 
 def create_quart(services: Services) -> Quart:
     settings = services.settings
-    app = Quart(__name__, template_folder=str(ROOT / "templates"), static_folder=None)
+    app = Quart(__name__, template_folder=str(asset_path("templates")), static_folder=None)
     app.config.update(
         DEBUG=False,
         PROPAGATE_EXCEPTIONS=False,

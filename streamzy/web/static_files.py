@@ -6,13 +6,12 @@ cookie and the admin badge for it; only its own rate limit applies.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from quart import Blueprint, Response, send_from_directory
 
+from streamzy.assets import asset_path
 from streamzy.web.policy import limited, public
 
-STATIC = Path(__file__).resolve().parent.parent.parent / "static"
+STATIC = asset_path("static")
 STATIC_ENDPOINT = "static_files.static_file"
 CACHE_CONTROL = "public, max-age=3600"
 
