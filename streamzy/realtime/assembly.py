@@ -159,9 +159,13 @@ class Realtime:
             async with asyncio.timeout(DRAIN_SECONDS):
                 await self.delivery.restarting(self.reconnect_spread())
                 await asyncio.sleep(0.1)  # let the notice leave the send queues
-                await self._sio.eio.disconnect()
-        except Exception:
-            log.warning("closing sockets before the restart did not finish")
+                # python-engineio's disconnect() raises ValueError on an empty set of
+                # connections (asyncio.wait of nothing): with nobody connected, nothing to do.
+                if self._sio.eio.sockets:
+                    await self._sio.eio.disconnect()
+        except Exception as exc:
+            log.warning("closing sockets before the restart did not finish (%s)",
+                        type(exc).__name__)
 
     def reconnect_spread(self) -> float:
         """Seconds over which this process's clients should spread their reconnects: at
