@@ -14,7 +14,7 @@ LIMITS_ATTR = "_streamzy_limits"
 CSRF_EXEMPT_ATTR = "_streamzy_csrf_exempt"
 PASSWORD_CHANGE_ATTR = "_streamzy_during_password_change"  # noqa: S105 - an attribute name
 
-Auth = Literal["public", "user", "admin", "bot"]
+Auth = Literal["public", "user", "admin", "bot", "metrics"]
 F = Callable[..., Any]
 
 
@@ -42,6 +42,12 @@ def admin_only(func: F) -> F:
 def bot_token(func: F) -> F:
     """Called with a Bearer bot token instead of a browser session."""
     return _set(AUTH_ATTR, "bot")(func)
+
+
+def metrics_token(func: F) -> F:
+    """Only with ``Authorization: Bearer <STREAMZY_METRICS_TOKEN>``; anything else is a 404
+    (as if the route did not exist), and so is every request while no token is set."""
+    return _set(AUTH_ATTR, "metrics")(func)
 
 
 def limited(*names: str) -> Callable[[F], F]:
