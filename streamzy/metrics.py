@@ -35,6 +35,10 @@ SIGN_IN_OUTCOMES = ("ok", "bad_credentials", "locked", "disabled",
 CONNECT_REFUSALS = ("not_authenticated", "session_expired", "invalid_token", "csrf_failed",
                     "password_change_required", "too_many_connections", "rate_limited",
                     "unavailable", "too_many_unauthenticated", "internal_error")
+# The limits' names (settings rate_<name>, and the ones services keep themselves).
+RATE_RULES = ("login", "apply", "apply_status", "messages", "bot_messages", "api", "pages",
+              "static", "data_lifecycle", "socket_events", "exports", "audit_verify",
+              "metrics", "slow_mode", "reports")
 MESSAGE_REFUSALS = ("invalid_input", "invalid_payload", "rate_limited", "not_member", "blocked", "too_long",
                     "store_failed", "unavailable", "conflict", "session_ended")
 
@@ -149,7 +153,7 @@ class PrometheusMetrics(Metrics):
         self._refused = _labelled(self._refused_family, MESSAGE_REFUSALS)
         self._connect_refusals = _labelled(self._connect_refusals_family, CONNECT_REFUSALS)
         self._sign_ins = _labelled(self._sign_ins_family, SIGN_IN_OUTCOMES)
-        self._limited: dict[str, Counter] = {}
+        self._limited = _labelled(self._limited_family, RATE_RULES)
         self._readings = _Readings()
         registry.register(self._readings)
         # Bound methods, looked up once (these run for every message).

@@ -159,3 +159,11 @@ def test_weak_tokens_and_bad_binds_are_refused(values: dict[str, str]) -> None:
 def test_binds_accept_ipv4_ipv6_and_names() -> None:
     for bind in ("127.0.0.1:9464", "[::1]:9464", "localhost:9464", "10.0.0.5:1"):
         assert Settings(_env_file=None, metrics_bind=bind).metrics_enabled  # type: ignore[call-arg]
+
+
+def test_every_rate_limit_is_a_pre_bound_rule() -> None:
+    from streamzy.metrics import RATE_RULES
+
+    configured = {name[len("rate_"):] for name in Settings.model_fields
+                  if name.startswith("rate_")}
+    assert configured <= set(RATE_RULES)
