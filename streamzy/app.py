@@ -15,6 +15,7 @@ from streamzy.clock import Clock
 from streamzy.config import ConfigError, Settings, validate_for_start
 from streamzy.guards.context import SYSTEM
 from streamzy.guards.headers import SecurityHeadersMiddleware
+from streamzy.metrics_listener import MetricsListener
 from streamzy.periodic import Periodic, retry_quietly
 from streamzy.realtime.assembly import Realtime
 from streamzy.realtime.server import create_sio
@@ -35,6 +36,7 @@ class StreamzyApp:
         self.sio = sio
         self.realtime = realtime
         self.sweeper = realtime.sweeper
+        self.metrics_listener: MetricsListener | None = None
         self._asgi = asgi
         self.startup_error = ""
         # Called with the reason when the start is refused; the CLI's ASGI entry point
@@ -55,6 +57,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     services = build_services(settings, clock)
     quart = create_quart(services)
     sio = create_sio(settings, services.audit_throttled)
+    # STREAMZY_METRICS_BIND: the metrics on their own address, off the chat port.
+    metrics_listener = MetricsListener(settings.metrics_bind, services.metrics.registry)
     realtime = Realtime(sio, services)
     # The retention purge runs in the server (a failed round is logged; the next one runs).
     retention = Periodic("retention-purge", settings.retention_interval_seconds,
@@ -91,6 +95,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                          "database without Redis. Several processes or workers need "
                          "STREAMZY_REDIS_URL (sockets, rate limits and revocations are "
                          "shared through it); or stop the other process.")
+        try:
+            metrics_listener.start()
+        except OSError as exc:
+            raise refuse(f"refusing to start: STREAMZY_METRICS_BIND={settings.metrics_bind} "
+                         f"cannot be bound ({exc.strerror or type(exc).__name__}); each "
+                         "process needs its own metrics address") from None
         services.audit_log.start()
         key_watch.start()
         await realtime.start()
@@ -102,6 +112,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @quart.after_serving
     async def _stop() -> None:
+        await metrics_listener.stop()
         await retention.stop()
         await key_watch.stop()
         await realtime.stop()
@@ -113,4 +124,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     if settings.trusted_hops:
         inner = ProxyFixMiddleware(inner, mode="legacy", trusted_hops=settings.trusted_hops)
     streamzy_app = StreamzyApp(services, quart, sio, realtime, inner)
+    streamzy_app.metrics_listener = metrics_listener
     return streamzy_app

@@ -179,6 +179,12 @@ class Settings(BaseSettings):
     # Encrypts backup files (`streamzy backup`); never one of the message keys, so a
     # backup and the keys that open its messages are kept apart.
     backup_key: SecretStr = SecretStr("")
+    # Prometheus metrics (streamzy/metrics.py), off unless one of these is set. A separate
+    # listener (host:port, e.g. 127.0.0.1:9464) that serves only the metrics; and/or a
+    # bearer token that opens /metrics on the chat port (otherwise 404 there).
+    metrics_bind: str = ""
+    metrics_token: SecretStr = SecretStr("")
+    rate_metrics: str = "60/m"  # /metrics on the chat port, per client address
 
     @field_validator("message_keys", "allowed_origins", mode="before")
     @classmethod
@@ -206,11 +212,31 @@ class Settings(BaseSettings):
     @field_validator("rate_login", "rate_apply", "rate_apply_status", "rate_messages", "rate_bot_messages",
                      "rate_api", "rate_pages", "rate_static", "rate_socket_events",
                      "rate_data_lifecycle", "rate_exports",
-                     "rate_audit_verify")
+                     "rate_audit_verify", "rate_metrics")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         Rate.parse(value)
         return value
+
+    @field_validator("metrics_bind")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        if value.strip():
+            metrics_address(value)
+        return value.strip()
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _strong_metrics_token(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if raw and (len(raw) < MIN_SECRET_LENGTH or len(set(raw)) < 10):
+            raise ValueError(f"STREAMZY_METRICS_TOKEN must be empty (off) or at least "
+                             f"{MIN_SECRET_LENGTH} random characters")
+        return value
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return bool(self.metrics_bind or self.metrics_token.get_secret_value())
 
     @model_validator(mode="after")
     def _audit_outlives_messages(self) -> Settings:
@@ -247,6 +273,16 @@ class Settings(BaseSettings):
 
     def rate(self, name: str) -> Rate:
         return Rate.parse(getattr(self, f"rate_{name}"))
+
+
+def metrics_address(bind: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:9464`` for IPv6) as (host, port); ValueError otherwise."""
+    host, sep, port = bind.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"STREAMZY_METRICS_BIND must be host:port, e.g. 127.0.0.1:9464: "
+                         f"{bind!r}")
+    return host, int(port)
 
 
 @dataclass(frozen=True)

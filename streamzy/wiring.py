@@ -11,6 +11,7 @@ from streamzy.guards.audit import AuditLog
 from streamzy.guards.audit_chain import derive_key
 from streamzy.guards.ratelimit import MemoryRateStore, RateLimiter, RateStore, RedisRateStore
 from streamzy.guards.sessions import SessionStore
+from streamzy.metrics import Metrics, build_metrics
 from streamzy.services.accounts import Accounts, Policy
 from streamzy.services.applications import Applications
 from streamzy.services.bots import Bots
@@ -68,6 +69,7 @@ class Services:
     key_watch: KeyWatch
     secret_box: SecretBox
     challenges: SignInChallenges
+    metrics: Metrics
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -105,6 +107,8 @@ class Services:
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
+    # One per app (its own registry): the seam every part counts through.
+    metrics = build_metrics(settings.metrics_enabled)
     events = EventBus()
     db = Database(settings.database_url, settings.database_timeout_seconds,
                   settings.sqlite_synchronous)
@@ -117,8 +121,13 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                             settings.session_absolute_seconds)
     store: RateStore = (RedisRateStore(settings.redis_url) if settings.redis_url
                         else MemoryRateStore())
-    limiter = RateLimiter(store, clock)
-    hasher = PasswordHasher(settings.password_pepper.get_secret_value(), settings.bcrypt_rounds)
+    limiter = RateLimiter(store, clock, metrics=metrics)
+    hasher = PasswordHasher(settings.password_pepper.get_secret_value(), settings.bcrypt_rounds,
+                            metrics=metrics)
+    metrics.watch_pool(db.pool_checked_out, db.pool_capacity)
+    metrics.watch_audit_failures(lambda: audit_log.write_failures)
+    if isinstance(store, RedisRateStore):
+        metrics.watch_circuit("rate_limits", lambda: not store.circuit.closed)
 
     async def end_sessions(user_id: int, reason: str, keep: int | None) -> int:
         return await sessions.revoke_user(user_id, reason, keep=keep)
@@ -129,7 +138,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         one_time_password_hours=settings.one_time_password_hours,
         password_min_length=settings.password_min_length,
     )
-    accounts = Accounts(db, clock, hasher, audit_log.record, end_sessions, policy, events)
+    accounts = Accounts(db, clock, hasher, audit_log.record, end_sessions, policy, events,
+                        metrics=metrics)
     applications = Applications(db, clock, accounts, audit_log.record,
                                 audit_log.record_throttled)
     keyring = Keyring(db, MasterKeys([k.get_secret_value() for k in settings.message_keys]),
@@ -137,7 +147,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     rooms = Rooms(db, clock, keyring, audit_log.record)
     messages = MessageWriter(db, clock, keyring, audit_log.record, events,
                              max_chars=settings.message_max_chars,
-                             suspicious=settings.suspicious_messages)
+                             suspicious=settings.suspicious_messages, metrics=metrics)
     history = MessageHistory(db, keyring, audit_log.record)
     # Who may write where now (archived, muted, slow mode), cached per room; forgets a room
     # when a moderation event for it is published.
@@ -179,4 +189,5 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                     exports=Exports(db, keyring, audit_log.record, clock),
                     key_watch=KeyWatch(db, keyring, events, clock),
                     secret_box=SecretBox(keyring.master),
-                    challenges=SignInChallenges(db, clock, settings.second_factor_seconds))
+                    challenges=SignInChallenges(db, clock, settings.second_factor_seconds),
+                    metrics=metrics)

@@ -14,6 +14,7 @@ from typing import Protocol
 from streamzy.clock import Clock
 from streamzy.config import Rate
 from streamzy.guards.circuit import Circuit
+from streamzy.metrics import Metrics
 
 log = logging.getLogger("streamzy.ratelimit")
 FAIL_CLOSED = frozenset({"login", "apply"})  # limits that guard credentials and admission
@@ -123,13 +124,24 @@ class RateLimiter:
 
     UNAVAILABLE_RETRY = 5.0
 
-    def __init__(self, store: RateStore, clock: Clock) -> None:
+    def __init__(self, store: RateStore, clock: Clock, *,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
         self._clock = clock
+        self._metrics = metrics or Metrics()
         self._fallback = MemoryRateStore()
         self.degraded = False
 
-    async def hit(self, key: str, rate: Rate, *, fail_closed: bool = False) -> Decision:
+    async def hit(self, key: str, rate: Rate, *, fail_closed: bool = False,
+                  rule: str = "") -> Decision:
+        """One event for ``key``; ``rule`` names the limit in the metrics (default: the
+        key's first part, as in ``login:ip:...``)."""
+        decision = await self._decide(key, rate, fail_closed)
+        if not decision.allowed and not decision.unavailable:
+            self._metrics.rate_limited(rule or key.partition(":")[0])
+        return decision
+
+    async def _decide(self, key: str, rate: Rate, fail_closed: bool) -> Decision:
         interval = rate.period / rate.count
         tolerance = rate.period - interval
         now = self._clock.now().timestamp()

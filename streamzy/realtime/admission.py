@@ -25,6 +25,7 @@ import socketio
 
 from streamzy.clock import Clock
 from streamzy.guards.context import RequestInfo
+from streamzy.metrics import Metrics
 from streamzy.periodic import Periodic
 
 log = logging.getLogger("streamzy.realtime")
@@ -34,8 +35,10 @@ REFUSAL_WINDOW = 60.0
 
 class Admission:
     def __init__(self, sio: socketio.AsyncServer, clock: Clock, audit_throttled: Audit, *,
-                 deadline: float, per_address: int, refusals_per_minute: int) -> None:
+                 deadline: float, per_address: int, refusals_per_minute: int,
+                 metrics: Metrics | None = None) -> None:
         self._sio = sio
+        self._metrics = metrics or Metrics()
         self._clock = clock
         self._audit_throttled = audit_throttled
         self.deadline = deadline
@@ -55,8 +58,10 @@ class Admission:
     async def _on_engine_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         info = RequestInfo.from_environ(environ)
         if self.closing:
+            self._metrics.socket_refused("closing")
             return False
         if self._pending_by_address[info.ip] >= self._per_address:
+            self._metrics.socket_refused("too_many_unauthenticated")
             await self._audit_throttled(f"unauthenticated:{info.ip}", "socket_refused", info,
                                         None, reason="too_many_unauthenticated")
             return False

@@ -11,6 +11,7 @@ import logging
 
 import socketio
 
+from streamzy.metrics import Metrics
 from streamzy.realtime.admission import Admission
 from streamzy.realtime.conversation_handlers import ConversationHandlers
 from streamzy.realtime.delivery import Delivery
@@ -58,7 +59,8 @@ class Realtime:
     def __init__(self, sio: socketio.AsyncServer, services: Services) -> None:
         settings = services.settings
         self._sio = sio
-        self.delivery = Delivery(sio, settings.presence_fanout_per_second)
+        metrics = services.metrics
+        self.delivery = Delivery(sio, settings.presence_fanout_per_second, metrics)
         self.connections = Connections(self.delivery)
         self.registry = SocketRegistry(self.connections.drop, settings.redis_url,
                                        self.delivery.resync)
@@ -90,7 +92,7 @@ class Realtime:
             sio, services.clock, services.audit_throttled,
             deadline=settings.socket_auth_deadline_seconds,
             per_address=settings.socket_unauthenticated_per_address,
-            refusals_per_minute=settings.socket_refusals_per_minute)
+            refusals_per_minute=settings.socket_refusals_per_minute, metrics=metrics)
         self.handshake = Handshake(services.sessions, services.bots, services.clock,
                                    settings.session_cookie_name)
         self.namespace = ChatNamespace(
@@ -101,8 +103,10 @@ class Realtime:
             caps={"user": settings.sockets_per_user, "bot": settings.sockets_per_bot},
             limiter=services.limiter,
             event_rate=settings.rate("socket_events"), clock=services.clock,
-            audit=services.audit, audit_throttled=services.audit_throttled)
+            audit=services.audit, audit_throttled=services.audit_throttled,
+            metrics=metrics)
         sio.register_namespace(self.namespace)
+        self._watch(metrics, sio, bool(settings.redis_url))
         self.sweeper = SessionSweeper(connections=self.connections, freshness=self.freshness,
                                       sessions=services.sessions, bots=services.bots,
                                       clock=services.clock,
@@ -118,6 +122,19 @@ class Realtime:
         if isinstance(sio.manager, RedisManager):
             sio.manager.on_recovered = self.registry.announce_resync
             sio.manager.subscription.on_resubscribed = self.delivery.resync
+
+    def _watch(self, metrics: Metrics, sio: socketio.AsyncServer, redis: bool) -> None:
+        """What the metrics read at scrape time: live sockets, the Redis breakers."""
+        connections = self.connections
+        metrics.watch_sockets(lambda: len(connections))
+        circuits = [("revocations", self.registry.circuit)]
+        if isinstance(sio.manager, RedisManager):
+            circuits.append(("fanout", sio.manager.circuit))
+        if self.presence.shared is not None:
+            circuits.append(("presence", self.presence.shared.circuit))
+        if redis:  # without Redis there is no breaker to watch
+            for name, circuit in circuits:
+                metrics.watch_circuit(name, lambda c=circuit: not c.closed)
 
     def _subscribe(self, services: Services) -> None:
         registry = self.registry

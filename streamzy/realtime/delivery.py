@@ -13,6 +13,7 @@ from typing import Any
 import socketio
 
 from streamzy import wire
+from streamzy.metrics import Metrics
 from streamzy.services.events import MessageChanged, MessagesStored
 from streamzy.services.message_state import StoredMessage
 
@@ -36,8 +37,10 @@ def user_channel(user_id: int) -> str:
 
 
 class Delivery:
-    def __init__(self, sio: socketio.AsyncServer, fanout: int = 500) -> None:
+    def __init__(self, sio: socketio.AsyncServer, fanout: int = 500,
+                 metrics: Metrics | None = None) -> None:
         self._sio = sio
+        self._delivered = (metrics or Metrics()).message_delivered
         self._queue: asyncio.Queue[MessagesStored | MessageChanged] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._activity: dict[int, int] = {}  # room -> newest seq not yet announced
@@ -70,6 +73,7 @@ class Delivery:
                 try:
                     await self._sio.emit("message", wire.message(message),
                                          room=room_channel(message.room_id))
+                    self._delivered()
                     await self._notify(message)
                 except Exception:  # one failed emit must not stop later deliveries
                     log.exception("emitting message %s failed", message.id)

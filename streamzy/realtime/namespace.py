@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from streamzy.config import Rate
 from streamzy.guards.context import RequestInfo
 from streamzy.guards.ratelimit import RateLimiter
 from streamzy.guards.validation import InputError
+from streamzy.metrics import Metrics
 from streamzy.realtime.admission import Admission
 from streamzy.realtime.flood import FloodGuard
 from streamzy.realtime.freshness import SessionFreshness
@@ -50,8 +52,10 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                  connections: Connections, freshness: SessionFreshness, presence: Presence,
                  flood: FloodGuard, registry: SocketRegistry, admission: Admission,
                  caps: dict[str, int], limiter: RateLimiter, event_rate: Rate,
-                 clock: Clock, audit: Audit, audit_throttled: Audit) -> None:
+                 clock: Clock, audit: Audit, audit_throttled: Audit,
+                 metrics: Metrics | None = None) -> None:
         super().__init__("/")
+        self._metrics = metrics or Metrics()
         self._handlers = handlers
         self._handshake = handshake
         self._connections = connections
@@ -86,7 +90,19 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         handler = self._handlers.get(event)
         if handler is None:
             return error("unknown_event", "Unknown event.")
+        if event == "message":
+            return await self._message(handler, sid, args[1:])
         return await self._guarded(event, handler, sid, args[1:])
+
+    async def _message(self, handler: Handler, sid: str, args: tuple[Any, ...]) -> Any:
+        """A send: its ack (after the commit), counted as stored latency or as refused."""
+        arrived = time.perf_counter()
+        ack = await self._guarded("message", handler, sid, args)
+        if isinstance(ack, dict) and ack.get("ok") is False:
+            self._metrics.message_refused(str(ack.get("code", "")))
+        else:
+            self._metrics.ack(time.perf_counter() - arrived)
+        return ack
 
     def _sent_by_client(self, sid: str) -> bool:
         """python-socketio raises connect and disconnect while the socket is connecting or
@@ -129,6 +145,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                               f"This account already has {cap} live connections here.")
         except Refused as exc:
             self._admission.refused(info.ip)
+            self._metrics.socket_refused(exc.code)
             # One row per address, reason and window: a loop of refusals cannot flood it.
             # The refusal goes out even when the row cannot be written (the database is what
             # failed, or its pool is exhausted): the JSON audit line is written regardless.
@@ -139,6 +156,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 log.warning("socket refusal (%s) not stored in the audit table", exc.code)
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.code, {"code": exc.code, "message": exc.message}) from None
+        self._metrics.socket_connected()
         self.adopt(sid, principal)
         self._admission.authenticated(sid)
         await self.enter_room(sid, f"u:{principal.user_id}")
@@ -186,7 +204,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 if not await self._freshness.still_valid(sid, principal, touch=event == "message",
                                                          drop=self._connections.drop):
                     return error("session_ended", "Your session has ended.")
-                budget = await self._limiter.hit(f"events:{sid}", self._event_rate)
+                budget = await self._limiter.hit(f"events:{sid}", self._event_rate,
+                                                 rule="socket_events")
                 if not budget.allowed:
                     return await self._flood.refuse(sid, principal, "socket_events",
                                                     budget.retry_after)

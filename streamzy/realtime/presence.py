@@ -51,6 +51,11 @@ class Presence:
         self._shared = (SharedRoster(redis_url, self._note, self._roster.holding,
                                      dead_after=dead_after) if redis_url else None)
 
+    @property
+    def shared(self) -> SharedRoster | None:
+        """The cluster-wide roster in Redis (None without Redis)."""
+        return self._shared
+
     async def enter(self, sid: str, principal: Principal, room_id: int) -> None:
         """Put a socket in the room. Raises Gone if it disconnected meanwhile: checked with
         no await before the index is updated, so a gone socket can never be left indexed

@@ -49,6 +49,11 @@ class SocketRegistry:
         self._unsent: list[dict[str, Any]] = []
         self._listener: asyncio.Task[None] | None = None
 
+    @property
+    def circuit(self) -> Circuit:
+        """The breaker on revocation publishes (its state is a metric)."""
+        return self._circuit
+
     def add(self, sid: str, *keys: str) -> None:
         for key in keys:
             self._by_key[key].add(sid)

@@ -65,6 +65,11 @@ class SharedRoster:
         self._redis: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
+    @property
+    def circuit(self) -> Circuit:
+        """The breaker on presence pipelines (its state is a metric)."""
+        return self._circuit
+
     # -- what presence calls ----------------------------------------------------------
     def enter(self, room_id: int, user_id: int, public: dict[str, Any]) -> None:
         self._put(_Op("enter", room_id, user_id, public))

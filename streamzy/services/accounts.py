@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from streamzy.clock import Clock, as_utc
+from streamzy.metrics import Metrics
 from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
 from streamzy.services.events import EventBus, UserDisabled
 from streamzy.services.passwords import PasswordHasher, generate_password, password_problems
@@ -38,8 +39,10 @@ class LoginOutcome:
 
 class Accounts:
     def __init__(self, db: Database, clock: Clock, hasher: PasswordHasher, audit: Audit,
-                 end_sessions: EndSessions, policy: Policy, events: EventBus) -> None:
+                 end_sessions: EndSessions, policy: Policy, events: EventBus, *,
+                 metrics: Metrics | None = None) -> None:
         self._db = db
+        self._metrics = metrics or Metrics()
         self._clock = clock
         self._hasher = hasher
         self._audit = audit
@@ -60,6 +63,12 @@ class Accounts:
 
     async def authenticate(self, raw_username: str, password: str, info: Any) -> LoginOutcome:
         """Check credentials. Known and unknown names cost one bcrypt check each."""
+        outcome = await self._authenticate(raw_username, password, info)
+        self._metrics.sign_in(outcome.reason)
+        return outcome
+
+    async def _authenticate(self, raw_username: str, password: str,
+                            info: Any) -> LoginOutcome:
         user = await self.by_username(raw_username)
         if user is not None and user.is_bot:
             user = None
@@ -112,6 +121,8 @@ class Accounts:
                 until = now + timedelta(seconds=self.policy.lockout_seconds)
                 await db.execute(update(User).where(User.id == user_id)
                                  .values(failed_logins=0, locked_until=until))
+        if locked:  # committed: sign-in and password-change guesses lock alike
+            self._metrics.lockout()
         return failures, locked
 
     async def create_user(self, username: str, display_name: str, email: str, *,

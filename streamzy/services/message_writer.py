@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from streamzy.clock import Clock
+from streamzy.metrics import Metrics
 from streamzy.services.content import clean_message, suspicious_pattern
 from streamzy.services.errors import Conflict, Invalid, NotFound, ServiceError
 from streamzy.services.events import EventBus, MessagesStored
@@ -85,8 +86,10 @@ class MessageWriter:
     """Validates, seals and queues messages; one task writes them in group commits."""
 
     def __init__(self, db: Database, clock: Clock, keyring: Keyring, audit: Audit,
-                 events: EventBus, *, max_chars: int, suspicious: str = "block") -> None:
+                 events: EventBus, *, max_chars: int, suspicious: str = "block",
+                 metrics: Metrics | None = None) -> None:
         self._db = db
+        self._metrics = metrics or Metrics()
         self._clock = clock
         self._keyring = keyring
         self._audit = audit
@@ -216,6 +219,7 @@ class MessageWriter:
                 self._fail(batch, exc)
                 continue
             if stored:  # subscribers' trouble is logged by the bus, never lost here
+                self._metrics.messages_stored(len(stored))
                 await self._events.publish(MessagesStored(tuple(stored)))
 
     def _fail(self, batch: list[Pending], exc: BaseException) -> None:
@@ -240,8 +244,10 @@ class MessageWriter:
                 raise StoreUnavailable("store_failed", "The message could not be stored. "
                                                        "Retry it.")
         finally:
+            elapsed = time.perf_counter() - started
+            self._metrics.commit(len(batch), elapsed)
             for observe in self._observers:
-                observe(len(batch), (time.perf_counter() - started) * 1000)
+                observe(len(batch), elapsed * 1000)
         # Committed: now, and only now, acknowledge.
         stored: list[StoredMessage] = []
         written: dict[tuple[int, str], tuple[Pending, SendResult]] = {}

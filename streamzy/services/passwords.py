@@ -15,12 +15,15 @@ import os
 import secrets
 import string
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import bcrypt
+
+from streamzy.metrics import Metrics
 
 MAX_PASSWORD_CHARS = 4096
 GENERATED_LENGTH = 16
@@ -45,22 +48,33 @@ _BCRYPT_POOL = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
                                   thread_name_prefix="bcrypt", initializer=_lower_priority)
 
 
-async def _in_pool(func: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(_BCRYPT_POOL, func, *args)
+async def _in_pool(func: Any, *args: Any, metrics: Metrics | None = None) -> Any:
+    if metrics is None or not metrics.enabled:
+        return await asyncio.get_running_loop().run_in_executor(_BCRYPT_POOL, func, *args)
+    submitted = time.perf_counter()
+
+    def timed() -> Any:
+        # In the worker: the time spent queued behind other hashes (a login storm's cost).
+        metrics.bcrypt_wait(time.perf_counter() - submitted)
+        return func(*args)
+
+    return await asyncio.get_running_loop().run_in_executor(_BCRYPT_POOL, timed)
 
 
 class PasswordHasher:
     """bcrypt over a peppered pre-hash, always run in a worker thread."""
 
-    def __init__(self, pepper: str, rounds: int = 12) -> None:
+    def __init__(self, pepper: str, rounds: int = 12, *,
+                 metrics: Metrics | None = None) -> None:
         self._pepper = pepper.encode("utf-8")
         self.rounds = rounds
+        self._metrics = metrics
         self._dummy: str | None = None
 
     async def hash(self, password: str) -> str:
         prehashed = _prehash(password, self._pepper)
         salt = bcrypt.gensalt(self.rounds)
-        hashed = await _in_pool(bcrypt.hashpw, prehashed, salt)
+        hashed = await _in_pool(bcrypt.hashpw, prehashed, salt, metrics=self._metrics)
         return str(hashed.decode("ascii"))
 
     async def verify(self, password: str, hashed: str | None) -> bool:
@@ -68,11 +82,12 @@ class PasswordHasher:
         if not hashed:
             hashed = await self._dummy_hash()
             await _in_pool(bcrypt.checkpw, _prehash(password, self._pepper),
-                           hashed.encode("ascii"))
+                           hashed.encode("ascii"), metrics=self._metrics)
             return False
         try:
             return bool(await _in_pool(
-                bcrypt.checkpw, _prehash(password, self._pepper), hashed.encode("ascii")))
+                bcrypt.checkpw, _prehash(password, self._pepper), hashed.encode("ascii"),
+                metrics=self._metrics))
         except ValueError:  # a malformed stored hash never matches
             return False
 

@@ -29,7 +29,7 @@ class Budget(Protocol):
 
 
 class Limiter(Protocol):
-    async def hit(self, key: str, rate: Rate) -> Budget: ...
+    async def hit(self, key: str, rate: Rate, *, rule: str = "") -> Budget: ...
 
 
 def message_limit(sender: Sender) -> str:
@@ -52,7 +52,8 @@ class MessagePosting:
         """Take one from the sender's message budget (messages, edits, deletes and
         reactions all spend it); RateLimited, audited once per window, when it is empty."""
         limit = message_limit(sender)
-        decision = await self._limiter.hit(f"msg:{sender.user_id}", self._rates(limit))
+        decision = await self._limiter.hit(f"msg:{sender.user_id}", self._rates(limit),
+                                           rule=limit)
         if not decision.allowed:
             await self._audit_throttled(f"{limit}:{sender.user_id}", "rate_limited", info,
                                         sender.user_id, limit=limit)

@@ -88,7 +88,7 @@ class Budget(Protocol):
 
 
 class Limiter(Protocol):
-    async def hit(self, key: str, rate: Rate) -> Budget: ...
+    async def hit(self, key: str, rate: Rate, *, rule: str = "") -> Budget: ...
 
 
 class RoomRules:
@@ -142,7 +142,8 @@ class RoomRules:
         seconds = rules.slow_mode_seconds
         if seconds <= 0 or user_id in rules.exempt or self._limiter is None:
             return
-        decision = await self._limiter.hit(f"slow:{room.id}:{user_id}", Rate(1, seconds))
+        decision = await self._limiter.hit(f"slow:{room.id}:{user_id}", Rate(1, seconds),
+                                           rule="slow_mode")
         if not decision.allowed:
             if self._audit_throttled is not None:
                 await self._audit_throttled(f"slow_mode:{user_id}", "rate_limited", info,

@@ -43,6 +43,10 @@ def _flushed(session: Session, _context: Any) -> None:
     session.info["wrote"] = True
 
 
+POOL_SIZE = 10
+POOL_OVERFLOW = 20
+
+
 def make_engine(url: str, timeout: float | None = None,
                 synchronous: str = "FULL") -> AsyncEngine:
     """Create the engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
@@ -53,7 +57,7 @@ def make_engine(url: str, timeout: float | None = None,
     """
     # A join storm can want more connections than the pool has: waiting for one is bounded
     # like any other wait (SQLAlchemy's default is 30 s, which held sockets unanswered).
-    pool: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
+    pool: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
     if timeout is not None:
         pool["pool_timeout"] = timeout
     if is_sqlite(url):
@@ -110,6 +114,14 @@ class Database:
         self._readers = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_pool: ThreadPoolExecutor | None = None
+
+    def pool_checked_out(self) -> int:
+        """Pooled connections in use now (for the metrics, read at scrape time)."""
+        return int(getattr(self.engine.pool, "checkedout", lambda: 0)())
+
+    @staticmethod
+    def pool_capacity() -> int:
+        return POOL_SIZE + POOL_OVERFLOW
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncSession]:

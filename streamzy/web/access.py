@@ -6,10 +6,13 @@ test makes sure it never ships that way.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from urllib.parse import quote, urlsplit
 
 from quart import Quart, Response, g, redirect, request
+from werkzeug.exceptions import NotFound
 
 from streamzy.guards.audit import AuditLog
 from streamzy.guards.sessions import SessionStore
@@ -49,10 +52,28 @@ def _login_redirect(ending: str | None) -> Response:
     return redirect(target)  # type: ignore[return-value]
 
 
-def install(app: Quart, *, audit: AuditLog, sessions: SessionStore,
-            step_up_seconds: int) -> None:
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8")).digest()
+
+
+def install(app: Quart, *, audit: AuditLog, sessions: SessionStore, step_up_seconds: int,
+            metrics_token: str = "") -> None:
     """Refuse (401/403) or redirect (to sign in, to the owed password change, to the owed
     second-factor enrolment, or to the step-up page before a dangerous action)."""
+    expected = _digest(metrics_token) if metrics_token else None
+
+    async def metrics_access() -> None:
+        """The metrics token or a 404 exactly like an unknown path's; a token that does
+        not match is audited (once per address and minute, with the repeats counted)."""
+        given = request.headers.get("Authorization", "")
+        token = given[7:].strip() if given.startswith("Bearer ") else ""
+        # Digests of equal length: the comparison time says nothing about the token.
+        if expected is not None and token and hmac.compare_digest(_digest(token), expected):
+            return
+        if given:
+            await audit.record_throttled(f"metrics-auth:{info().ip}", "metrics_auth_failed",
+                                         info(), None, path=request.path)
+        raise NotFound()
 
     async def enforce_access() -> Response | None:
         view = app.view_functions.get(request.endpoint or "")
@@ -61,6 +82,9 @@ def install(app: Quart, *, audit: AuditLog, sessions: SessionStore,
         rule = auth_rule(view)
         session = g.get("session")
         if rule == "public":
+            return None
+        if rule == "metrics":
+            await metrics_access()
             return None
         if rule == "bot":
             if g.get("bot") is None:

@@ -7,10 +7,12 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 from quart import Blueprint, Response, g, jsonify
+from werkzeug.exceptions import HTTPException
 
 from streamzy import wire
-from streamzy.guards.validation import StrictModel
-from streamzy.services.errors import RateLimited
+from streamzy.guards.validation import InputError, StrictModel
+from streamzy.metrics import Metrics
+from streamzy.services.errors import RateLimited, as_service_error
 from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import Sender
@@ -38,9 +40,21 @@ def too_fast(exc: RateLimited) -> tuple[Response, int]:
     return refused, 429
 
 
+def _refusal_code(exc: Exception) -> str:
+    """The code a refused API send answers with (for the metrics)."""
+    if isinstance(exc, InputError):
+        return exc.code
+    if isinstance(exc, HTTPException):
+        return f"http_{exc.code}"
+    known = as_service_error(exc)
+    return known.code if known is not None else "internal_error"
+
+
 def blueprint(*, rooms: Rooms, history: MessageHistory, posting: MessagePosting,
-              changes: MessageChanges, message_max_chars: int) -> Blueprint:
+              changes: MessageChanges, message_max_chars: int,
+              metrics: Metrics | None = None) -> Blueprint:
     bp = Blueprint("api", __name__)
+    refused = (metrics or Metrics()).message_refused
     document = build_openapi(message_max_chars=message_max_chars)
 
     def bot_sender() -> Sender:
@@ -75,13 +89,18 @@ def blueprint(*, rooms: Rooms, history: MessageHistory, posting: MessagePosting,
     @csrf_exempt(NO_COOKIES)
     @limited("api")
     async def post_message(room_id: int) -> tuple[Response, int]:
-        body = await json_model(PostMessage)
-        room = await rooms.resolve(room_id)
-        try:  # the same use case as the socket's message event: membership, limit, audit
+        try:
+            body = await json_model(PostMessage)
+            room = await rooms.resolve(room_id)
+            # the same use case as the socket's message event: membership, limit, audit
             result = await posting.send(bot_sender(), room, body.client_msg_id, body.text,
                                         info(), on="api", reply_to=body.reply_to)
         except RateLimited as exc:
+            refused(exc.code)
             return too_fast(exc)
+        except Exception as exc:  # counted by the code the bot gets, then answered as usual
+            refused(_refusal_code(exc))
+            raise
         return jsonify(wire.ack(result, room.id)), 200 if result.duplicate else 201
 
     # Edits, deletes and reactions: the same use cases as the socket's events.

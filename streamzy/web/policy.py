@@ -16,7 +16,7 @@ PASSWORD_CHANGE_ATTR = "_streamzy_during_password_change"  # noqa: S105 - an att
 ENROLMENT_ATTR = "_streamzy_during_enrolment"
 STEP_UP_ATTR = "_streamzy_step_up"
 
-Auth = Literal["public", "user", "admin", "bot"]
+Auth = Literal["public", "user", "admin", "bot", "metrics"]
 F = Callable[..., Any]
 
 
@@ -44,6 +44,12 @@ def admin_only(func: F) -> F:
 def bot_token(func: F) -> F:
     """Called with a Bearer bot token instead of a browser session."""
     return _set(AUTH_ATTR, "bot")(func)
+
+
+def metrics_token(func: F) -> F:
+    """Only with ``Authorization: Bearer <STREAMZY_METRICS_TOKEN>``; anything else is a 404
+    (as if the route did not exist), and so is every request while no token is set."""
+    return _set(AUTH_ATTR, "metrics")(func)
 
 
 def limited(*names: str) -> Callable[[F], F]:

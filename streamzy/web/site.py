@@ -24,6 +24,7 @@ from streamzy.web import (
     health,
     identity,
     ids,
+    metrics,
     room_manage,
     rooms,
     route_limits,
@@ -55,12 +56,14 @@ def create_quart(services: Services) -> Quart:
     route_limits.install(app, limiter=services.limiter, settings=settings,
                          audit=services.audit_log)
     access.install(app, audit=services.audit_log, sessions=services.sessions,
-                   step_up_seconds=settings.step_up_seconds)
+                   step_up_seconds=settings.step_up_seconds,
+                   metrics_token=settings.metrics_token.get_secret_value())
     csrf_hook.install(app, settings=settings, audit=services.audit_log)
     errors.install(app)
     for blueprint in (
         static_files.blueprint(),
         health.blueprint(readiness=services.readiness),
+        metrics.blueprint(registry=services.metrics.registry),
         apply.blueprint(applications=services.applications),
         auth.blueprint(settings=settings, accounts=services.accounts, sessions=services.sessions,
                        audit=services.audit_log),
@@ -79,7 +82,8 @@ def create_quart(services: Services) -> Quart:
                                  retention=services.retention),
         rooms.blueprint(rooms=services.rooms, settings=settings),
         api.blueprint(rooms=services.rooms, history=services.history, changes=services.changes,
-                      posting=services.posting, message_max_chars=settings.message_max_chars),
+                      posting=services.posting, message_max_chars=settings.message_max_chars,
+                      metrics=services.metrics),
     ):
         app.register_blueprint(blueprint)
     return app

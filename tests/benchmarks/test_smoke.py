@@ -297,6 +297,16 @@ def test_micro_send_drives_the_real_handler_through_public_seams() -> None:
     assert int(fields["batches"]) >= 1  # the writer's batch observer saw the commits
 
 
+def test_metrics_overhead_runs_both_variants_tiny() -> None:
+    """metrics_overhead alternates metrics off and on through the same seams as micro_send,
+    and checks itself that the "on" rounds counted every message."""
+    done = subprocess.run([sys.executable, "benchmarks/metrics_overhead.py", "--rounds", "1",
+                           "--count", "40", "--concurrency", "2"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| on / off |" in done.stdout and "- off:" in done.stdout and "- on:" in done.stdout
+
+
 @pytest.mark.slow
 def test_rotation_scenario_runs_tiny(tmp_path: Path) -> None:
     """benchmarks/rotation.py end to end, tiny: seed, serve, chat, rotate-keys, compare."""

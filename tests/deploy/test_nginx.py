@@ -24,6 +24,7 @@ from tests.waiting import process_alive, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 SECURE_COOKIE = "__Host-streamzy_session"  # production cookie name behind TLS
+METRICS_TOKEN = "nginx-test-metrics-" + "qrstuvwxyz0123456789"
 
 
 def _require(binary: str) -> str:
@@ -49,7 +50,8 @@ async def stack(tmp_path: Path, database_url: str) -> AsyncIterator[dict]:
            "STREAMZY_REDIS_URL": redis_url, "STREAMZY_ENV": "production",
            "STREAMZY_COOKIE_SECURE": "true", "STREAMZY_TRUSTED_HOPS": "1",
            "STREAMZY_ALLOWED_ORIGINS": origin, "STREAMZY_BCRYPT_ROUNDS": "12",
-           "STREAMZY_AUDIT_LOG_PATH": str(tmp_path / "audit.log")}
+           "STREAMZY_AUDIT_LOG_PATH": str(tmp_path / "audit.log"),
+           "STREAMZY_METRICS_TOKEN": METRICS_TOKEN}
     apps = [StreamzyProcess(tmp_path, env), StreamzyProcess(tmp_path, env)]
     site = (ROOT / "deploy" / "nginx" / "streamzy.conf").read_text()
     site = site.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{tls_port} ssl http2;")
@@ -88,7 +90,7 @@ http {{
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         await wait_until_healthy(origin, alive=process_alive(proc, "nginx"), verify=False)
-        yield {"origin": origin, "env": env, "http_port": http_port}
+        yield {"origin": origin, "env": env, "http_port": http_port, "apps": apps}
     finally:
         proc.terminate()
         proc.wait(10)
@@ -114,6 +116,12 @@ async def test_tls_proxy_trusted_hop_and_wss(stack: dict) -> None:
                                  data={"username": "ann", "password": "wrong password!",
                                        "csrf_token": token})
         assert failed.status_code == 401
+        # /metrics: never through the public proxy, even with the token; each instance
+        # answers Prometheus on its own (private) port.
+        bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        assert (await http.get("/metrics", headers=bearer)).status_code == 404
+        direct = await http.get(f"{stack['apps'][0].url}/metrics", headers=bearer)
+        assert direct.status_code == 200 and "streamzy_sign_ins_total" in direct.text
         plain = await http.get(f"http://127.0.0.1:{stack['http_port']}/login")
         assert plain.status_code == 301 and plain.headers["location"].startswith("https://")
     async with services.db.unit() as db:
