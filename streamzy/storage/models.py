@@ -378,3 +378,42 @@ class SignInChallenge(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     client_ip: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+
+class Attachment(Base):
+    """A file shared in a room: bytes, name and thumbnail sealed with the room's data key
+    (``key_version``), like message text. ``public_id`` (random) names it in URLs; every
+    fetch still checks room membership. ``message_id`` is NULL until a message carries it."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), nullable=True, index=True)
+    uploader_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True)
+    key_version: Mapped[int] = mapped_column(Integer)
+    name_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    content_type: Mapped[str] = mapped_column(String(64))  # sniffed, from the allowlist
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SearchTerm(Base):
+    """One blind-index entry: HMAC (truncated to 128 bits, hex) of a normalised word or
+    prefix under a key derived from the room's data key version. Never the word."""
+
+    __tablename__ = "search_terms"
+    __table_args__ = (Index("ix_search_terms_term", "term", "message_id"),)
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    term: Mapped[str] = mapped_column(String(32), primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    key_version: Mapped[int] = mapped_column(Integer)
