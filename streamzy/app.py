@@ -18,6 +18,7 @@ from streamzy.guards.headers import SecurityHeadersMiddleware
 from streamzy.periodic import Periodic, retry_quietly
 from streamzy.realtime.assembly import Realtime
 from streamzy.realtime.server import create_sio
+from streamzy.self_probe import asgi_probe
 from streamzy.storage.crypto import unusable_message
 from streamzy.web.site import create_quart
 from streamzy.wiring import Services, build_services
@@ -113,4 +114,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     if settings.trusted_hops:
         inner = ProxyFixMiddleware(inner, mode="legacy", trusted_hops=settings.trusted_hops)
     streamzy_app = StreamzyApp(services, quart, sio, realtime, inner)
+    # The admin health page judges cookies and headers as this whole stack serves them.
+    services.health.served = asgi_probe(inner, https=settings.cookie_secure)
     return streamzy_app
