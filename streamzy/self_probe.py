@@ -32,13 +32,14 @@ def asgi_probe(app: Callable[..., Awaitable[None]], *, https: bool,
         status = 0
         headers: list[tuple[str, str]] = []
         sent = False
+        finished = asyncio.Event()
 
         async def receive() -> dict[str, Any]:
             nonlocal sent
             if not sent:
                 sent = True
                 return {"type": "http.request", "body": b"", "more_body": False}
-            await asyncio.Event().wait()  # no disconnect until the response is complete
+            await finished.wait()  # the client goes once the response is complete
             return {"type": "http.disconnect"}
 
         async def send(message: dict[str, Any]) -> None:
@@ -47,6 +48,8 @@ def asgi_probe(app: Callable[..., Awaitable[None]], *, https: bool,
                 status = int(message["status"])
                 headers.extend((bytes(k).decode("latin-1").lower(), bytes(v).decode("latin-1"))
                                for k, v in message.get("headers", []))
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finished.set()
 
         async with asyncio.timeout(PROBE_TIMEOUT):
             await app(scope, receive, send)

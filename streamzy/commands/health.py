@@ -25,7 +25,7 @@ PROBE_PATH = "/login"
 
 
 def default_url(settings: Settings) -> str:
-    wildcard = settings.host in ("0.0.0.0", "::", "")  # noqa: S104 - compared, never bound
+    wildcard = settings.host in ("0.0.0.0", "::", "")  # noqa: S104 - compared, never bound  # nosec B104
     return f"http://{'127.0.0.1' if wildcard else settings.host}:{settings.port}"
 
 
