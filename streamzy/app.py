@@ -19,6 +19,7 @@ from streamzy.metrics_listener import MetricsListener
 from streamzy.periodic import Periodic, retry_quietly
 from streamzy.realtime.assembly import Realtime
 from streamzy.realtime.server import create_sio
+from streamzy.self_probe import asgi_probe
 from streamzy.storage.crypto import unusable_message
 from streamzy.web.site import create_quart
 from streamzy.wiring import Services, build_services
@@ -125,4 +126,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         inner = ProxyFixMiddleware(inner, mode="legacy", trusted_hops=settings.trusted_hops)
     streamzy_app = StreamzyApp(services, quart, sio, realtime, inner)
     streamzy_app.metrics_listener = metrics_listener
+    # The admin health page judges cookies and headers as this whole stack serves them.
+    services.health.served = asgi_probe(inner, https=settings.cookie_secure)
     return streamzy_app

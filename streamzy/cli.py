@@ -134,6 +134,10 @@ def cmd_gen_key(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = Settings()
+    if args.live:
+        from streamzy.commands.health import check_live
+
+        return check_live(settings, args.url)
     checks = production_checks(settings)
     print(f"mode: {settings.env}")
     for check in checks:
@@ -264,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen_key.set_defaults(func=cmd_gen_key)
     check = sub.add_parser("check-config", help="print the production checklist")
     check.add_argument("--strict", action="store_true", help="fail on any FAIL, any mode")
+    check.add_argument("--live", action="store_true",
+                       help="score the running deployment (security health check); "
+                            "exit 1 on any FAIL")
+    check.add_argument("--url", default="",
+                       help="with --live: the server's base URL (default http://HOST:PORT)")
     check.set_defaults(func=cmd_check_config)
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")

@@ -6,6 +6,7 @@ import functools
 import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -45,6 +46,28 @@ def _parse_rate(cls: type[Rate], text: str) -> Rate:
     if int(count) < 1 or period < 1:
         raise ValueError(f"a rate needs a count and a period of at least 1: {text!r}")
     return cls(int(count), float(period))
+
+
+ALERT_OFF = "off"
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def webhook_problem(url: str, secret: SecretStr, *, production: bool) -> str:
+    """Why the alert webhook URL cannot be used ("" when it can or is not set): http(s)
+    only, a host, a secret to sign with, and https in production unless on this machine."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if parts.username or parts.password:
+        return "must not carry credentials (the body is signed with the webhook secret)"
+    if len(secret.get_secret_value()) < 16:
+        return "needs STREAMZY_ALERT_WEBHOOK_SECRET (at least 16 characters) to sign with"
+    loopback = parts.hostname in LOOPBACK_HOSTS or parts.hostname.startswith("127.")
+    if production and parts.scheme != "https" and not loopback:
+        return "production needs https:// (plain http only to a loopback address)"
+    return ""
 
 
 def _split_list(value: object) -> object:
@@ -119,6 +142,8 @@ class Settings(BaseSettings):
     # Second-factor codes and passkey answers (sign-in step, step-up, enrolment) per client;
     # the account lockout counts wrong codes too.
     rate_second_factor: str = "10/5m"
+    # The admin health page (/admin/health) runs every check, a probe of the app included.
+    rate_health_check: str = "20/m"
     flood_disconnect_after: int = Field(default=20, ge=1)
     # Sockets: seconds from the Engine.IO handshake to a successful Socket.IO connect; how
     # many such unauthenticated connections one address may hold; refused connects per
@@ -186,6 +211,29 @@ class Settings(BaseSettings):
     metrics_token: SecretStr = SecretStr("")
     rate_metrics: str = "60/m"  # /metrics on the chat port, per client address
 
+    # Security health check (admin page /admin/health, `streamzy check-config --live`):
+    # warn when the oldest room key in use is older than this many days; fail when the
+    # last verified backup (`streamzy backup --verify`) is older than this many hours.
+    key_max_age_days: int = Field(default=365, ge=1, le=3650)
+    backup_max_age_hours: int = Field(default=48, ge=1, le=24 * 366)
+
+    # Alerts: "count/period" thresholds ("off" disables one). Crossing one records an audit
+    # event `alert`, shows a banner in the admin console and (with a URL) posts a signed
+    # webhook; one alert per kind and key per cool-down, the next one counts what it held back.
+    alert_failed_signins_per_address: str = "20/10m"
+    alert_failed_signins_per_account: str = "10/10m"
+    alert_lockouts: str = "3/10m"
+    alert_refused_sockets: str = "100/5m"
+    alert_audit_write_failures: str = "1/5m"
+    alert_unreadable_messages: str = "1/10m"
+    alert_cooldown_seconds: int = Field(default=900, ge=1, le=7 * 86400)
+    alert_webhook_url: str = ""
+    alert_webhook_secret: SecretStr = SecretStr("")
+    alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Retries after a failed delivery, waiting backoff, 2x backoff, 4x ... between them.
+    alert_webhook_retries: int = Field(default=5, ge=0, le=10)
+    alert_webhook_backoff_seconds: float = Field(default=2.0, ge=0.001, le=600)
+
     @field_validator("message_keys", "allowed_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -212,7 +260,7 @@ class Settings(BaseSettings):
     @field_validator("rate_login", "rate_apply", "rate_apply_status", "rate_messages", "rate_bot_messages",
                      "rate_api", "rate_pages", "rate_static", "rate_socket_events",
                      "rate_data_lifecycle", "rate_exports",
-                     "rate_audit_verify", "rate_metrics")
+                     "rate_audit_verify", "rate_metrics", "rate_health_check")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         Rate.parse(value)
@@ -237,6 +285,22 @@ class Settings(BaseSettings):
     @property
     def metrics_enabled(self) -> bool:
         return bool(self.metrics_bind or self.metrics_token.get_secret_value())
+    @field_validator("alert_failed_signins_per_address", "alert_failed_signins_per_account",
+                     "alert_lockouts", "alert_refused_sockets", "alert_audit_write_failures",
+                     "alert_unreadable_messages")
+    @classmethod
+    def _valid_threshold(cls, value: str) -> str:
+        if value.strip().lower() != ALERT_OFF:
+            Rate.parse(value)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _webhook_is_safe(self) -> Settings:
+        problem = webhook_problem(self.alert_webhook_url, self.alert_webhook_secret,
+                                  production=self.production)
+        if problem:
+            raise ValueError(f"STREAMZY_ALERT_WEBHOOK_URL: {problem}")
+        return self
 
     @model_validator(mode="after")
     def _audit_outlives_messages(self) -> Settings:
@@ -273,6 +337,11 @@ class Settings(BaseSettings):
 
     def rate(self, name: str) -> Rate:
         return Rate.parse(getattr(self, f"rate_{name}"))
+
+    def alert_threshold(self, kind: str) -> Rate | None:
+        """The threshold of alert ``kind`` (``failed_signins_per_address`` ...); None: off."""
+        value: str = getattr(self, f"alert_{kind}")
+        return None if value.lower() == ALERT_OFF else Rate.parse(value)
 
 
 def metrics_address(bind: str) -> tuple[str, int]:

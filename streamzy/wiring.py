@@ -7,18 +7,23 @@ from typing import Any
 
 from streamzy.clock import Clock, SystemClock
 from streamzy.config import Settings
+from streamzy.guards.audit import SERVER as SERVER_INFO
 from streamzy.guards.audit import AuditLog
 from streamzy.guards.audit_chain import derive_key
 from streamzy.guards.ratelimit import MemoryRateStore, RateLimiter, RateStore, RedisRateStore
 from streamzy.guards.sessions import SessionStore
 from streamzy.metrics import Metrics, build_metrics
 from streamzy.services.accounts import Accounts, Policy
+from streamzy.services.alert_counts import AlertCounts, MemoryAlertCounts, RedisAlertCounts
+from streamzy.services.alert_webhook import AlertWebhook
+from streamzy.services.alerts import Alerts
 from streamzy.services.applications import Applications
 from streamzy.services.bots import Bots
 from streamzy.services.direct import DirectMessages
 from streamzy.services.erasure import Erasure
 from streamzy.services.events import EventBus
 from streamzy.services.export import Exports
+from streamzy.services.health_check import HealthCheck
 from streamzy.services.key_health import KeyWatch
 from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
@@ -70,6 +75,8 @@ class Services:
     secret_box: SecretBox
     challenges: SignInChallenges
     metrics: Metrics
+    alerts: Alerts
+    health: HealthCheck
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -98,6 +105,7 @@ class Services:
         return database and not self.db.storage_full and not unusable, report
 
     async def close(self) -> None:
+        await self.alerts.close()
         await self.messages.close()
         await self.limiter.store.close()
         await self.audit_log.stop()
@@ -173,6 +181,13 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                       read_one=history.one)
     retention = Retention(db, clock, audit_log.record,
                           default_days=settings.message_retention_days)
+    key_watch = KeyWatch(db, keyring, events, clock)
+    alerts = build_alerts(settings, clock, db, audit_log)
+
+    async def unusable_rooms() -> int | None:
+        return key_watch.unusable_rooms  # re-checked every minute by the keyring watch
+
+    health = HealthCheck(db, clock, settings, unusable_rooms=unusable_rooms)
     return Services(settings=settings, clock=clock, events=events, db=db,
                     audit_log=audit_log, sessions=sessions, limiter=limiter, hasher=hasher,
                     accounts=accounts, applications=applications, keyring=keyring,
@@ -187,7 +202,28 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                     audit_log.record_throttled),
                     shredder=shredder, erasure=erasure, retention=retention,
                     exports=Exports(db, keyring, audit_log.record, clock),
-                    key_watch=KeyWatch(db, keyring, events, clock),
+                    key_watch=key_watch, alerts=alerts, health=health,
                     secret_box=SecretBox(keyring.master),
                     challenges=SignInChallenges(db, clock, settings.second_factor_seconds),
                     metrics=metrics)
+
+
+def build_alerts(settings: Settings, clock: Clock, db: Database, audit_log: AuditLog) -> Alerts:
+    """Alerts watch what the audit log records (counted in Redis when configured)."""
+    counts: AlertCounts = (RedisAlertCounts(settings.redis_url) if settings.redis_url
+                           else MemoryAlertCounts())
+    webhook = None
+    if settings.alert_webhook_url:
+        async def gave_up(payload: dict[str, Any], problem: str) -> None:
+            await audit_log.record("alert_webhook_failed", SERVER_INFO, None,
+                                   kind=payload.get("kind"), problem=problem)
+
+        webhook = AlertWebhook(settings.alert_webhook_url,
+                               settings.alert_webhook_secret.get_secret_value(),
+                               timeout=settings.alert_webhook_timeout_seconds,
+                               retries=settings.alert_webhook_retries,
+                               backoff=settings.alert_webhook_backoff_seconds,
+                               on_gave_up=gave_up)
+    alerts = Alerts(settings, clock, db, audit_log.record, counts, SERVER_INFO, webhook)
+    audit_log.add_listener(alerts.observe)
+    return alerts

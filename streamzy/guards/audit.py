@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import csv
 import io
 import json
 import logging
 import logging.handlers
 import queue
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,6 +42,12 @@ SECRET_HINTS = ("password", "token", "secret", "cookie", "authorization", "csrf"
 DETAIL_VALUE_MAX = 500
 FLUSH_SECONDS = 5.0
 VERIFY_TICK = 300.0
+# What listeners hear when a row could not be stored (never a stored event name itself).
+WRITE_FAILED = "audit_write_failed"
+Listener = Callable[[str, int | None, str, dict[str, Any]], None]
+# Set while the count rows of record_throttled windows are written (per task).
+_COUNT_ROWS: contextvars.ContextVar[bool] = contextvars.ContextVar("audit_count_rows",
+                                                                   default=False)
 # Who acts when the server itself verifies or purges.
 SERVER = RequestInfo(ip="local", user_agent="streamzy-server", request_id="")
 # Not under "streamzy.audit": those loggers carry exactly one line per audit row.
@@ -152,6 +160,7 @@ class AuditLog:
         self._listener: logging.handlers.QueueListener | None = None
         self._windows = AuditWindows()
         self.write_failures = 0  # rows that could not be stored (database down or full)
+        self._listeners: list[Listener] = []
         # the database may be down: the counts wait for the next turn
         self._flusher = Periodic("audit-repeats", FLUSH_SECONDS, self.flush_repeats,
                                  lambda exc: logging.getLogger("streamzy.audit").warning(
@@ -181,9 +190,26 @@ class AuditLog:
                                                       values, self._postgres)
         except Exception:
             self.write_failures += 1  # shown by /readyz; the JSON line still goes out
+            self._tell(WRITE_FAILED, user_id, info.ip, {"event": event})
             raise
         finally:
             self._log_line(at, event, user_id, info, clean, chain)
+            self._tell(event, user_id, info.ip, clean)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event, user_id, ip, detail)`` after every event (and after every
+        repeat that ``record_throttled`` folds into a count row, but not for that row); also
+        with WRITE_FAILED when a row could not be stored. It must return at once."""
+        self._listeners.append(listener)
+
+    def _tell(self, event: str, user_id: int | None, ip: str, detail: dict[str, Any]) -> None:
+        if _COUNT_ROWS.get() and event != WRITE_FAILED:
+            return
+        for listener in self._listeners:
+            try:
+                listener(event, user_id, ip, detail)
+            except Exception:  # a watcher's bug never costs the event its record
+                logging.getLogger("streamzy.audit").exception("audit listener failed")
 
     def _log_line(self, at: datetime, event: str, user_id: int | None, info: RequestInfo,
                   clean: dict[str, Any], chain: str | None) -> None:
@@ -203,6 +229,8 @@ class AuditLog:
         await self._record_repeats(closed)
         if first:
             await self.record(event, info, user_id, **detail)
+        else:
+            self._tell(event, user_id, info.ip, scrub(detail))
 
     async def flush_repeats(self, *, everything: bool = False) -> None:
         """Write the count rows of windows that have ended (all open ones at shutdown)."""
@@ -210,9 +238,13 @@ class AuditLog:
         await self._record_repeats(self._windows.closed(now, everything=everything))
 
     async def _record_repeats(self, windows: list[Window]) -> None:
-        for window in windows:
-            await self.record(window.event, window.info, window.user_id, **window.detail,
-                              repeated=window.repeats, window_seconds=window.every)
+        token = _COUNT_ROWS.set(True)  # listeners heard each repeat already
+        try:
+            for window in windows:
+                await self.record(window.event, window.info, window.user_id, **window.detail,
+                                  repeated=window.repeats, window_seconds=window.every)
+        finally:
+            _COUNT_ROWS.reset(token)
 
     def start(self) -> None:
         """Write repeat counts as their windows end, even when nothing else arrives; verify

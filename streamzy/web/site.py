@@ -13,6 +13,7 @@ from streamzy.web import (
     access,
     admin,
     admin_chat,
+    admin_health,
     admin_reports,
     api,
     apply,
@@ -59,6 +60,7 @@ def create_quart(services: Services) -> Quart:
                    step_up_seconds=settings.step_up_seconds,
                    metrics_token=settings.metrics_token.get_secret_value())
     csrf_hook.install(app, settings=settings, audit=services.audit_log)
+    admin_health.install(app, alerts=services.alerts, audit=services.audit_log)
     errors.install(app)
     for blueprint in (
         static_files.blueprint(),
@@ -72,6 +74,7 @@ def create_quart(services: Services) -> Quart:
         admin_chat.blueprint(rooms=services.rooms, bots=services.bots,
                              room_roles=services.room_roles),
         admin_reports.blueprint(reports=services.reports),
+        admin_health.blueprint(health=services.health, alerts=services.alerts),
         exports.blueprint(exports=services.exports),
         room_manage.blueprint(rooms=services.rooms, room_roles=services.room_roles,
                               moderation=services.moderation, settings=settings,
