@@ -25,11 +25,13 @@ from streamzy.services.message_writer import MessageWriter
 from streamzy.services.moderation import Moderation
 from streamzy.services.passwords import PasswordHasher
 from streamzy.services.posting import MessagePosting
+from streamzy.services.recovery_codes import derive_key as recovery_key
 from streamzy.services.reports import Reports
 from streamzy.services.retention import Retention
 from streamzy.services.room_roles import RoomRoles
 from streamzy.services.room_rules import RoomRules
 from streamzy.services.rooms import Rooms
+from streamzy.services.second_factors import SecondFactors
 from streamzy.services.shredding import Shredder
 from streamzy.services.sign_in_challenges import SignInChallenges
 from streamzy.storage.crypto import Keyring, MasterKeys
@@ -68,6 +70,7 @@ class Services:
     key_watch: KeyWatch
     secret_box: SecretBox
     challenges: SignInChallenges
+    second_factors: SecondFactors
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -163,6 +166,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                       read_one=history.one)
     retention = Retention(db, clock, audit_log.record,
                           default_days=settings.message_retention_days)
+    secret_box = SecretBox(keyring.master)
+    second_factors = SecondFactors(
+        db, clock, secret_box, accounts, hasher, audit_log.record, end_sessions,
+        recovery_key=recovery_key(settings.secret_key.get_secret_value()))
     return Services(settings=settings, clock=clock, events=events, db=db,
                     audit_log=audit_log, sessions=sessions, limiter=limiter, hasher=hasher,
                     accounts=accounts, applications=applications, keyring=keyring,
@@ -178,5 +185,6 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                     shredder=shredder, erasure=erasure, retention=retention,
                     exports=Exports(db, keyring, audit_log.record, clock),
                     key_watch=KeyWatch(db, keyring, events, clock),
-                    secret_box=SecretBox(keyring.master),
-                    challenges=SignInChallenges(db, clock, settings.second_factor_seconds))
+                    secret_box=secret_box,
+                    challenges=SignInChallenges(db, clock, settings.second_factor_seconds),
+                    second_factors=second_factors)
