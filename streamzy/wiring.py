@@ -96,7 +96,12 @@ class Services:
         unusable = self.key_watch.unusable_rooms
         report["keys"] = ("unchecked" if unusable is None else "usable" if not unusable
                           else f"{unusable} room(s) unusable")
-        return database and not self.db.storage_full and not unusable, report
+        # A TOTP secret no master key opens locks its owner out: not ready either.
+        secrets = self.key_watch.unusable_secrets
+        if secrets:
+            report["keys"] = (f"{report['keys']}; " if unusable else "") + \
+                f"{secrets} TOTP secret(s) unusable"
+        return database and not self.db.storage_full and not unusable and not secrets, report
 
     async def close(self) -> None:
         await self.messages.close()

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from streamzy.clock import ManualClock
 from streamzy.services.errors import Conflict, Forbidden, Invalid
 from streamzy.services.recovery_codes import read_code
 from streamzy.storage.models import RecoveryCode, TotpCredential, User
-from streamzy.wiring import Services
-from tests.conftest import CLIENT, TEST_PASSWORD, audit_rows, make_user
+from streamzy.wiring import Services, build_services
+from tests.conftest import CLIENT, TEST_PASSWORD, audit_rows, make_settings, make_user
 from tests.totp import code_at, enrol
 
 WRONG = "not the password at all"
@@ -296,3 +298,20 @@ async def test_the_secret_is_sealed_bound_to_its_owner_and_named_by_its_key(
     box = services.secret_box
     assert box.open("totp", alice.id, sealed) == secret.encode()
     assert box.open("totp", bob.id, sealed) is None  # copied onto bob's row: opens nothing
+
+
+async def test_a_secret_no_master_key_opens_makes_the_server_not_ready(
+        services: Services, tmp_path: Path, database_url: str) -> None:
+    user = await _user(services)
+    await enrol(services, user)
+    await services.key_watch.check_keys()
+    assert services.key_watch.unusable_secrets == 0
+    other = build_services(make_settings(tmp_path, database_url,
+                                         message_keys=[Fernet.generate_key().decode()]))
+    try:
+        await other.key_watch.check_keys()
+        assert other.key_watch.unusable_secrets == 1
+        ready, report = await other.readiness()
+        assert not ready and report["keys"] == "1 TOTP secret(s) unusable"
+    finally:
+        await other.close()
