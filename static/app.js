@@ -87,6 +87,26 @@
     });
   };
 
+  /* (1b) Download buttons: <button data-download="#selector" data-filename="x.txt"> save
+     the element's text as a file (recovery codes); nothing leaves the page. */
+  const setupDownload = () => {
+    document.querySelectorAll("button[data-download]").forEach((button) => {
+      button.addEventListener("click", () => {
+        const target = document.querySelector(button.dataset.download);
+        if (!target) return;
+        const text = "value" in target ? target.value : target.textContent;
+        const url = URL.createObjectURL(new Blob([text + "\n"], { type: "text/plain" }));
+        const link = document.createElement("a");
+        link.href = url;
+        link.download = button.dataset.filename || "download.txt";
+        document.body.appendChild(link);
+        link.click();
+        link.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 1000);
+      });
+    });
+  };
+
   /* (2) Password strength hint: a rough guide only; the server enforces the real policy. */
   const rate = (pw, length) => {
     const variety = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^A-Za-z0-9]/].filter((re) => re.test(pw)).length;
@@ -180,6 +200,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     document.getElementById("logout-form")?.addEventListener("submit", () => { leaving = true; });
     setupCopy();
+    setupDownload();
     setupStrength();
     setupIdle();
   });

@@ -89,8 +89,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         except Exception as exc:  # the database cannot be opened or read at all
             raise refuse(f"refusing to start: the database cannot be used "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-        if unusable:
-            raise refuse(f"refusing to start: {unusable_message(unusable)}")
+        secrets = services.key_watch.unusable_secrets or 0
+        if unusable or secrets:
+            raise refuse(f"refusing to start: {unusable_message(unusable, secrets)}")
         if not settings.redis_url and not await services.db.claim_sole_server():
             raise refuse("refusing to start: another Streamzy process already serves this "
                          "database without Redis. Several processes or workers need "

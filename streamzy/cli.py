@@ -171,15 +171,17 @@ async def _keys_check(settings: Settings) -> Check | None:
     db = Database(settings.database_url, 5)
     try:
         async with asyncio.timeout(30):
-            bad = await Keyring(db, master, SystemClock()).unusable_rooms()
+            keyring = Keyring(db, master, SystemClock())
+            bad = await keyring.unusable_rooms()
+            secrets = await keyring.unusable_secrets()
     except Exception:
         return None
     finally:
         await db.dispose()
-    if bad:
-        return Check("keys", False, unusable_message(bad))
-    return Check("keys", True, f"every live room key unwraps (newest master key "
-                               f"{master.newest_id})")
+    if bad or secrets:
+        return Check("keys", False, unusable_message(bad, secrets))
+    return Check("keys", True, f"every live room key and TOTP secret unwraps (newest master "
+                               f"key {master.newest_id})")
 
 
 async def _durability_warnings(settings: Settings) -> list[str]:

@@ -31,11 +31,13 @@ from streamzy.services.message_writer import MessageWriter
 from streamzy.services.moderation import Moderation
 from streamzy.services.passwords import PasswordHasher
 from streamzy.services.posting import MessagePosting
+from streamzy.services.recovery_codes import derive_key as recovery_key
 from streamzy.services.reports import Reports
 from streamzy.services.retention import Retention
 from streamzy.services.room_roles import RoomRoles
 from streamzy.services.room_rules import RoomRules
 from streamzy.services.rooms import Rooms
+from streamzy.services.second_factors import SecondFactors
 from streamzy.services.shredding import Shredder
 from streamzy.services.sign_in_challenges import SignInChallenges
 from streamzy.storage.crypto import Keyring, MasterKeys
@@ -77,6 +79,7 @@ class Services:
     metrics: Metrics
     alerts: Alerts
     health: HealthCheck
+    second_factors: SecondFactors
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -102,7 +105,12 @@ class Services:
         unusable = self.key_watch.unusable_rooms
         report["keys"] = ("unchecked" if unusable is None else "usable" if not unusable
                           else f"{unusable} room(s) unusable")
-        return database and not self.db.storage_full and not unusable, report
+        # A TOTP secret no master key opens locks its owner out: not ready either.
+        secrets = self.key_watch.unusable_secrets
+        if secrets:
+            report["keys"] = (f"{report['keys']}; " if unusable else "") + \
+                f"{secrets} TOTP secret(s) unusable"
+        return database and not self.db.storage_full and not unusable and not secrets, report
 
     async def close(self) -> None:
         await self.alerts.close()
@@ -188,6 +196,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         return key_watch.unusable_rooms  # re-checked every minute by the keyring watch
 
     health = HealthCheck(db, clock, settings, unusable_rooms=unusable_rooms)
+    secret_box = SecretBox(keyring.master)
+    second_factors = SecondFactors(
+        db, clock, secret_box, accounts, hasher, audit_log.record, end_sessions,
+        recovery_key=recovery_key(settings.secret_key.get_secret_value()))
     return Services(settings=settings, clock=clock, events=events, db=db,
                     audit_log=audit_log, sessions=sessions, limiter=limiter, hasher=hasher,
                     accounts=accounts, applications=applications, keyring=keyring,
@@ -203,9 +215,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                     shredder=shredder, erasure=erasure, retention=retention,
                     exports=Exports(db, keyring, audit_log.record, clock),
                     key_watch=key_watch, alerts=alerts, health=health,
-                    secret_box=SecretBox(keyring.master),
+                    secret_box=secret_box,
                     challenges=SignInChallenges(db, clock, settings.second_factor_seconds),
-                    metrics=metrics)
+                    metrics=metrics, second_factors=second_factors)
 
 
 def build_alerts(settings: Settings, clock: Clock, db: Database, audit_log: AuditLog) -> Alerts:

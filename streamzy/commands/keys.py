@@ -46,6 +46,12 @@ async def _status(args: argparse.Namespace) -> int:
     if status.unwrappable:
         print(f"  (unknown)         wraps {status.unwrappable} room key(s): "
               "no configured key opens them")
+    print("TOTP secrets sealed by each master key:")
+    for use in status.masters:
+        print(f"  {use.key_id}  seals {use.totp_secrets} TOTP secret(s)")
+    if status.unopenable_secrets:
+        print(f"  (unknown)         seals {status.unopenable_secrets} TOTP secret(s): "
+              "no configured key opens them")
     stale = status.stale_rows
     print(f"rows on an older room key version: messages {stale.get('messages', 0)}, "
           f"reactions {stale.get('reactions', 0)}, reports {stale.get('reports', 0)}")
@@ -53,7 +59,7 @@ async def _status(args: argparse.Namespace) -> int:
         rotation = status.rotation
         print(f"last data-key rotation: {rotation.get('phase')} (started "
               f"{rotation.get('started_at')}, moved {rotation.get('moved', 0)} rows)")
-    return 1 if status.unwrappable else 0
+    return 1 if status.unwrappable or status.unopenable_secrets else 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -75,12 +81,19 @@ async def _rotate(args: argparse.Namespace) -> int:
             rewrapped = await inventory.rewrap(bar.update)
         print(f"room keys re-wrapped under {services.keyring.master.newest_id}: "
               f"{rewrapped.rewrapped}", flush=True)
+        # TOTP secrets are sealed by the master keys themselves: they move in the same pass.
+        resealed = await inventory.reseal_secrets()
+        print(f"TOTP secrets re-sealed under {services.keyring.master.newest_id}: "
+              f"{resealed.rewrapped}", flush=True)
         await services.audit("keys_rotated", SYSTEM, None, kind="master",
                              rewrapped=rewrapped.rewrapped, unusable=rewrapped.unwrappable,
+                             secrets_resealed=resealed.rewrapped,
+                             secrets_unusable=resealed.unwrappable,
                              master_key_id=services.keyring.master.newest_id)
-        if rewrapped.unwrappable:
-            print(f"streamzy: {rewrapped.unwrappable} room key(s) cannot be unwrapped with "
-                  "STREAMZY_MESSAGE_KEYS: configure the key that wraps them", file=sys.stderr)
+        if rewrapped.unwrappable or resealed.unwrappable:
+            print(f"streamzy: {rewrapped.unwrappable} room key(s) and {resealed.unwrappable} "
+                  "TOTP secret(s) cannot be unwrapped with STREAMZY_MESSAGE_KEYS: configure "
+                  "the key that wraps them", file=sys.stderr)
             return 1
         if not args.data_keys:
             return 0
@@ -148,7 +161,8 @@ async def _retire(args: argparse.Namespace) -> int:
                              allowed=True)
     finally:
         await services.close()
-    print(f"master key {args.key_id} wraps no room key: it is safe to remove it from "
+    print(f"master key {args.key_id} wraps no room key and seals no TOTP secret: it is "
+          "safe to remove it from "
           "STREAMZY_MESSAGE_KEYS (restart every server process afterwards)")
     return 0
 
@@ -163,12 +177,13 @@ async def _check(args: argparse.Namespace) -> int:
     services = _services(args)
     try:
         bad = await services.keyring.unusable_rooms()
+        secrets = await services.keyring.unusable_secrets()
     finally:
         await services.close()
-    if bad:
-        print(f"streamzy: {unusable_message(bad)}", file=sys.stderr)
+    if bad or secrets:
+        print(f"streamzy: {unusable_message(bad, secrets)}", file=sys.stderr)
         return 1
-    print("keys: every live room key unwraps")
+    print("keys: every live room key and TOTP secret unwraps")
     return 0
 
 

@@ -34,7 +34,9 @@ class Policy:
 @dataclass(frozen=True)
 class LoginOutcome:
     user: User | None
-    reason: str  # ok, bad_credentials, locked, disabled, expired_one_time_password
+    # ok, second_factor (password right, a code or passkey still owed: no session yet),
+    # bad_credentials, locked, disabled, expired_one_time_password
+    reason: str
 
 
 class Accounts:
@@ -92,23 +94,34 @@ class Accounts:
                 and as_utc(user.password_expires_at) <= now):
             await self._audit("login_failed", info, user.id, reason="one_time_password_expired")
             return LoginOutcome(None, "expired_one_time_password")
+        if user.has_second_factor:
+            # Only the password step: the failure count is kept (else a known password
+            # would reset it between every few guessed codes) and the sign-in is not a
+            # success until the factor passes (SecondFactors.check_code clears it then).
+            await self._audit("sign_in_second_factor_required", info, user.id)
+            return LoginOutcome(user, "second_factor")
+        await self.clear_failures(user)
+        await self._audit("login_succeeded", info, user.id, method="password")
+        return LoginOutcome(user, "ok")
+
+    async def clear_failures(self, user: User) -> None:
+        """A full proof of identity passed: forget earlier wrong guesses."""
         if user.failed_logins or user.locked_until is not None:  # no write when clean
             async with self._db.unit() as db:
                 await db.execute(update(User).where(User.id == user.id)
                                  .values(failed_logins=0, locked_until=None))
-        await self._audit("login_succeeded", info, user.id)
-        return LoginOutcome(user, "ok")
 
     async def _failed(self, user: User, info: Any) -> LoginOutcome:
-        failures, locked = await self._count_failure(user.id)
+        failures, locked = await self.record_failure(user.id)
         await self._audit("login_failed", info, user.id, reason="bad_password", failures=failures)
         if locked:
             await self._audit("account_locked", info, user.id,
                               seconds=self.policy.lockout_seconds)
         return LoginOutcome(None, "bad_credentials")
 
-    async def _count_failure(self, user_id: int) -> tuple[int, bool]:
-        """One more wrong password (sign-in or password change); (failures, now locked)."""
+    async def record_failure(self, user_id: int) -> tuple[int, bool]:
+        """One more wrong password or second-factor code (sign-in, password change, code
+        checks): one counter and one threshold for both; (failures, now locked)."""
         now = self._clock.now()
         async with self._db.unit() as db:
             failures = (await db.execute(
@@ -165,7 +178,7 @@ class Accounts:
             raise Forbidden("account_locked", "The account is locked after too many wrong "
                             "passwords. Wait a few minutes before trying again.")
         if not matches:
-            failures, locked = await self._count_failure(user_id)
+            failures, locked = await self.record_failure(user_id)
             await self._audit("password_change_failed", info, user_id, reason="wrong_current",
                               failures=failures)
             if locked:

@@ -19,7 +19,7 @@ from streamzy.services.events import EventBus, KeysChanged
 from streamzy.storage import system_state
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Database
-from streamzy.storage.models import RoomKey
+from streamzy.storage.models import RoomKey, TotpCredential
 
 log = logging.getLogger("streamzy.keys")
 CHECK_TIMEOUT_SECONDS = 30.0
@@ -38,7 +38,11 @@ class KeyWatch:
         self._events = events
         self.epoch: str | None = None
         self.unusable_rooms: int | None = None  # None: not checked yet
+        # Sealed TOTP secrets no configured master key opens: their owners could not sign
+        # in at all, so a start is refused and /readyz reports it (like rooms).
+        self.unusable_secrets: int | None = None
         self._verified: dict[int, bytes] = {}  # room key row id -> the wrapped key that opened
+        self._verified_secrets: dict[int, bytes] = {}  # user id -> the sealed TOTP that opened
 
     async def check_once(self) -> None:
         """One round: follow the epoch; re-check the keys when it moved, when they were
@@ -69,10 +73,13 @@ class KeyWatch:
                 rows = [(int(i), int(r), bytes(w)) for i, r, w in (await db.execute(
                     select(RoomKey.id, RoomKey.room_id, RoomKey.wrapped_key).where(
                         RoomKey.wrapped_key.is_not(None)))).all()]
+                secrets = [(int(u), bytes(s)) for u, s in (await db.execute(
+                    select(TotpCredential.user_id, TotpCredential.secret))).all()]
             master = self._keyring.master
             verified = self._verified
+            verified_secrets = self._verified_secrets
 
-            def check() -> tuple[set[int], dict[int, bytes]]:
+            def check() -> tuple[set[int], dict[int, bytes], int, dict[int, bytes]]:
                 bad: set[int] = set()
                 good: dict[int, bytes] = {}
                 for key_row, room_id, wrapped in rows:
@@ -80,12 +87,23 @@ class KeyWatch:
                         good[key_row] = wrapped
                     else:
                         bad.add(room_id)
-                return bad, good
+                bad_secrets, good_secrets = 0, {}
+                for user_id, sealed in secrets:
+                    if verified_secrets.get(user_id) == sealed or master.can_unwrap(sealed):
+                        good_secrets[user_id] = sealed
+                    else:
+                        bad_secrets += 1
+                return bad, good, bad_secrets, good_secrets
 
-            bad, good = await asyncio.to_thread(check)
+            bad, good, bad_secrets, good_secrets = await asyncio.to_thread(check)
         self._verified = good
+        self._verified_secrets = good_secrets
         self._checked_at = self._clock.now().timestamp()
         if bad:
             log.error("%d room(s) have keys no configured master key unwraps", len(bad))
+        if bad_secrets:
+            log.error("%d TOTP secret(s) are sealed by no configured master key: those "
+                      "accounts cannot pass their second factor", bad_secrets)
         self.unusable_rooms = len(bad)
+        self.unusable_secrets = bad_secrets
         return len(bad)

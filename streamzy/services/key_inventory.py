@@ -19,7 +19,7 @@ from streamzy.services.errors import Conflict, Invalid
 from streamzy.storage import system_state
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Database
-from streamzy.storage.models import Message, Reaction, Report, Room, RoomKey
+from streamzy.storage.models import Message, Reaction, Report, Room, RoomKey, TotpCredential
 
 Audit = Callable[..., Awaitable[None]]
 REWRAP_BATCH = 500
@@ -30,6 +30,7 @@ class MasterKeyUse:
     key_id: str
     configured: bool
     room_keys: int  # live room keys it wraps
+    totp_secrets: int = 0  # sealed TOTP secrets (storage/secret_box.py)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class KeyStatus:
     unwrappable: int  # live room keys no configured master key opens
     stale_rows: dict[str, int] = field(default_factory=dict)
     rotation: dict[str, Any] | None = None
+    unopenable_secrets: int = 0  # sealed TOTP secrets no configured master key opens
 
     @property
     def newest(self) -> str:
@@ -52,6 +54,17 @@ class KeyStatus:
 class Rewrapped:
     rewrapped: int
     unwrappable: int
+
+
+def _attribute(master: Any, rows: list[tuple[str | None, bytes]]) -> dict[str | None, int]:
+    """Rows per master key id (None: no configured key opens them). A row without a
+    recorded id (written before ids existed) is attributed by trying."""
+    counts: dict[str | None, int] = {}
+    for key_id, sealed in rows:
+        if key_id is None:
+            key_id = master.which(sealed)
+        counts[key_id] = counts.get(key_id, 0) + 1
+    return counts
 
 
 async def bump_epoch(db: Database, clock: Clock) -> int:
@@ -76,28 +89,33 @@ class KeyInventory:
         return [(int(i), m, bytes(w)) for i, m, w in rows]
 
     async def wrapped_by(self) -> dict[str | None, int]:
-        """Live room keys per master key id (None: no configured key opens them). A row
-        without a recorded id (written before ids existed) is attributed by trying."""
-        master = self._keyring.master
-        rows = await self._live_keys()
+        """Live room keys per master key id (None: no configured key opens them)."""
+        rows = [(key_id, wrapped) for _id, key_id, wrapped in await self._live_keys()]
+        return await asyncio.to_thread(_attribute, self._keyring.master, rows)
 
-        def attribute() -> dict[str | None, int]:
-            counts: dict[str | None, int] = {}
-            for _id, key_id, wrapped in rows:
-                if key_id is None or key_id not in master.ids:
-                    key_id = master.which(wrapped) if key_id is None else key_id
-                counts[key_id] = counts.get(key_id, 0) + 1
-            return counts
+    async def _secrets(self) -> list[tuple[int, str | None, bytes]]:
+        async with self._db.unit() as db:
+            rows = (await db.execute(select(TotpCredential.user_id, TotpCredential.master_key_id,
+                                            TotpCredential.secret))).all()
+        return [(int(u), m, bytes(s)) for u, m, s in rows]
 
-        return await asyncio.to_thread(attribute)
+    async def secrets_sealed_by(self) -> dict[str | None, int]:
+        """Sealed TOTP secrets per master key id (None: no configured key opens them)."""
+        rows = [(key_id, sealed) for _u, key_id, sealed in await self._secrets()]
+        return await asyncio.to_thread(_attribute, self._keyring.master, rows)
 
     async def status(self) -> KeyStatus:
         counts = await self.wrapped_by()
+        secrets = await self.secrets_sealed_by()
         configured = self._keyring.master.ids
-        masters = [MasterKeyUse(k, True, counts.pop(k, 0)) for k in configured]
+        masters = [MasterKeyUse(k, True, counts.pop(k, 0), secrets.pop(k, 0))
+                   for k in configured]
         unwrappable = counts.pop(None, 0)
-        masters += [MasterKeyUse(str(k), False, n) for k, n in sorted(counts.items(),
-                                                                      key=lambda kv: str(kv[0]))]
+        unopenable = secrets.pop(None, 0) + sum(n for k, n in secrets.items()
+                                                  if k not in configured)
+        others = sorted(set(counts) | set(secrets), key=str)
+        masters += [MasterKeyUse(str(k), False, counts.get(k, 0), secrets.get(k, 0))
+                    for k in others]
         stale: dict[str, int] = {}
         async with self._db.unit() as db:
             queries = {
@@ -115,7 +133,7 @@ class KeyInventory:
             for name, query in queries.items():
                 stale[name] = int((await db.execute(query)).scalar_one())
         rotation = await system_state.read_json(self._db, system_state.ROTATION)
-        return KeyStatus(masters, unwrappable, stale, rotation)
+        return KeyStatus(masters, unwrappable, stale, rotation, unopenable)
 
     async def rewrap(self, progress: Callable[[int], None] | None = None) -> Rewrapped:
         """Re-encrypt every live room key not under the newest master key (its data key
@@ -159,6 +177,31 @@ class KeyInventory:
             await bump_epoch(self._db, self._clock)
         return Rewrapped(done, bad)
 
+    async def reseal_secrets(self) -> Rewrapped:
+        """Re-seal every TOTP secret not under the newest master key (the secret itself
+        is unchanged). Each row is replaced only if it is still what was read, so a
+        concurrent enrolment or removal wins."""
+        master = self._keyring.master
+        newest = master.newest_id
+        todo = [(u, s) for u, m, s in await self._secrets() if m != newest]
+
+        def reseal() -> list[tuple[int, bytes, bytes | None]]:
+            return [(u, s, master.rewrap(s) if master.can_unwrap(s) else None)
+                    for u, s in todo]
+
+        done = bad = 0
+        async with self._db.unit() as db:
+            for user_id, old, new in await asyncio.to_thread(reseal):
+                if new is None:
+                    bad += 1
+                    continue
+                result = await db.execute(
+                    update(TotpCredential).where(TotpCredential.user_id == user_id,
+                                                 TotpCredential.secret == old)
+                    .values(secret=new, master_key_id=newest))
+                done += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return Rewrapped(done, bad)
+
     async def retire(self, key_id: str) -> int:
         """Check that master key ``key_id`` wraps nothing any more; the number of live
         room keys it wraps otherwise (Conflict). Retiring means removing it from
@@ -174,4 +217,8 @@ class KeyInventory:
         if needed:
             raise Conflict("key_in_use", f"refused: master key {key_id} still wraps {needed} "
                                          "room key(s); run `streamzy rotate-keys` first")
+        sealed = (await self.secrets_sealed_by()).get(key_id, 0)
+        if sealed:
+            raise Conflict("key_in_use", f"refused: master key {key_id} still seals {sealed} "
+                                         "TOTP secret(s); run `streamzy rotate-keys` first")
         return 0

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamzy.clock import Clock
 from streamzy.storage.db import Database
-from streamzy.storage.models import RoomKey
+from streamzy.storage.models import RoomKey, TotpCredential
 
 
 def token_digest(token: str) -> str:
@@ -212,15 +212,31 @@ class Keyring:
 
         return await asyncio.to_thread(count)
 
+    async def unusable_secrets(self) -> int:
+        """How many sealed per-user secrets (TOTP) no configured master key opens: those
+        people could not pass their second factor at all."""
+        async with self._db.unit() as db:
+            rows = [bytes(s) for s in (await db.execute(select(TotpCredential.secret)))
+                    .scalars()]
+
+        def count() -> int:
+            return sum(1 for sealed in rows if not self._master.can_unwrap(sealed))
+
+        return await asyncio.to_thread(count)
+
     async def verify_master(self) -> None:
         """Fail at start, loudly, when the configured master keys cannot open every live
-        room key (every room, every version still in use)."""
-        bad = await self.unusable_rooms()
-        if bad:
-            raise KeyUnavailable(unusable_message(bad))
+        room key (every room, every version still in use) and every sealed TOTP secret."""
+        rooms, secrets = await self.unusable_rooms(), await self.unusable_secrets()
+        if rooms or secrets:
+            raise KeyUnavailable(unusable_message(rooms, secrets))
 
 
-def unusable_message(rooms: int) -> str:
-    return (f"{rooms} room(s) have keys that no key in STREAMZY_MESSAGE_KEYS can unwrap: "
-            "configure the master key(s) they were wrapped with (newest first), then "
-            "`streamzy rotate-keys` to move them under the newest")
+def unusable_message(rooms: int, secrets: int = 0) -> str:
+    what = [f"{rooms} room(s) have keys"] if rooms else []
+    if secrets:
+        what.append(f"{secrets} TOTP secret(s) are sealed")
+    return (f"{' and '.join(what) or '0 room(s) have keys'} that no key in "
+            "STREAMZY_MESSAGE_KEYS can unwrap: configure the master key(s) they were "
+            "wrapped with (newest first), then `streamzy rotate-keys` to move them under "
+            "the newest")

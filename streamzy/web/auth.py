@@ -13,6 +13,7 @@ from streamzy.guards.sessions import EndReason, SessionStore
 from streamzy.guards.validation import InputError
 from streamzy.services.accounts import Accounts
 from streamzy.services.errors import ServiceError
+from streamzy.services.sign_in_challenges import SECOND_FACTOR, SignInChallenges
 from streamzy.web.access import FIRST_SIGN_IN_PAGE
 from streamzy.web.current import info, session
 from streamzy.web.forms import EmptyForm, LoginForm, PasswordForm
@@ -24,7 +25,7 @@ from streamzy.web.policy import (
     public,
     signed_in,
 )
-from streamzy.web.sign_in import start_session
+from streamzy.web.sign_in import set_challenge_cookie, start_session
 from streamzy.web.sign_in_notices import Notice, text_for
 
 GENERIC_LOGIN_ERROR = ("Wrong username or password, or the account is temporarily locked. "
@@ -51,8 +52,13 @@ def _room_page(target: str) -> str:
     return target if _ROOM_PAGE.fullmatch(target) else ""
 
 
+def second_step_location(target: str) -> str:
+    """Where a password-right browser that owes a second factor goes (``target`` after)."""
+    return "/login/second-factor?next=" + quote(target, safe="/")
+
+
 def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
-              audit: AuditLog) -> Blueprint:
+              audit: AuditLog, challenges: SignInChallenges) -> Blueprint:
     bp = Blueprint("auth", __name__)
     cookie_name = settings.session_cookie_name
 
@@ -85,6 +91,13 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
         if outcome.user.must_change_password:  # the room asked for waits for the new password
             room = _room_page(target)
             target = FIRST_SIGN_IN_PAGE + (f"&next={quote(room, safe='/')}" if room else "")
+        if outcome.reason == "second_factor":
+            # Password right, factor owed: no session, only the step's own short-lived
+            # challenge cookie (half-signed-in is signed out everywhere else).
+            token = await challenges.start(SECOND_FACTOR, info(), user_id=outcome.user.id)
+            step: Response = redirect(second_step_location(target))  # type: ignore[assignment]
+            set_challenge_cookie(step, settings, token)
+            return step
         return await start_session(settings, sessions, outcome.user.id, "password", target)
 
     @bp.post("/logout")

@@ -64,3 +64,18 @@ class AuditFilter(StrictModel):
 class EmptyForm(StrictModel):
     pass
 
+
+
+# Second-factor codes: generous limits on purpose, so any typed text reaches the service,
+# which answers "malformed" for anything that is not a 6-digit or recovery code.
+Code = Annotated[str, StringConstraints(max_length=256)]
+
+
+class CodeForm(StrictModel):
+    code: Code = ""
+    next: Annotated[str, StringConstraints(max_length=512)] = ""
+
+
+class DisableTotpForm(StrictModel):
+    password: Password
+    code: Code = ""

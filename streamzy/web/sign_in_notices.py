@@ -24,6 +24,10 @@ class Notice(StrEnum):
     ENDED = "ended"  # anything else: signed out elsewhere, revoked, by an administrator
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a notice code
     LOCKED = "locked"
+    # The second-factor step: its time ran out (or it was already used), or wrong codes
+    # locked the account.
+    SECOND_FACTOR_EXPIRED = "second_factor_expired"
+    SECOND_FACTOR_LOCKED = "second_factor_locked"
 
 
 TEXT: dict[str, str] = {
@@ -37,6 +41,10 @@ TEXT: dict[str, str] = {
     Notice.PASSWORD_CHANGED: "Your password changed. Please sign in again.",
     Notice.LOCKED: ("You were signed out after too many wrong passwords, and the account is "
                     "locked for a while."),
+    Notice.SECOND_FACTOR_EXPIRED: ("The second step of signing in ran out of time. Sign in "
+                                   "again with your password."),
+    Notice.SECOND_FACTOR_LOCKED: ("Too many wrong codes: the account is locked for a while. "
+                                  "Sign in again later."),
 }
 
 # A session's end reason, or the socket handshake's refusal code -> the notice to show.
