@@ -23,6 +23,7 @@ from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import MessageWriter
 from streamzy.services.moderation import Moderation
+from streamzy.services.passkeys import Passkeys
 from streamzy.services.passwords import PasswordHasher
 from streamzy.services.posting import MessagePosting
 from streamzy.services.reports import Reports
@@ -68,6 +69,7 @@ class Services:
     key_watch: KeyWatch
     secret_box: SecretBox
     challenges: SignInChallenges
+    passkeys: Passkeys
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -163,6 +165,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                       read_one=history.one)
     retention = Retention(db, clock, audit_log.record,
                           default_days=settings.message_retention_days)
+    challenges = SignInChallenges(db, clock, settings.second_factor_seconds)
     return Services(settings=settings, clock=clock, events=events, db=db,
                     audit_log=audit_log, sessions=sessions, limiter=limiter, hasher=hasher,
                     accounts=accounts, applications=applications, keyring=keyring,
@@ -179,4 +182,5 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                     exports=Exports(db, keyring, audit_log.record, clock),
                     key_watch=KeyWatch(db, keyring, events, clock),
                     secret_box=SecretBox(keyring.master),
-                    challenges=SignInChallenges(db, clock, settings.second_factor_seconds))
+                    challenges=challenges,
+                    passkeys=Passkeys(db, clock, challenges, accounts, audit_log.record))

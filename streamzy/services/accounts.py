@@ -98,6 +98,15 @@ class Accounts:
                               seconds=self.policy.lockout_seconds)
         return LoginOutcome(None, "bad_credentials")
 
+    async def record_failure(self, user_id: int) -> tuple[int, bool]:
+        """One more failed proof (a wrong password, code or passkey answer) toward the same
+        lockout as sign-in; returns (failures, now locked)."""
+        return await self._count_failure(user_id)
+
+    def is_locked(self, user: User) -> bool:
+        """Whether ``user`` is inside a lockout window now."""
+        return user.locked_until is not None and as_utc(user.locked_until) > self._clock.now()
+
     async def _count_failure(self, user_id: int) -> tuple[int, bool]:
         """One more wrong password (sign-in or password change); (failures, now locked)."""
         now = self._clock.now()
