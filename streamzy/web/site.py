@@ -25,6 +25,7 @@ from streamzy.web import (
     health,
     identity,
     ids,
+    passkeys,
     room_manage,
     rooms,
     route_limits,
@@ -81,6 +82,8 @@ def create_quart(services: Services) -> Quart:
                                  shredder=services.shredder, erasure=services.erasure,
                                  retention=services.retention),
         rooms.blueprint(rooms=services.rooms, settings=settings),
+        passkeys.blueprint(settings=settings, passkeys=services.passkeys,
+                           sessions=services.sessions, challenges=services.challenges),
         api.blueprint(rooms=services.rooms, history=services.history, changes=services.changes,
                       posting=services.posting, message_max_chars=settings.message_max_chars),
     ):
