@@ -13,7 +13,6 @@ from streamzy.guards.sessions import EndReason, SessionStore
 from streamzy.guards.validation import InputError
 from streamzy.services.accounts import Accounts
 from streamzy.services.errors import ServiceError
-from streamzy.services.sign_in_challenges import SECOND_FACTOR, SignInChallenges
 from streamzy.web.access import FIRST_SIGN_IN_PAGE
 from streamzy.web.current import info, session
 from streamzy.web.forms import EmptyForm, LoginForm, PasswordForm
@@ -25,7 +24,7 @@ from streamzy.web.policy import (
     public,
     signed_in,
 )
-from streamzy.web.sign_in import set_challenge_cookie, start_session
+from streamzy.web.sign_in import start_session
 from streamzy.web.sign_in_notices import Notice, text_for
 
 GENERIC_LOGIN_ERROR = ("Wrong username or password, or the account is temporarily locked. "
@@ -53,7 +52,7 @@ def _room_page(target: str) -> str:
 
 
 def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
-              audit: AuditLog, challenges: SignInChallenges) -> Blueprint:
+              audit: AuditLog) -> Blueprint:
     bp = Blueprint("auth", __name__)
     cookie_name = settings.session_cookie_name
 
@@ -83,23 +82,10 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
             return await render_template("login.html", error=message, username=form.username,
                                          next=_safe_next(form.next)), 401
         target = _safe_next(form.next)
-        if outcome.user.has_second_factor:  # SCAFFOLDING until merge (id-totp owns this step)
-            token = await challenges.start(SECOND_FACTOR, info(), user_id=outcome.user.id)
-            step: Response = redirect(  # type: ignore[assignment]
-                "/login/second-factor?next=" + quote(target, safe="/"))
-            set_challenge_cookie(step, settings, token)
-            return step
         if outcome.user.must_change_password:  # the room asked for waits for the new password
             room = _room_page(target)
             target = FIRST_SIGN_IN_PAGE + (f"&next={quote(room, safe='/')}" if room else "")
         return await start_session(settings, sessions, outcome.user.id, "password", target)
-
-    @bp.get("/login/second-factor")  # SCAFFOLDING until merge (id-totp owns this page)
-    @public
-    @limited("pages")
-    async def second_factor_page() -> str:
-        return await render_template("login_second_factor.html",
-                                     next=_safe_next(request.args.get("next", "/")))
 
     @bp.post("/logout")
     @signed_in

@@ -67,7 +67,7 @@ def create_quart(services: Services) -> Quart:
         health.blueprint(readiness=services.readiness),
         apply.blueprint(applications=services.applications),
         auth.blueprint(settings=settings, accounts=services.accounts, sessions=services.sessions,
-                       audit=services.audit_log, challenges=services.challenges),
+                       audit=services.audit_log),
         admin.blueprint(accounts=services.accounts, applications=services.applications,
                         audit=services.audit_log, clock=services.clock),
         admin_chat.blueprint(rooms=services.rooms, bots=services.bots,
