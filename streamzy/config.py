@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     step_up_seconds: int = Field(default=300, ge=30, le=3600)
     webauthn_rp_id: str = ""
     webauthn_rp_name: str = "Streamzy"
+    # The exact origin browsers report for passkey ceremonies (https://chat.example.org);
+    # empty: this request's own scheme and host (after the trusted proxy hops).
+    webauthn_origin: str = ""
 
     rate_login: str = "10/5m"
     rate_apply: str = "5/5m"
@@ -256,6 +259,14 @@ class Settings(BaseSettings):
             if origin == "*" or "://" not in origin:
                 raise ValueError(f"list exact origins like https://chat.example.org: {origin!r}")
         return [origin.rstrip("/") for origin in value]
+
+    @field_validator("webauthn_origin")
+    @classmethod
+    def _one_origin(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value and (value == "*" or "://" not in value or "/" in value.split("://", 1)[1]):
+            raise ValueError(f"an exact origin like https://chat.example.org: {value!r}")
+        return value
 
     @field_validator("rate_login", "rate_apply", "rate_apply_status", "rate_messages", "rate_bot_messages",
                      "rate_api", "rate_pages", "rate_static", "rate_socket_events",

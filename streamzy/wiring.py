@@ -29,6 +29,7 @@ from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import MessageWriter
 from streamzy.services.moderation import Moderation
+from streamzy.services.passkeys import Passkeys
 from streamzy.services.passwords import PasswordHasher
 from streamzy.services.posting import MessagePosting
 from streamzy.services.recovery_codes import derive_key as recovery_key
@@ -80,6 +81,7 @@ class Services:
     alerts: Alerts
     health: HealthCheck
     second_factors: SecondFactors
+    passkeys: Passkeys
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -200,6 +202,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     second_factors = SecondFactors(
         db, clock, secret_box, accounts, hasher, audit_log.record, end_sessions,
         recovery_key=recovery_key(settings.secret_key.get_secret_value()))
+    challenges = SignInChallenges(db, clock, settings.second_factor_seconds)
     return Services(settings=settings, clock=clock, events=events, db=db,
                     audit_log=audit_log, sessions=sessions, limiter=limiter, hasher=hasher,
                     accounts=accounts, applications=applications, keyring=keyring,
@@ -216,8 +219,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                     exports=Exports(db, keyring, audit_log.record, clock),
                     key_watch=key_watch, alerts=alerts, health=health,
                     secret_box=secret_box,
-                    challenges=SignInChallenges(db, clock, settings.second_factor_seconds),
-                    metrics=metrics, second_factors=second_factors)
+                    challenges=challenges, metrics=metrics, second_factors=second_factors,
+                    passkeys=Passkeys(db, clock, challenges, accounts, audit_log.record))
 
 
 def build_alerts(settings: Settings, clock: Clock, db: Database, audit_log: AuditLog) -> Alerts:

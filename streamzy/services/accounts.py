@@ -138,6 +138,10 @@ class Accounts:
             self._metrics.lockout()
         return failures, locked
 
+    def is_locked(self, user: User) -> bool:
+        """Whether ``user`` is inside a lockout window now."""
+        return user.locked_until is not None and as_utc(user.locked_until) > self._clock.now()
+
     async def create_user(self, username: str, display_name: str, email: str, *,
                           is_admin: bool = False, is_bot: bool = False) -> tuple[User, str]:
         """Create an account with a one-time password; returns (user, password)."""
