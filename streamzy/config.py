@@ -268,14 +268,16 @@ class Settings(BaseSettings):
             raise ValueError(f"an exact origin like https://chat.example.org: {value!r}")
         return value
 
-    @field_validator("rate_login", "rate_apply", "rate_apply_status", "rate_messages", "rate_bot_messages",
-                     "rate_api", "rate_pages", "rate_static", "rate_socket_events",
-                     "rate_data_lifecycle", "rate_exports",
-                     "rate_audit_verify", "rate_metrics", "rate_health_check")
-    @classmethod
-    def _valid_rate(cls, value: str) -> str:
-        Rate.parse(value)
-        return value
+    @model_validator(mode="after")
+    def _valid_rates(self) -> Settings:
+        """Every ``rate_*`` setting parses (a new limit cannot be forgotten here)."""
+        for name in type(self).model_fields:
+            if name.startswith("rate_"):
+                try:
+                    Rate.parse(getattr(self, name))
+                except ValueError as exc:
+                    raise ValueError(f"STREAMZY_{name.upper()}: {exc}") from None
+        return self
 
     @field_validator("metrics_bind")
     @classmethod

@@ -75,6 +75,13 @@ def test_bad_rates_are_refused(text: str) -> None:
         Settings(_env_file=None, rate_login=text)  # type: ignore[call-arg]
 
 
+@pytest.mark.parametrize("name", [n for n in Settings.model_fields if n.startswith("rate_")])
+def test_every_rate_setting_is_checked(name: str) -> None:
+    # Every limit, including ones added later (second_factor, uploads, search...).
+    with pytest.raises(ValidationError, match=f"STREAMZY_{name.upper()}"):
+        Settings(_env_file=None, **{name: "ten/m"})
+
+
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMZY_TRUSTED_HOPS", "2")
     monkeypatch.setenv("STREAMZY_ALLOWED_ORIGINS", "https://chat.example.org/, https://b.example")

@@ -44,9 +44,12 @@ from streamzy.storage.models import (
     Mention,
     Message,
     Reaction,
+    RecoveryCode,
     Room,
     RoomBan,
+    TotpCredential,
     User,
+    WebAuthnCredential,
 )
 
 if TYPE_CHECKING:
@@ -175,6 +178,11 @@ class Erasure:
             user.is_admin = False
             user.accepts_dms = False
             user.erased_at = now
+            # Second factors are personal data too (and a passkey could otherwise still
+            # prove the erased identity): sealed TOTP secret, recovery codes, passkeys.
+            user.has_second_factor = False
+            for table in (TotpCredential, RecoveryCode, WebAuthnCredential):
+                await db.execute(delete(table).where(table.user_id == user_id))
             await db.execute(update(Application).where(
                 (Application.user_id == user_id) | (Application.username == old_name)
             ).values(username=name, pending_username=None, reference_digest=None,

@@ -292,6 +292,7 @@ class Passkeys:
         if expired and context != "step_up":
             return await self._refused(user.id, "expired_one_time_password", context, info)
         await self._used(stored.id, assertion.sign_count)
+        await self._accounts.clear_failures(user)  # a full proof: earlier guesses forgotten
         if context != "step_up":
             await self._audit("login_succeeded", info, user.id, method="passkey",
                               step="second_factor" if context == "sign_in" else "passkey")

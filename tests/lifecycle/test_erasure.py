@@ -20,12 +20,15 @@ from streamzy.storage.models import (
     Mention,
     Message,
     Reaction,
+    RecoveryCode,
+    TotpCredential,
     User,
 )
 from streamzy.wiring import Services
 from tests.conftest import CLIENT, audit_rows, make_user
 from tests.lifecycle.cli import streamzy
 from tests.lifecycle.dumps import database_copy, holds
+from tests.totp import enrol
 
 PRIVATE = "carol's home address is 12 Hidden Lane"
 
@@ -106,6 +109,21 @@ async def test_anonymise_keeps_the_text_under_the_erased_account(services: Servi
     page, _ = await services.history.page(room_id, None, 10, CLIENT)
     assert [(m.text, m.display_name, m.username) for m in page] == [
         ("kept words", "Erased user", f"erased-{carol.user_id}")]
+
+
+async def test_erase_removes_the_second_factor(services: Services) -> None:
+    _, carol, _, admin = await world(services)
+    async with services.db.unit() as db:
+        user = await db.get(User, carol.user_id)
+    assert user is not None
+    await enrol(services, user)
+    assert await count(services, TotpCredential, TotpCredential.user_id == carol.user_id) == 1
+    await services.erasure.erase(admin, carol.user_id, CLIENT, messages="anonymise")
+    assert await count(services, TotpCredential, TotpCredential.user_id == carol.user_id) == 0
+    assert await count(services, RecoveryCode, RecoveryCode.user_id == carol.user_id) == 0
+    async with services.db.unit() as db:
+        erased = await db.get(User, carol.user_id)
+    assert erased is not None and not erased.has_second_factor
 
 
 async def test_applications_lose_personal_data_and_bot_tokens_are_revoked(

@@ -155,6 +155,20 @@ async def test_sign_in_without_username(services: Services) -> None:
     assert not replay.ok and replay.reason == "no_challenge"
 
 
+async def test_a_passkey_sign_in_forgets_earlier_wrong_guesses(services: Services) -> None:
+    user_id, session_id = await signed_in(services, "alice")
+    device = authenticator()
+    await enrol(services, user_id, session_id, device)
+    for _ in range(3):
+        await services.accounts.record_failure(user_id)
+    outcome = await sign_in(services, device)
+    assert outcome.ok
+    async with services.db.unit() as db:
+        user = await db.get(User, user_id)
+    # Like a right password: the next few wrong guesses do not lock the owner out.
+    assert user is not None and user.failed_logins == 0
+
+
 async def test_sign_in_needs_user_verification(services: Services) -> None:
     user_id, session_id = await signed_in(services, "alice")
     device = authenticator()
