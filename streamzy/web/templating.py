@@ -45,7 +45,7 @@ def install(app: Quart, *, settings: Settings, applications: Applications) -> No
         """The navigation badge: applications waiting, on an admin's pages (GET only)."""
         session = g.get("session")
         if (session is not None and session.is_admin and not session.must_change_password
-                and request.method == "GET"):  # no admin menu until the password is changed
+                and not session.must_enrol and request.method == "GET"):  # no admin menu until the password is changed
             g.pending_count = await applications.pending_count()
 
     notices = sign_in_notices.client_table()

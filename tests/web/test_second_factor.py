@@ -302,6 +302,8 @@ async def test_an_account_that_must_enrol_reaches_only_enrolment(server: LiveSer
             "/account/second-factor?required=1"
         page = await client.get("/account/second-factor?required=1")
         assert page.status_code == 200 and "requires a second factor" in page.text
+        # Every other link would bounce back here: the menu offers only signing out.
+        assert 'href="/rooms"' not in page.text and 'action="/logout"' in page.text
         await post_form(client, "/account/second-factor/totp/begin",
                         page="/account/second-factor")
         page = await client.get("/account/second-factor")
