@@ -18,7 +18,9 @@ from streamzy.services.direct import DirectMessages
 from streamzy.services.erasure import Erasure
 from streamzy.services.events import EventBus
 from streamzy.services.export import Exports
+from streamzy.services.key_console import KeyConsole
 from streamzy.services.key_health import KeyWatch
+from streamzy.services.key_inventory import KeyInventory
 from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import MessageWriter
@@ -30,6 +32,8 @@ from streamzy.services.retention import Retention
 from streamzy.services.room_roles import RoomRoles
 from streamzy.services.room_rules import RoomRules
 from streamzy.services.rooms import Rooms
+from streamzy.services.second_factor_admin import SecondFactorAdmin
+from streamzy.services.second_factors import SecondFactors
 from streamzy.services.shredding import Shredder
 from streamzy.services.sign_in_challenges import SignInChallenges
 from streamzy.storage.crypto import Keyring, MasterKeys
@@ -68,6 +72,9 @@ class Services:
     key_watch: KeyWatch
     secret_box: SecretBox
     challenges: SignInChallenges
+    second_factors: SecondFactors
+    second_factor_admin: SecondFactorAdmin
+    key_console: KeyConsole
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -96,6 +103,7 @@ class Services:
         return database and not self.db.storage_full and not unusable, report
 
     async def close(self) -> None:
+        await self.key_console.stop()
         await self.messages.close()
         await self.limiter.store.close()
         await self.audit_log.stop()
@@ -179,4 +187,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                     exports=Exports(db, keyring, audit_log.record, clock),
                     key_watch=KeyWatch(db, keyring, events, clock),
                     secret_box=SecretBox(keyring.master),
-                    challenges=SignInChallenges(db, clock, settings.second_factor_seconds))
+                    challenges=SignInChallenges(db, clock, settings.second_factor_seconds),
+                    second_factors=SecondFactors(),
+                    second_factor_admin=SecondFactorAdmin(db, clock, audit_log.record,
+                                                          sessions.revoke_users),
+                    key_console=KeyConsole(KeyInventory(db, clock, keyring, audit_log.record),
+                                           clock, audit_log.record,
+                                           lambda: keyring.master.newest_id))

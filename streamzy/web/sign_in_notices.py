@@ -24,6 +24,8 @@ class Notice(StrEnum):
     ENDED = "ended"  # anything else: signed out elsewhere, revoked, by an administrator
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a notice code
     LOCKED = "locked"
+    SECOND_FACTOR_REQUIRED = "second_factor_required"
+    SECOND_FACTOR_RESET = "second_factor_reset"
 
 
 TEXT: dict[str, str] = {
@@ -37,6 +39,10 @@ TEXT: dict[str, str] = {
     Notice.PASSWORD_CHANGED: "Your password changed. Please sign in again.",
     Notice.LOCKED: ("You were signed out after too many wrong passwords, and the account is "
                     "locked for a while."),
+    Notice.SECOND_FACTOR_REQUIRED: ("Your administrators now require a second factor. Sign "
+                                    "in again to set one up."),
+    Notice.SECOND_FACTOR_RESET: ("An administrator removed your second factor. Sign in again "
+                                 "(and set up a new one)."),
 }
 
 # A session's end reason, or the socket handshake's refusal code -> the notice to show.
@@ -47,6 +53,8 @@ FOR_ENDING: dict[str, Notice] = {
     EndReason.DISABLED: Notice.DISABLED,
     EndReason.PASSWORD_CHANGED: Notice.PASSWORD_CHANGED,
     EndReason.LOCKED: Notice.LOCKED,
+    EndReason.SECOND_FACTOR_REQUIRED: Notice.SECOND_FACTOR_REQUIRED,
+    EndReason.SECOND_FACTOR_RESET: Notice.SECOND_FACTOR_RESET,
     "session_expired": Notice.IDLE,  # the handshake refused an idle or too-old session
 }
 
