@@ -96,6 +96,8 @@ STEP_UP_ENDPOINTS = {
 
 
 async def test_the_step_up_list_is_what_security_md_says(server: LiveServer) -> None:
+    from pathlib import Path
+
     from streamzy.web.admin import STEP_UP_ACTIONS
 
     marked = {rule.endpoint for rule, view in _routes(server) if policy_of(view)["step_up"]}
@@ -103,6 +105,13 @@ async def test_the_step_up_list_is_what_security_md_says(server: LiveServer) -> 
     # One route, several actions: the view asks for step-up for these (enable, unlock: no).
     assert STEP_UP_ACTIONS == {"disable", "grant_admin", "revoke_admin", "reset_password",
                                "reset_second_factor"}
+    security = (Path(__file__).resolve().parents[2] / "SECURITY.md").read_text("utf-8")
+    section = security.split("## Step-up re-authentication", 1)[1].split("\n## ", 1)[0]
+    for _method, path, data in STEP_UP_TABLE:
+        documented = path.replace("{bob}", "<id>").replace("{room}", "<id>")
+        assert documented.split("?")[0] in section, path
+        if "action" in data:
+            assert data["action"] in section, data
 
 
 async def test_every_dangerous_action_demands_a_fresh_step_up(server: LiveServer) -> None:
