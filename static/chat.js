@@ -925,6 +925,7 @@
   socket.on("connect_error", (err) => {
     const code = err && err.message;
     if (code === "password_change_required") { window.location.assign("/account/password?first=1"); return; }
+    if (code === "second_factor_required") { window.location.assign("/account/second-factor?required=1"); return; }
     if (code === "not_authenticated" || code === "session_expired") { endSession(code); return; }
     if (!socket.active) setTimeout(() => { if (!ended) socket.connect(); }, 5000);  // unknown refusal
     setConn("offline", "Offline — reconnecting…");

@@ -40,6 +40,15 @@
       method: "POST", body: new FormData(form), credentials: "same-origin",
       headers: {"Accept": "application/json"},
     });
+    if (response.status === 403) {
+      // A fresh proof of identity is owed first: to the step-up page, then back here.
+      const refusal = await response.json().catch(() => null);
+      if (refusal && refusal.code === "step_up_required") {
+        window.location.assign("/account/confirm?next=" +
+          encodeURIComponent(window.location.pathname + window.location.search));
+        return;
+      }
+    }
     if (!response.ok || !response.body) {
       status.textContent = response.status === 429
         ? "Too many exports for now; try again later."

@@ -24,7 +24,9 @@ from streamzy.services.erasure import Erasure
 from streamzy.services.events import EventBus
 from streamzy.services.export import Exports
 from streamzy.services.health_check import HealthCheck
+from streamzy.services.key_console import KeyConsole
 from streamzy.services.key_health import KeyWatch
+from streamzy.services.key_inventory import KeyInventory
 from streamzy.services.message_changes import MessageChanges
 from streamzy.services.message_history import MessageHistory
 from streamzy.services.message_writer import MessageWriter
@@ -38,6 +40,7 @@ from streamzy.services.retention import Retention
 from streamzy.services.room_roles import RoomRoles
 from streamzy.services.room_rules import RoomRules
 from streamzy.services.rooms import Rooms
+from streamzy.services.second_factor_admin import SecondFactorAdmin
 from streamzy.services.second_factors import SecondFactors
 from streamzy.services.shredding import Shredder
 from streamzy.services.sign_in_challenges import SignInChallenges
@@ -82,6 +85,8 @@ class Services:
     health: HealthCheck
     second_factors: SecondFactors
     passkeys: Passkeys
+    second_factor_admin: SecondFactorAdmin
+    key_console: KeyConsole
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -116,6 +121,7 @@ class Services:
 
     async def close(self) -> None:
         await self.alerts.close()
+        await self.key_console.stop()
         await self.messages.close()
         await self.limiter.store.close()
         await self.audit_log.stop()
@@ -220,7 +226,12 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                     key_watch=key_watch, alerts=alerts, health=health,
                     secret_box=secret_box,
                     challenges=challenges, metrics=metrics, second_factors=second_factors,
-                    passkeys=Passkeys(db, clock, challenges, accounts, audit_log.record))
+                    passkeys=Passkeys(db, clock, challenges, accounts, audit_log.record),
+                    second_factor_admin=SecondFactorAdmin(db, clock, audit_log.record,
+                                                          sessions.revoke_users),
+                    key_console=KeyConsole(KeyInventory(db, clock, keyring, audit_log.record),
+                                           clock, audit_log.record,
+                                           lambda: keyring.master.newest_id))
 
 
 def build_alerts(settings: Settings, clock: Clock, db: Database, audit_log: AuditLog) -> Alerts:

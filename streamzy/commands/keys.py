@@ -87,8 +87,8 @@ async def _rotate(args: argparse.Namespace) -> int:
               f"{resealed.rewrapped}", flush=True)
         await services.audit("keys_rotated", SYSTEM, None, kind="master",
                              rewrapped=rewrapped.rewrapped, unusable=rewrapped.unwrappable,
-                             secrets_resealed=resealed.rewrapped,
-                             secrets_unusable=resealed.unwrappable,
+                             totp_resealed=resealed.rewrapped,
+                             totp_unusable=resealed.unwrappable,
                              master_key_id=services.keyring.master.newest_id)
         if rewrapped.unwrappable or resealed.unwrappable:
             print(f"streamzy: {rewrapped.unwrappable} room key(s) and {resealed.unwrappable} "

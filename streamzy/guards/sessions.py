@@ -64,6 +64,10 @@ class EndReason(StrEnum):
     REVOKED_BY_USER = "revoked_by_user"  # its owner revoked it from the account page
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason: the password changed
     LOCKED = "locked"  # wrong current passwords on the password form locked the account
+    # The second-factor policy now covers an account that has none: its sockets must not
+    # keep chatting, and its next sign-in leads to enrolment.
+    SECOND_FACTOR_REQUIRED = "second_factor_required"
+    SECOND_FACTOR_RESET = "second_factor_reset"  # an admin removed the account's factors
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,19 @@ class SessionStore:
             ids = list((await db.execute(query)).scalars())
             if ids:
                 await db.execute(delete(Session).where(Session.id.in_(ids)))
+        await self._ended(ids, reason)
+        return len(ids)
+
+    async def revoke_users(self, user_ids: Collection[int], reason: str) -> int:
+        """End every session of every one of ``user_ids`` (in chunks); how many ended."""
+        ids: list[int] = []
+        async with self._db.unit() as db:
+            for chunk in batched(sorted(set(user_ids)), CHECK_CHUNK, strict=False):
+                found = list((await db.execute(
+                    select(Session.id).where(Session.user_id.in_(chunk)))).scalars())
+                if found:
+                    await db.execute(delete(Session).where(Session.id.in_(found)))
+                ids += found
         await self._ended(ids, reason)
         return len(ids)
 

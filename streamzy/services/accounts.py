@@ -173,26 +173,9 @@ class Accounts:
         also ends all its sessions (raises ``Forbidden("locked_signed_out")``). While the
         account is locked (by either path) no change is made (``Forbidden("account_locked")``).
         """
-        user = await self.get(user_id)
-        if user is None or not user.is_active:
-            raise NotFound("no_user", "No such account.")
-        matches = await self._hasher.verify(current, user.password_hash)
-        if user.locked_until is not None and as_utc(user.locked_until) > self._clock.now():
-            await self._audit("password_change_failed", info, user_id, reason="locked")
-            raise Forbidden("account_locked", "The account is locked after too many wrong "
-                            "passwords. Wait a few minutes before trying again.")
-        if not matches:
-            failures, locked = await self.record_failure(user_id)
-            await self._audit("password_change_failed", info, user_id, reason="wrong_current",
-                              failures=failures)
-            if locked:
-                ended = await self._end_sessions(user_id, "locked", None)
-                await self._audit("account_locked", info, user_id,
-                                  seconds=self.policy.lockout_seconds, via="password_change",
-                                  sessions_ended=ended)
-                raise Forbidden("locked_signed_out", "Too many wrong passwords: the account "
-                                "is locked for a while and its sessions have ended.")
-            raise Invalid("wrong_password", "The current password is not correct.")
+        user = await self._check_own_password(
+            user_id, current, info, failed_event="password_change_failed",
+            wrong_reason="wrong_current", via="password_change")
         problems = password_problems(new, min_length=self.policy.password_min_length,
                                      username=user.username)
         if new == current:
@@ -209,6 +192,52 @@ class Accounts:
         if end_other_sessions or user.must_change_password:
             ended = await self._end_sessions(user_id, "password_changed", session_id)
         await self._audit("password_changed", info, user_id, other_sessions_ended=ended)
+
+    async def confirm_password(self, user_id: int, password: str, info: Any) -> None:
+        """Step-up by password: the same checks, lockout and audit as the password form's
+        current password (a wrong one is ``step_up_failed``; the guess that locks the
+        account ends all its sessions). Success is audited by the caller, which also
+        records the proof on the session."""
+        await self._check_own_password(user_id, password, info, failed_event="step_up_failed",
+                                       wrong_reason="wrong_password", via="step_up",
+                                       method="password")
+
+    async def _check_own_password(self, user_id: int, password: str, info: Any, *,
+                                  failed_event: str, wrong_reason: str, via: str,
+                                  **detail: Any) -> User:
+        """A signed-in person proves their password again (password change, step-up).
+
+        A wrong password counts toward the same lockout as a failed sign-in, so a stolen
+        session is no unlimited password oracle; the guess that locks the account also
+        ends all its sessions (``Forbidden("locked_signed_out")``). While the account is
+        locked (by any path) nothing passes (``Forbidden("account_locked")``).
+        """
+        user = await self.get(user_id)
+        if user is None or not user.is_active:
+            raise NotFound("no_user", "No such account.")
+        matches = await self._hasher.verify(password, user.password_hash)
+        if user.locked_until is not None and as_utc(user.locked_until) > self._clock.now():
+            await self._audit(failed_event, info, user_id, **detail, reason="locked")
+            raise Forbidden("account_locked", "The account is locked after too many wrong "
+                            "passwords. Wait a few minutes before trying again.")
+        if not matches:
+            failures, locked = await self.record_failure(user_id)
+            await self._audit(failed_event, info, user_id, **detail, reason=wrong_reason,
+                              failures=failures)
+            if locked:
+                ended = await self._end_sessions(user_id, "locked", None)
+                await self._audit("account_locked", info, user_id,
+                                  seconds=self.policy.lockout_seconds, via=via,
+                                  sessions_ended=ended)
+                raise Forbidden("locked_signed_out", "Too many wrong passwords: the account "
+                                "is locked for a while and its sessions have ended.")
+            raise Invalid("wrong_password", "The password is not correct.")
+        return user
+
+    async def is_locked_now(self, user_id: int) -> bool:
+        """Whether wrong passwords or codes have the account locked right now."""
+        user = await self.get(user_id)
+        return user is not None and self.is_locked(user)
 
     async def list_users(self) -> list[User]:
         async with self._db.unit() as db:

@@ -11,7 +11,7 @@ import hmac
 import logging
 from urllib.parse import quote, urlsplit
 
-from quart import Quart, Response, g, redirect, request
+from quart import Quart, Response, current_app, g, redirect, request
 from werkzeug.exceptions import NotFound
 
 from streamzy.guards.audit import AuditLog
@@ -30,6 +30,7 @@ log = logging.getLogger("streamzy.web")
 FIRST_SIGN_IN_PAGE = "/account/password?first=1"
 ENROL_PAGE = "/account/second-factor?required=1"
 STEP_UP_PAGE = "/account/confirm"
+STEP_UP_EXTENSION = "streamzy_step_up"  # app.extensions: (SessionStore, seconds)
 
 
 def _here() -> str:
@@ -102,7 +103,10 @@ def install(app: Quart, *, audit: AuditLog, sessions: SessionStore, step_up_seco
             return _login_redirect(g.get("session_end_reason"))
         if session.must_change_password and not reachable_before_password_change(view):
             return redirect(FIRST_SIGN_IN_PAGE)  # type: ignore[return-value]
-        if session.must_enrol and not reachable_before_enrolment(view):
+        # The owed password change comes first: its page (and sign-out) stay reachable
+        # until it is done, then enrolment is owed.
+        if (session.must_enrol and not session.must_change_password
+                and not reachable_before_enrolment(view)):
             if wants_json():
                 return await error_response(403, "second_factor_required",
                                             "Set up a second factor first.")
@@ -110,12 +114,25 @@ def install(app: Quart, *, audit: AuditLog, sessions: SessionStore, step_up_seco
         if rule == "admin" and not session.is_admin:
             await audit.record("access_denied", info(), session.user_id, path=request.path)
             return await error_response(403, "forbidden", "Admins only.")
-        if wants_step_up(view) and not sessions.recently_proved(session, step_up_seconds):
-            if wants_json():
-                return await error_response(403, "step_up_required",
-                                            "Confirm it is you first.")
-            target = STEP_UP_PAGE + "?next=" + quote(_here(), safe="/")
-            return redirect(target, 303)  # type: ignore[return-value]
+        if wants_step_up(view):
+            return await step_up_refusal()
         return None
 
+    app.extensions[STEP_UP_EXTENSION] = (sessions, step_up_seconds)
     app.before_request(enforce_access)
+
+
+async def step_up_refusal() -> Response | None:
+    """None when this request's session proved its owner within STREAMZY_STEP_UP_SECONDS;
+    else the step-up page (303, back here afterwards) or, for JSON, 403 step_up_required.
+
+    The ``@step_up`` hook calls it for whole routes; a route that does several things (the
+    admin's user actions) calls it itself for the dangerous ones."""
+    sessions, seconds = current_app.extensions[STEP_UP_EXTENSION]
+    session = g.get("session")
+    if session is not None and sessions.recently_proved(session, seconds):
+        return None
+    if wants_json():
+        return await error_response(403, "step_up_required", "Confirm it is you first.")
+    target = STEP_UP_PAGE + "?next=" + quote(_here(), safe="/")
+    return redirect(target, 303)  # type: ignore[return-value]

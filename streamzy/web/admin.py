@@ -13,6 +13,8 @@ from streamzy.guards.audit import AuditLog, AuditQuery, ExportFormat
 from streamzy.guards.validation import InputError
 from streamzy.services.accounts import Accounts
 from streamzy.services.applications import Applications
+from streamzy.services.second_factor_admin import SecondFactorAdmin
+from streamzy.web.access import step_up_refusal
 from streamzy.web.current import info, session
 from streamzy.web.forms import ApproveForm, AuditFilter, RejectForm, UserActionForm
 from streamzy.web.parsing import form_model, query_model
@@ -23,6 +25,9 @@ AUDIT_PAGE = 100
 VERIFY_WAIT_SECONDS = 5.0
 EXPORT_MAX = 10_000
 EXPORT_TYPES: dict[ExportFormat, str] = {"csv": "text/csv", "json": "application/json"}
+# User actions that need a fresh proof of identity (step-up); enable and unlock need none.
+STEP_UP_ACTIONS = frozenset({"disable", "grant_admin", "revoke_admin", "reset_password",
+                             "reset_second_factor"})
 
 
 def _parse_time(value: str, field: str) -> datetime | None:
@@ -43,7 +48,7 @@ def _audit_query(filters: AuditFilter) -> AuditQuery:
 
 
 def blueprint(*, accounts: Accounts, applications: Applications, audit: AuditLog,
-              clock: Clock) -> Blueprint:
+              clock: Clock, second_factor_admin: SecondFactorAdmin) -> Blueprint:
     bp = Blueprint("admin", __name__, url_prefix="/admin")
 
     @bp.get("/applications")
@@ -83,6 +88,8 @@ def blueprint(*, accounts: Accounts, applications: Applications, audit: AuditLog
     async def user_action(user_id: int) -> Response | str:
         form = await form_model(UserActionForm)
         actor = session().user_id
+        if form.action in STEP_UP_ACTIONS and (refused := await step_up_refusal()):
+            return refused
         match form.action:
             case "disable" | "enable":
                 await accounts.set_active(actor, user_id, form.action == "enable", info())
@@ -95,6 +102,8 @@ def blueprint(*, accounts: Accounts, applications: Applications, audit: AuditLog
                 user = await accounts.get(user_id)
                 return await render_template("admin_approved.html", user=user,
                                              password=password, reset=True)
+            case "reset_second_factor":
+                await second_factor_admin.reset(actor, user_id, info())
         # Where the admin lands says what happened (the page words it; ids only, no free text).
         return redirect(  # type: ignore[return-value]
             f"/admin/users?done={form.action}&user={user_id}")
@@ -106,6 +115,8 @@ def blueprint(*, accounts: Accounts, applications: Applications, audit: AuditLog
         filters = query_model(AuditFilter)
         query = _audit_query(filters)
         if filters.format in ("csv", "json"):
+            if refused := await step_up_refusal():  # an export: step-up first
+                return refused
             fmt: ExportFormat = "json" if filters.format == "json" else "csv"
             export = await audit.export(query, fmt, info(), session().user_id, limit=EXPORT_MAX)
             response = Response(export.text, mimetype=EXPORT_TYPES[fmt])

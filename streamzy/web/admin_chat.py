@@ -15,7 +15,7 @@ from streamzy.web import ids
 from streamzy.web.current import info, session
 from streamzy.web.forms import EmptyForm
 from streamzy.web.parsing import form_model
-from streamzy.web.policy import admin_only, limited
+from streamzy.web.policy import admin_only, limited, step_up
 
 
 class RoomForm(StrictModel):
@@ -70,6 +70,7 @@ def blueprint(*, rooms: Rooms, bots: Bots, room_roles: RoomRoles) -> Blueprint:
 
     @bp.post("/bots")
     @admin_only
+    @step_up
     @limited("pages")
     async def create_bot() -> str:
         form_data = await request.form

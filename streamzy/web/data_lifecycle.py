@@ -26,7 +26,7 @@ from streamzy.services.shredding import Shredder
 from streamzy.web.current import info, session
 from streamzy.web.forms import EmptyForm
 from streamzy.web.parsing import form_model
-from streamzy.web.policy import admin_only, limited, signed_in
+from streamzy.web.policy import admin_only, limited, signed_in, step_up
 
 LIMITS = ("pages", "data_lifecycle")
 
@@ -57,6 +57,7 @@ def blueprint(*, rooms: Rooms, room_roles: RoomRoles, accounts: Accounts,
 
     @bp.get("/admin/rooms/<id:room_id>/delete")
     @admin_only
+    @step_up  # before the name is typed, so the proof is asked for first
     @limited("pages")
     async def confirm_delete_room(room_id: int) -> str:
         room = await plain_room(room_id)
@@ -66,6 +67,7 @@ def blueprint(*, rooms: Rooms, room_roles: RoomRoles, accounts: Accounts,
 
     @bp.post("/admin/rooms/<id:room_id>/delete")
     @admin_only
+    @step_up
     @limited(*LIMITS)
     async def delete_room(room_id: int) -> Response:
         room = await plain_room(room_id)
@@ -77,6 +79,7 @@ def blueprint(*, rooms: Rooms, room_roles: RoomRoles, accounts: Accounts,
 
     @bp.get("/admin/users/<id:user_id>/erase")
     @admin_only
+    @step_up
     @limited("pages")
     async def confirm_erase(user_id: int) -> str:
         user = await accounts.get(user_id)
@@ -87,6 +90,7 @@ def blueprint(*, rooms: Rooms, room_roles: RoomRoles, accounts: Accounts,
 
     @bp.post("/admin/users/<id:user_id>/erase")
     @admin_only
+    @step_up
     @limited(*LIMITS)
     async def erase(user_id: int) -> Response:
         form = await form_model(EraseForm)

@@ -13,7 +13,7 @@ from quart import Blueprint, Response
 
 from streamzy.services.export import Export, Exports
 from streamzy.web.current import info, session
-from streamzy.web.policy import admin_only, limited, signed_in
+from streamzy.web.policy import admin_only, limited, signed_in, step_up
 
 # Quart's default (60 s) would cut a large export off mid-way.
 DOWNLOAD_SECONDS = 3600
@@ -38,6 +38,7 @@ def blueprint(*, exports: Exports) -> Blueprint:
 
     @bp.post("/account/export")
     @signed_in
+    @step_up
     @limited("exports")
     async def export_mine() -> Response:
         # Always the signed-in person's own messages: nothing in the request names a user.
@@ -45,6 +46,7 @@ def blueprint(*, exports: Exports) -> Blueprint:
 
     @bp.post("/admin/rooms/<id:room_id>/export")
     @admin_only
+    @step_up
     @limited("exports")
     async def export_room(room_id: int) -> Response:
         return _download(await exports.for_room(room_id, info(),

@@ -49,7 +49,7 @@ class RejectForm(StrictModel):
 
 class UserActionForm(StrictModel):
     action: Literal["disable", "enable", "unlock", "reset_password", "grant_admin",
-                    "revoke_admin"]
+                    "revoke_admin", "reset_second_factor"]
 
 
 class AuditFilter(StrictModel):

@@ -28,6 +28,8 @@ class Notice(StrEnum):
     # locked the account.
     SECOND_FACTOR_EXPIRED = "second_factor_expired"
     SECOND_FACTOR_LOCKED = "second_factor_locked"
+    SECOND_FACTOR_REQUIRED = "second_factor_required"
+    SECOND_FACTOR_RESET = "second_factor_reset"
 
 
 TEXT: dict[str, str] = {
@@ -45,6 +47,10 @@ TEXT: dict[str, str] = {
                                    "again with your password."),
     Notice.SECOND_FACTOR_LOCKED: ("Too many wrong codes: the account is locked for a while. "
                                   "Sign in again later."),
+    Notice.SECOND_FACTOR_REQUIRED: ("Your administrators now require a second factor. Sign "
+                                    "in again to set one up."),
+    Notice.SECOND_FACTOR_RESET: ("An administrator removed your second factor. Sign in again "
+                                 "(and set up a new one)."),
 }
 
 # A session's end reason, or the socket handshake's refusal code -> the notice to show.
@@ -55,6 +61,8 @@ FOR_ENDING: dict[str, Notice] = {
     EndReason.DISABLED: Notice.DISABLED,
     EndReason.PASSWORD_CHANGED: Notice.PASSWORD_CHANGED,
     EndReason.LOCKED: Notice.LOCKED,
+    EndReason.SECOND_FACTOR_REQUIRED: Notice.SECOND_FACTOR_REQUIRED,
+    EndReason.SECOND_FACTOR_RESET: Notice.SECOND_FACTOR_RESET,
     "session_expired": Notice.IDLE,  # the handshake refused an idle or too-old session
 }
 

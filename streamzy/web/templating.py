@@ -44,8 +44,9 @@ def install(app: Quart, *, settings: Settings, applications: Applications) -> No
     async def count_pending_for_admins() -> None:
         """The navigation badge: applications waiting, on an admin's pages (GET only)."""
         session = g.get("session")
+        # No admin menu until the password is changed and any owed second factor set up.
         if (session is not None and session.is_admin and not session.must_change_password
-                and not session.must_enrol and request.method == "GET"):  # no admin menu until the password is changed
+                and not session.must_enrol and request.method == "GET"):
             g.pending_count = await applications.pending_count()
 
     notices = sign_in_notices.client_table()

@@ -45,13 +45,14 @@ async def signed_in_client(server: LiveServer, name: str) -> httpx.AsyncClient:
 
 
 async def add_passkey(server: LiveServer, client: httpx.AsyncClient,
-                      device: SoftAuthenticator, name: str = "Laptop") -> httpx.Response:
-    options = await post_json(client, "/account/passkeys/options", page="/account")
+                      device: SoftAuthenticator, name: str = "Laptop",
+                      page: str = "/account") -> httpx.Response:
+    options = await post_json(client, "/account/passkeys/options", page=page)
     assert options.status_code == 200, options.text
     assert options.headers["Cache-Control"] == "no-store"
     return await post_json(client, "/account/passkeys/register",
                            {"credential": device.create(options.json()), "name": name},
-                           page="/account")
+                           page=page)
 
 
 async def passkey_sign_in(client: httpx.AsyncClient, device: SoftAuthenticator,
@@ -307,3 +308,32 @@ async def test_pages_show_the_passkey_blocks(server: LiveServer) -> None:
     script = await client.get("/static/passkeys.js")
     assert script.status_code == 200 and "navigator.credentials" in script.text
     await client.aclose()
+
+
+async def test_forced_enrolment_can_step_up_then_add_a_passkey(server: LiveServer) -> None:
+    # Policy "everyone", no factor yet, and the sign-in proof has gone stale: the confirm
+    # page must stay reachable (it is part of enrolling), then the passkey can be added.
+    from streamzy.storage import system_state
+    from tests.conftest import TEST_PASSWORD
+    async with server.services.db.unit() as db:
+        await system_state.write(db, system_state.SECOND_FACTOR_POLICY, "everyone",
+                                 server.clock.now())
+    client = await signed_in_client(server, "erin")
+    try:
+        assert (await client.get("/rooms")).headers["location"] == \
+            "/account/second-factor?required=1"
+        server.clock.advance(server.services.settings.step_up_seconds + 1)
+        stale = await post_json(client, "/account/passkeys/options", page="/account/passkeys")
+        assert stale.status_code == 403 and stale.json()["code"] == "step_up_required"
+        confirm = await client.get("/account/confirm?next=/account/passkeys")
+        assert confirm.status_code == 200
+        proved = await client.post("/account/confirm", data={
+            "password": TEST_PASSWORD, "next": "/account/passkeys",
+            "csrf_token": await csrf_of(client, "/account/confirm")})
+        assert proved.status_code == 303 and proved.headers["location"] == "/account/passkeys"
+        added = await add_passkey(server, client, device_for(server),
+                                  page="/account/passkeys")
+        assert added.status_code == 200, added.text
+        assert (await client.get("/rooms")).status_code == 200  # enrolled: the gate opens
+    finally:
+        await client.aclose()
