@@ -10,26 +10,29 @@ import json
 import httpx
 import pytest
 import socketio
-from sqlalchemy import update
 
 from streamzy.services.errors import Forbidden, Invalid
 from streamzy.storage import system_state
 from streamzy.storage.models import User
-from tests.conftest import CLIENT, TEST_PASSWORD, LiveServer, csrf_of, login
+from tests.conftest import CLIENT, TEST_PASSWORD, LiveServer, csrf_of
 from tests.realtime.helpers import ChatClient
+from tests.totp import FactorLogins
 
 ENROL = "/account/second-factor?required=1"
 PAGES = ["/rooms", "/account", "/account/password", "/admin/users", "/admin/security",
-         "/admin/keys", "/account/confirm?next=/admin/users"]
+         "/admin/keys"]
 NEW_PASSWORD = "orange lamp river 42"
 
 
-async def has_factor(server: LiveServer, username: str, *, admin: bool = False) -> User:
-    """An account whose second factor is set up (the flag the TOTP/passkey code keeps)."""
-    user = await server.make_user(username, admin=admin)
-    async with server.services.db.unit() as db:
-        await db.execute(update(User).where(User.id == user.id).values(has_second_factor=True))
-    return user
+@pytest.fixture
+def logins(server: LiveServer) -> FactorLogins:
+    return FactorLogins(server.clock)
+
+
+async def has_factor(server: LiveServer, logins: FactorLogins, username: str, *,
+                     admin: bool = False) -> User:
+    """An account with TOTP set up; ``logins.login`` passes its second step."""
+    return await logins.enrol(server.services, await server.make_user(username, admin=admin))
 
 
 async def refusal(server: LiveServer, client: httpx.AsyncClient) -> str:
@@ -51,6 +54,8 @@ async def assert_must_enrol(server: LiveServer, client: httpx.AsyncClient) -> No
         answer = await client.get(page)
         assert answer.status_code == 302, page
         assert answer.headers["location"] == ENROL, page
+    # The confirm page is part of enrolling (adding a passkey wants a fresh proof).
+    assert (await client.get("/account/confirm?next=/account/passkeys")).status_code == 200
     as_json = await client.get("/admin/users", headers={"Accept": "application/json"})
     assert as_json.status_code == 403 and as_json.json()["code"] == "second_factor_required"
     api = await client.get("/api/v1/rooms")  # bot tokens only: the cookie counts for nothing
@@ -68,14 +73,14 @@ async def sign_out(client: httpx.AsyncClient) -> None:
 
 
 async def test_admins_policy_gates_admins_without_a_factor_on_every_edge(
-        server: LiveServer) -> None:
-    carol = await has_factor(server, "carol", admin=True)
+        server: LiveServer, logins: FactorLogins) -> None:
+    carol = await has_factor(server, logins, "carol", admin=True)
     root = await server.make_user("root", admin=True)
     await server.make_user("mia")
     async with server.client() as setter, server.client() as admin, \
             server.client() as member:
         for client, name in ((setter, "carol"), (admin, "root"), (member, "mia")):
-            assert (await login(client, name)).status_code == 302
+            assert (await logins.login(client, name)).status_code == 302
         admin_socket = await connects(server, admin)
         member_socket = await connects(server, member)
         page = await setter.get("/admin/security")
@@ -89,7 +94,7 @@ async def test_admins_policy_gates_admins_without_a_factor_on_every_edge(
         assert await admin_socket.end_reason() == "second_factor_required"
         assert (await admin.get("/account")).headers["location"].startswith("/login")
         # Signing in again leads nowhere but enrolment, on every edge.
-        assert (await login(admin, "root")).status_code == 302
+        assert (await logins.login(admin, "root")).status_code == 302
         await assert_must_enrol(server, admin)
         await sign_out(admin)
         # A member is not covered; an admin with a factor is not affected.
@@ -107,20 +112,20 @@ async def test_admins_policy_gates_admins_without_a_factor_on_every_edge(
     assert root.id not in {r.user_id for r in await server.audit_rows("step_up_passed")}
 
 
-async def test_everyone_policy_gates_members_too(server: LiveServer) -> None:
-    carol = await has_factor(server, "carol", admin=True)
-    await has_factor(server, "dave")
+async def test_everyone_policy_gates_members_too(server: LiveServer, logins: FactorLogins) -> None:
+    carol = await has_factor(server, logins, "carol", admin=True)
+    await has_factor(server, logins, "dave")
     await server.make_user("mia")
     async with server.client() as member, server.client() as covered:
-        assert (await login(member, "mia")).status_code == 302
-        assert (await login(covered, "dave")).status_code == 302
+        assert (await logins.login(member, "mia")).status_code == 302
+        assert (await logins.login(covered, "dave")).status_code == 302
         member_socket = await connects(server, member)
         covered_socket = await connects(server, covered)
         ended = await server.services.second_factor_admin.set_policy(carol.id, "everyone",
                                                                      CLIENT)
         assert ended == 1
         assert await member_socket.end_reason() == "second_factor_required"
-        assert (await login(member, "mia")).status_code == 302
+        assert (await logins.login(member, "mia")).status_code == 302
         await assert_must_enrol(server, member)
         assert covered_socket.sio.connected  # has a factor: untouched
         assert (await covered.get("/rooms")).status_code == 200
@@ -136,13 +141,14 @@ async def test_everyone_policy_gates_members_too(server: LiveServer) -> None:
         {"policy": "admins", "previous": "everyone", "sessions_ended": 0}]
 
 
-async def test_the_owed_password_change_comes_before_enrolment(server: LiveServer) -> None:
+async def test_the_owed_password_change_comes_before_enrolment(
+        server: LiveServer, logins: FactorLogins) -> None:
     async with server.services.db.unit() as db:
         await system_state.write(db, system_state.SECOND_FACTOR_POLICY, "everyone",
                                  server.clock.now())
     await server.make_user("newbie", must_change=True)
     async with server.client() as client:
-        signed_in = await login(client, "newbie")
+        signed_in = await logins.login(client, "newbie")
         assert signed_in.headers["location"] == "/account/password?first=1"
         for page in ("/rooms", "/account", "/admin/users"):
             assert (await client.get(page)).headers["location"] == "/account/password?first=1"
@@ -158,10 +164,11 @@ async def test_the_owed_password_change_comes_before_enrolment(server: LiveServe
         await assert_must_enrol(server, client)
 
 
-async def test_requiring_a_factor_needs_your_own_first(server: LiveServer) -> None:
+async def test_requiring_a_factor_needs_your_own_first(
+        server: LiveServer, logins: FactorLogins) -> None:
     root = await server.make_user("root", admin=True)
     async with server.client() as admin:
-        assert (await login(admin, "root")).status_code == 302
+        assert (await logins.login(admin, "root")).status_code == 302
         token = await csrf_of(admin, "/admin/security")
         for policy in ("admins", "everyone"):
             refused = await admin.post("/admin/security/policy",
@@ -180,7 +187,7 @@ async def test_requiring_a_factor_needs_your_own_first(server: LiveServer) -> No
         await server.services.second_factor_admin.set_policy(root.id, "admins", CLIENT)
     with pytest.raises(Invalid):
         await server.services.second_factor_admin.set_policy(root.id, "sometimes", CLIENT)
-    member = await has_factor(server, "mia")
+    member = await has_factor(server, logins, "mia")
     with pytest.raises(Forbidden):  # only admins set it, whatever the edge
         await server.services.second_factor_admin.set_policy(member.id, "off", CLIENT)
     rows = await server.audit_rows("second_factor_policy_changed")
@@ -188,10 +195,10 @@ async def test_requiring_a_factor_needs_your_own_first(server: LiveServer) -> No
 
 
 async def test_coverage_counts_people_not_bots_or_disabled_accounts(
-        server: LiveServer) -> None:
-    root = await has_factor(server, "root", admin=True)
+        server: LiveServer, logins: FactorLogins) -> None:
+    root = await has_factor(server, logins, "root", admin=True)
     await server.make_user("zed", admin=True)
-    await has_factor(server, "dave")
+    await has_factor(server, logins, "dave")
     await server.make_user("mia")
     gone = await server.make_user("gone")
     await server.services.accounts.set_active(root.id, gone.id, False, CLIENT)
@@ -206,12 +213,12 @@ async def test_coverage_counts_people_not_bots_or_disabled_accounts(
     await server.services.second_factor_admin.set_policy(root.id, "admins", CLIENT)
     assert (await server.services.second_factor_admin.coverage()).required_without == 1
     async with server.client() as admin, server.client() as member:
-        assert (await login(admin, "root")).status_code == 302
+        assert (await logins.login(admin, "root")).status_code == 302
         page = await admin.get("/admin/security")
         assert page.status_code == 200
         assert 'data-username="zed"' in page.text and 'data-username="mia"' in page.text
         assert 'data-username="dave"' not in page.text
         assert "1 account(s) must set up a second factor" in page.text
         assert 'href="/admin/security"' in page.text  # in the console's navigation
-        assert (await login(member, "dave")).status_code == 302
+        assert (await logins.login(member, "dave")).status_code == 302
         assert (await member.get("/admin/security")).status_code == 403

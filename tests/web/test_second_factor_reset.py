@@ -68,14 +68,15 @@ async def test_reset_removes_every_factor_and_drops_the_users_sockets(
     bob = await server.make_user("bob", admin=True)
     carol = await server.make_user("carol")
     await server.make_user("mia")
-    for user in (root, bob, carol):
-        await enrol(server, user.id)
-    async with server.services.db.unit() as db:  # admins must have a factor
-        await system_state.write(db, system_state.SECOND_FACTOR_POLICY, "admins",
-                                 server.clock.now())
     async with server.client() as admin, server.client() as owner:
+        # Signed in first: these stand-in factors cannot pass the sign-in's second step.
         assert (await login(admin, "root")).status_code == 302
         assert (await login(owner, "bob")).status_code == 302
+        for user in (root, bob, carol):
+            await enrol(server, user.id)
+        async with server.services.db.unit() as db:  # admins must have a factor
+            await system_state.write(db, system_state.SECOND_FACTOR_POLICY, "admins",
+                                     server.clock.now())
         socket = ChatClient(server, cookie=str(owner.cookies["streamzy_session"]))
         await socket.connect()
         users = await admin.get("/admin/users")
@@ -106,11 +107,11 @@ async def test_reset_removes_every_factor_and_drops_the_users_sockets(
 
 async def test_reset_is_refused_where_it_makes_no_sense(server: LiveServer) -> None:
     root = await server.make_user("root", admin=True)
-    await enrol(server, root.id)
     mia = await server.make_user("mia")
     bot, _ = await server.services.bots.create(root.id, "deploy-bot", "Deploy", [], CLIENT)
     async with server.client() as admin:
         assert (await login(admin, "root")).status_code == 302
+        await enrol(server, root.id)
         token = await csrf_of(admin, "/admin/users")
         myself = await act(admin, server, root.id, token)
         assert myself.status_code == 403 and "your own second factor" in myself.text
