@@ -21,7 +21,7 @@ FIRST_PAGE = re.compile(r"/account/password\?first=1$")
 async def sign_in(page: Any, username: str, password: str = TEST_PASSWORD) -> None:
     await page.get_by_label("Username").fill(username)
     await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 async def choose_password(page: Any, current: str = TEST_PASSWORD) -> None:

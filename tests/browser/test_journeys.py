@@ -62,7 +62,7 @@ async def test_apply_approve_first_login_and_live_chat(browsing: Browsing,
     await applicant.goto("/login")
     await applicant.get_by_label("Username").fill("dana")
     await applicant.get_by_label("Password").fill(copied)
-    await applicant.get_by_role("button", name="Sign in").click()
+    await applicant.get_by_role("button", name="Sign in", exact=True).click()
     await expect(applicant).to_have_url(re.compile(r"/account/password\?first=1$"))
     await expect(applicant.locator("#first-login")).to_be_visible()
     await applicant.goto("/rooms")  # nothing else is reachable yet
@@ -109,7 +109,7 @@ async def test_apply_approve_first_login_and_live_chat(browsing: Browsing,
     await fresh.goto("/login")
     await fresh.get_by_label("Username").fill("dana")
     await fresh.get_by_label("Password").fill(NEW_PASSWORD)
-    await fresh.get_by_role("button", name="Sign in").click()
+    await fresh.get_by_role("button", name="Sign in", exact=True).click()
     await expect(fresh).to_have_url(re.compile(r"/rooms$"))
 
 

@@ -103,7 +103,7 @@ async def test_sign_in_and_chat_by_keyboard_alone(browsing: Browsing,
     await expect(page.get_by_label("Password")).to_be_focused()
     await page.keyboard.type("a sturdy passphrase 4 tests")
     await page.keyboard.press("Tab")
-    await expect(page.get_by_role("button", name="Sign in")).to_be_focused()
+    await expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_focused()
     await page.keyboard.press("Enter")
     await expect(page).to_have_url(re.compile(r"/rooms$"))
 

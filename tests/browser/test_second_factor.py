@@ -23,7 +23,7 @@ async def sign_in(page: Any, username: str) -> None:
     await page.goto("/login")
     await page.get_by_label("Username").fill(username)
     await page.get_by_label("Password").fill(TEST_PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 async def sign_out(page: Any) -> None:
