@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     rate_messages: str = "30/m"
     rate_bot_messages: str = "60/m"
     rate_api: str = "100/h"
+    rate_search: str = "60/m"  # searches per client address: each decrypts a page of hits
     rate_pages: str = "300/m"
     rate_static: str = "1200/m"
     # Deleting rooms and conversations, erasing accounts, retention changes (per client).
@@ -212,7 +213,7 @@ class Settings(BaseSettings):
     @field_validator("rate_login", "rate_apply", "rate_apply_status", "rate_messages", "rate_bot_messages",
                      "rate_api", "rate_pages", "rate_static", "rate_socket_events",
                      "rate_data_lifecycle", "rate_exports",
-                     "rate_audit_verify", "rate_metrics")
+                     "rate_audit_verify", "rate_metrics", "rate_search")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         Rate.parse(value)

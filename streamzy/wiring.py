@@ -31,6 +31,7 @@ from streamzy.services.retention import Retention
 from streamzy.services.room_roles import RoomRoles
 from streamzy.services.room_rules import RoomRules
 from streamzy.services.rooms import Rooms
+from streamzy.services.search import Search
 from streamzy.services.shredding import Shredder
 from streamzy.services.sign_in_challenges import SignInChallenges
 from streamzy.storage.crypto import Keyring, MasterKeys
@@ -70,6 +71,7 @@ class Services:
     secret_box: SecretBox
     challenges: SignInChallenges
     metrics: Metrics
+    search: Search
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -190,4 +192,4 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                     key_watch=KeyWatch(db, keyring, events, clock),
                     secret_box=SecretBox(keyring.master),
                     challenges=SignInChallenges(db, clock, settings.second_factor_seconds),
-                    metrics=metrics)
+                    metrics=metrics, search=Search(db, keyring, clock))

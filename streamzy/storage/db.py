@@ -31,7 +31,7 @@ __all__ = ["Database", "Tx", "is_sqlite", "is_unavailable", "make_engine", "sqli
 
 SOLE_SERVER_LOCK = 0x5752_5A59  # an arbitrary advisory-lock key: "STRZY"
 # Advisory-lock keys of operator commands that must not run twice at once.
-COMMAND_LOCKS = {"rotate-keys": 0x5752_5A5A}
+COMMAND_LOCKS = {"rotate-keys": 0x5752_5A5A, "search-index": 0x5352_4348}
 
 
 class _WriteTrackingSession(Session):
