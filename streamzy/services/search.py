@@ -98,9 +98,13 @@ def _candidates(branches: int, others: int) -> TextClause:
     """Per (room, version): the newest ids holding the driving term and every other term."""
     parts = []
     for i in range(branches):
+        # A scalar subquery with LIMIT, not EXISTS: PostgreSQL turns EXISTS into a hash
+        # semi-join that reads every row of both terms; this stays a primary-key lookup per
+        # candidate, so the LIMIT stops the backwards index scan early (SQLite alike).
         exists = "".join(
-            f" AND EXISTS (SELECT 1 FROM search_terms x{j} WHERE x{j}.message_id"  # noqa: S608 - ints only  # nosec B608
-            f" = s.message_id AND x{j}.term = :o{i}_{j})" for j in range(others))
+            f" AND (SELECT 1 FROM search_terms x{j} WHERE x{j}.message_id"  # noqa: S608 - ints only  # nosec B608
+            f" = s.message_id AND x{j}.term = :o{i}_{j} LIMIT 1) IS NOT NULL"
+            for j in range(others))
         parts.append(
             f"SELECT message_id FROM (SELECT s.message_id FROM search_terms s "  # noqa: S608 - ints only  # nosec B608
             f"WHERE s.term = :d{i} AND s.message_id < :before{exists} "
