@@ -29,7 +29,7 @@ from benchmarks import fixtures  # noqa: E402
 
 async def run(count: int, concurrency: int, profile: bool, work: Path,
               fx: fixtures.Fixture, keys: fixtures.Secrets,
-              variants: tuple[str, ...] = ()) -> dict[str, Any]:
+              variants: tuple[str, ...] = (), text: str = "x" * 200) -> dict[str, Any]:
     from streamzy.app import create_app
     from streamzy.config import Settings
 
@@ -53,7 +53,6 @@ async def run(count: int, concurrency: int, profile: bool, work: Path,
         realtime.namespace.adopt(sid, principal)  # a connection without a transport
         realtime.presence.record_joined(sid, principal, room)
         sids.append(sid)
-    text = "x" * 200
 
     async def sender(k: int, n: int, tag: str) -> int:
         bad = 0
@@ -124,10 +123,19 @@ def _bigger_pool(app: Any) -> None:
     db.sessions = async_sessionmaker(engine, expire_on_commit=False)
 
 
+def _no_search_index(app: Any) -> None:
+    """Messages stored without search terms: what the index adds to a send, by difference."""
+    async def none(room_id: int, version: int, text: str) -> tuple[str, ...]:
+        return ()
+
+    app.services.messages._search_terms = none
+
+
 VARIANTS = {
     "gcfreeze": ("gc.freeze() after start-up (full collections skip start-up objects)",
                  lambda app: None),
     "pool": ("pool of 32 connections, no overflow churn", _bigger_pool),
+    "nosearch": ("no blind search index (the send path before issue 18)", _no_search_index),
 }
 
 
@@ -224,6 +232,9 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--words", type=int, default=0,
+                        help="send N words of chat text (indexed by search) instead of one "
+                             "200-character run (too long to be indexed)")
     parser.add_argument("--what-if", default="", metavar="LIST",
                         help="comma list of " + ", ".join(f"{k} ({v[0]})"
                                                          for k, v in VARIANTS.items()))
@@ -235,8 +246,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="streamzy-micro-") as tmp:
         keys = fixtures.Secrets()
         fx = fixtures.chat_fixture(Path(tmp), keys, rooms=1, per_room=args.concurrency)
+        words = ("deploy the staging server after lunch please check metrics dashboard "
+                 "alerts before tomorrow morning release notes meeting").split()
+        text = " ".join(words[i % len(words)] + (str(i) if i >= len(words) else "")
+                        for i in range(args.words)) if args.words else "x" * 200
         out = asyncio.run(run(args.count, args.concurrency, args.profile, Path(tmp), fx, keys,
-                              variants))
+                              variants, text))
     profile = out.pop("profile", None)
     print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
                    for k, v in out.items()))

@@ -252,6 +252,7 @@
     setConn("connected", "Connected");
     N.watch();
     pump();
+    if (focusSeq) { const seq = focusSeq; focusSeq = 0; jumpToSeq(seq); }
   };
 
   /* The page opened: show the newest, with a line above what arrived since the last visit. */
@@ -311,12 +312,12 @@
     if (code === "archived") { composerState.archived = true; renderNote(); }
   };
 
-  const loadOlder = async () => {
+  const loadOlder = async (limit = 50) => {
     if (loadingOlder || !hasOlder || !socket.connected || lowest === Infinity) return false;
     loadingOlder = true;
     updateEdge();
     try {
-      const ack = await call("history", { room: ROOM, before_seq: lowest, limit: 50 });
+      const ack = await call("history", { room: ROOM, before_seq: lowest, limit });
       if (ack && ack.ok) {
         const height = list.scrollHeight, top = list.scrollTop;
         for (const m of ack.messages) addMessage(m);
@@ -629,6 +630,31 @@
     target.el.focus({ preventScroll: true });
   };
   list.addEventListener("animationend", (event) => event.target.classList.remove("flash"));
+
+  /* A search result (`?at=<seq>`, or static/search.js in place): bring that message into
+     view, loading older pages (100 at a time, a bounded number) until it is there, and
+     keep it marked until another is. */
+  const JUMP_PAGES = 40;
+  const jumpToSeq = async (seq) => {
+    if (!Number.isInteger(seq) || seq < 1) return;
+    for (let page = 0; !bySeq.has(seq) && page < JUMP_PAGES && hasOlder && lowest > seq; page++) {
+      if (!(await loadOlder(100))) break;
+    }
+    const target = bySeq.get(seq);
+    if (!target) {
+      toast(seq > highest ? "That message is not here." : "That message is too far back to show here.", "info");
+      return;
+    }
+    for (const old of list.querySelectorAll(".message.search-focus")) old.classList.remove("search-focus");
+    target.el.classList.add("search-focus");
+    target.el.scrollIntoView({ block: "center" });
+    target.el.classList.remove("flash");
+    void target.el.offsetWidth;  // restart the highlight if it is still running
+    target.el.classList.add("flash");
+    target.el.focus({ preventScroll: true });
+  };
+  let focusSeq = Number(new URLSearchParams(window.location.search).get("at")) || 0;
+  window.StreamzyChat = Object.freeze({ jumpToSeq });
 
   A.attach(list, { react, reply: startReply, edit: startEdit, delete: removeMessage, report, jump });
 

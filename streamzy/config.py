@@ -134,6 +134,7 @@ class Settings(BaseSettings):
     rate_messages: str = "30/m"
     rate_bot_messages: str = "60/m"
     rate_api: str = "100/h"
+    rate_search: str = "60/m"  # searches per client address: each decrypts a page of hits
     rate_pages: str = "300/m"
     rate_static: str = "1200/m"
     # Deleting rooms and conversations, erasing accounts, retention changes (per client).

@@ -40,6 +40,7 @@ from streamzy.services.retention import Retention
 from streamzy.services.room_roles import RoomRoles
 from streamzy.services.room_rules import RoomRules
 from streamzy.services.rooms import Rooms
+from streamzy.services.search import Search
 from streamzy.services.second_factor_admin import SecondFactorAdmin
 from streamzy.services.second_factors import SecondFactors
 from streamzy.services.shredding import Shredder
@@ -87,6 +88,7 @@ class Services:
     passkeys: Passkeys
     second_factor_admin: SecondFactorAdmin
     key_console: KeyConsole
+    search: Search
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -231,7 +233,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                                           sessions.revoke_users),
                     key_console=KeyConsole(KeyInventory(db, clock, keyring, audit_log.record),
                                            clock, audit_log.record,
-                                           lambda: keyring.master.newest_id))
+                                           lambda: keyring.master.newest_id),
+                    search=Search(db, keyring, clock))
 
 
 def build_alerts(settings: Settings, clock: Clock, db: Database, audit_log: AuditLog) -> Alerts:

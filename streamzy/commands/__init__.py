@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from streamzy.commands import audit, backup, data, keys
+from streamzy.commands import audit, backup, data, keys, search
 
 
 def register_all(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for module in (keys, backup, audit, data):
+    for module in (keys, backup, audit, data, search):
         module.register(sub)

@@ -47,6 +47,7 @@ from streamzy.storage.models import (
     RecoveryCode,
     Room,
     RoomBan,
+    SearchTerm,
     TotpCredential,
     User,
     WebAuthnCredential,
@@ -235,6 +236,8 @@ class Erasure:
                     changed.append((int(room_id), int(message_id), int(change)))
                 await db.execute(delete(Reaction).where(Reaction.message_id.in_(ids)))
                 await db.execute(delete(Mention).where(Mention.message_id.in_(ids)))
+                # Tombstones keep their rows: their index terms must go explicitly.
+                await db.execute(delete(SearchTerm).where(SearchTerm.message_id.in_(ids)))
             if total < LIVE_NOTICES:
                 await self._announce(changed, info)
             total += len(ids)

@@ -36,6 +36,7 @@ from streamzy.clock import Clock, as_utc
 from streamzy.services.key_inventory import bump_epoch
 from streamzy.services.key_versions import lock_room_version, lock_room_version_in
 from streamzy.services.message_changes import REACTION
+from streamzy.services.search_index import blind_terms, blinder, drop_terms, write_terms
 from streamzy.storage import system_state
 from streamzy.storage.crypto import DataKey, Keyring
 from streamzy.storage.db import Database, Tx
@@ -102,9 +103,12 @@ def _rows(tx: Tx, statement: TextClause, params: dict[str, Any]) -> Sequence[Seq
 
 def _resealed(rows: list[tuple[int, int, int, bytes]], keys: dict[int, DataKey | None],
               new: DataKey) -> tuple[list[dict[str, Any]], int]:
-    """Re-seal message rows under ``new`` (blocking; run in a thread)."""
+    """Re-seal message rows under ``new`` (blocking; run in a thread), with their search
+    terms blinded under it."""
     out, unreadable = [], 0
+    blind = blinder(new)
     for message_id, _seq, version, ciphertext in rows:
+        terms: tuple[str, ...] = ()
         if not ciphertext:  # a deleted message: nothing sealed, only the version moves
             sealed = b""
         else:
@@ -114,7 +118,9 @@ def _resealed(rows: list[tuple[int, int, int, bytes]], keys: dict[int, DataKey |
                 unreadable += 1
                 continue
             sealed = new.seal(plain)
-        out.append({"id": message_id, "old": version, "was": ciphertext, "sealed": sealed})
+            terms = blind_terms(blind, plain)
+        out.append({"id": message_id, "old": version, "was": ciphertext, "sealed": sealed,
+                    "terms": terms})
     return out, unreadable
 
 
@@ -245,8 +251,12 @@ class KeyRotation:
             raise RuntimeError(f"room {room_id} changed key version during the rotation")
         moved_ids = set()
         for move in moves:
-            if tx.rows(_MOVE_MESSAGE, {**move, "new": target}):
+            params = {k: v for k, v in move.items() if k != "terms"}
+            if tx.rows(_MOVE_MESSAGE, {**params, "new": target}):
                 moved_ids.add(move["id"])
+                # Its search terms move with it: searchable under the new version at once.
+                drop_terms(tx, move["id"])
+                write_terms(tx, [(move["id"], room_id, target, move["terms"])])
         if moved_ids:
             for reaction_id, message_id, version, sealed in tx.rows(
                     _REACTIONS, {"room": room_id, "after": after, "last": last,

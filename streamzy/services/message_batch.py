@@ -19,6 +19,7 @@ from sqlalchemy import LargeBinary, TextClause, bindparam, text
 
 from streamzy.services.key_versions import StaleKeyVersion
 from streamzy.services.message_state import ReplyPreview
+from streamzy.services.search_index import write_terms
 from streamzy.storage.db import Tx
 from streamzy.storage.models import UtcDateTime
 
@@ -64,6 +65,7 @@ class Pending:
     mentions_room: bool = False
     room_name: str = ""
     dm_members: tuple[int, ...] = ()
+    search_terms: tuple[str, ...] = ()  # blinded under key_version (services/search_index.py)
 
 
 _COLUMNS = ("room_id", "seq", "sender_id", "client_msg_id", "key_version", "ciphertext",
@@ -155,4 +157,7 @@ def write_batch(tx: Tx, batch: list[Pending], now: datetime) -> tuple[
             for user_id in item.mentions:
                 tx.rows(_MENTION, {"message": new_id, "user": user_id, "room": row["room_id"],
                                    "seq": row["seq"]})
+        # The blind index, in the same transaction as the rows it describes.
+        write_terms(tx, ((new_id, row["room_id"], item.key_version, item.search_terms)
+                         for item, row, new_id in zip(fresh_items, rows, ids, strict=True)))
     return existing, by_room, rows, ids

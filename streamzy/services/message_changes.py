@@ -28,6 +28,7 @@ from streamzy.services.message_state import StoredMessage
 from streamzy.services.message_writer import MessageWriter, Sender
 from streamzy.services.posting import MessagePosting
 from streamzy.services.rooms import RoomInfo
+from streamzy.services.search_index import blind_terms, blinder, drop_terms, write_terms
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Database, Tx
 from streamzy.storage.models import UtcDateTime
@@ -106,7 +107,7 @@ class Gone(Exception):
 
 
 def _edit(tx: Tx, room_id: int, message_id: int, version: int, sealed: bytes, now: datetime,
-          mentions: tuple[int, ...], whole_room: bool) -> int:
+          mentions: tuple[int, ...], whole_room: bool, terms: tuple[str, ...] = ()) -> int:
     change = _take_change(tx, room_id)  # locks the room first (services/key_versions.py)
     if not tx.rows(_EDIT, {"sealed": sealed, "now": now, "change": change, "id": message_id,
                            "version": version}):
@@ -118,6 +119,8 @@ def _edit(tx: Tx, room_id: int, message_id: int, version: int, sealed: bytes, no
     for user_id in mentions:
         tx.rows(_MENTION, {"user": user_id, "id": message_id})
     tx.rows(_SET_ROOM_MENTION, {"all": whole_room, "id": message_id})
+    drop_terms(tx, message_id)  # the old text's terms go with it
+    write_terms(tx, [(message_id, room_id, version, terms)])
     return change
 
 
@@ -128,6 +131,7 @@ def _delete(tx: Tx, room_id: int, message_id: int, now: datetime) -> int:
         raise Gone
     tx.rows(_DROP_REACTIONS, {"id": message_id})
     tx.rows(_DROP_MENTIONS, {"id": message_id})
+    drop_terms(tx, message_id)  # the row stays as a tombstone: its terms must not
     return change
 
 
@@ -211,9 +215,12 @@ class MessageChanges:
         try:
             for _attempt in range(RESEAL_ATTEMPTS):
                 sealed = await self._keyring.seal(room.id, version, cleaned)
+                key = await self._keyring.data_key(room.id, version)
+                terms = () if key is None else blind_terms(blinder(key), cleaned)
                 try:
                     change = await self._db.run_transaction(
-                        _edit, room.id, message_id, version, sealed, now, mentions, whole_room)
+                        _edit, room.id, message_id, version, sealed, now, mentions, whole_room,
+                        terms)
                     break
                 except StaleKeyVersion as stale:
                     version = stale.current[room.id]

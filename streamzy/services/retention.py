@@ -32,7 +32,15 @@ from streamzy.services.rooms import TOMBSTONE
 from streamzy.services.shredding import scrub
 from streamzy.storage import system_state
 from streamzy.storage.db import Database
-from streamzy.storage.models import Membership, Mention, Message, Reaction, Report, Room
+from streamzy.storage.models import (
+    Membership,
+    Mention,
+    Message,
+    Reaction,
+    Report,
+    Room,
+    SearchTerm,
+)
 
 log = logging.getLogger("streamzy.retention")
 Audit = Callable[..., Awaitable[None]]
@@ -135,6 +143,7 @@ class Retention:
                     await db.execute(delete(Reaction).where(Reaction.message_id.in_(ids)))
                     await db.execute(delete(Mention).where(Mention.message_id.in_(ids)))
                     await db.execute(delete(Report).where(Report.message_id.in_(ids)))
+                    await db.execute(delete(SearchTerm).where(SearchTerm.message_id.in_(ids)))
                     await db.execute(delete(Message).where(Message.id.in_(ids)))
                     # Nobody can read them any more: they are not unread either.
                     await db.execute(update(Membership).where(

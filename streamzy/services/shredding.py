@@ -43,6 +43,7 @@ from streamzy.storage.models import (
     Room,
     RoomBan,
     RoomKey,
+    SearchTerm,
 )
 
 log = logging.getLogger("streamzy.shredding")
@@ -99,6 +100,7 @@ async def destroy_room_rows(session: Any, room_id: int, now: Any) -> tuple[int, 
     await session.execute(delete(Reaction).where(Reaction.message_id.in_(ids)))
     await session.execute(delete(Mention).where(Mention.room_id == room_id))
     await session.execute(delete(Report).where(Report.room_id == room_id))
+    await session.execute(delete(SearchTerm).where(SearchTerm.message_id.in_(ids)))
     await session.execute(delete(Message).where(Message.room_id == room_id))
     await session.execute(delete(Membership).where(Membership.room_id == room_id))
     await session.execute(delete(RoomBan).where(RoomBan.room_id == room_id))

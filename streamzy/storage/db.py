@@ -31,7 +31,7 @@ __all__ = ["Database", "Tx", "is_sqlite", "is_unavailable", "make_engine", "sqli
 
 SOLE_SERVER_LOCK = 0x5752_5A59  # an arbitrary advisory-lock key: "STRZY"
 # Advisory-lock keys of operator commands that must not run twice at once.
-COMMAND_LOCKS = {"rotate-keys": 0x5752_5A5A}
+COMMAND_LOCKS = {"rotate-keys": 0x5752_5A5A, "search-index": 0x5352_4348}
 
 
 class _WriteTrackingSession(Session):
@@ -79,6 +79,10 @@ class Tx(Protocol):
     def rows(self, statement: TextClause, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
         ...
 
+    def many(self, statement: TextClause, params: Sequence[Mapping[str, Any]]) -> None:
+        """Run a statement (an INSERT) once per parameter set, returning nothing."""
+        ...
+
 
 class _SqlAlchemyTx:
     def __init__(self, conn: Connection) -> None:
@@ -86,6 +90,10 @@ class _SqlAlchemyTx:
 
     def rows(self, statement: TextClause, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
         return self._conn.execute(statement, params).all()
+
+    def many(self, statement: TextClause, params: Sequence[Mapping[str, Any]]) -> None:
+        if params:
+            self._conn.execute(statement, list(params))
 
 
 class Database:

@@ -81,3 +81,11 @@ class SqliteTx:
                 statement.text, {k: _sqlite_value(v) for k, v in params.items()}).fetchall()
         except sqlite3.Error as exc:  # the same exception types as everywhere else
             raise DBAPIError.instance(statement.text, None, exc, sqlite3.Error) from exc
+
+    def many(self, statement: TextClause, params: Sequence[Mapping[str, Any]]) -> None:
+        """One statement for many parameter sets (sqlite3's executemany: one prepare)."""
+        try:
+            self._conn.executemany(statement.text, [
+                {k: _sqlite_value(v) for k, v in one.items()} for one in params])
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(statement.text, None, exc, sqlite3.Error) from exc

@@ -31,6 +31,7 @@ from streamzy.web import (
     room_manage,
     rooms,
     route_limits,
+    search,
     second_factor,
     static_files,
     step_up,
@@ -104,6 +105,7 @@ def create_quart(services: Services) -> Quart:
         api.blueprint(rooms=services.rooms, history=services.history, changes=services.changes,
                       posting=services.posting, message_max_chars=settings.message_max_chars,
                       metrics=services.metrics),
+        search.blueprint(search=services.search),
     ):
         app.register_blueprint(blueprint)
     return app

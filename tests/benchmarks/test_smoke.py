@@ -318,3 +318,17 @@ def test_rotation_scenario_runs_tiny(tmp_path: Path) -> None:
     report = out.read_text("utf-8")
     assert "p99 during rotation / p99 without" in report
     assert "1 old version(s) destroyed" in report
+
+
+def test_search_benchmark_runs_tiny(tmp_path: Path) -> None:
+    """benchmarks/search.py end to end, tiny: seed messages and terms in bulk, search,
+    compare with the history baseline, report."""
+    out = tmp_path / "search.md"
+    done = subprocess.run([sys.executable, "benchmarks/search.py", "--messages", "2000",
+                           "--rooms", "12", "--users", "5", "--vocabulary", "800",
+                           "--queries", "20", "--markdown", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = out.read_text("utf-8")
+    assert "| all searches | 20 |" in report and "baseline: newest 20 of a room" in report
+    assert "search p99" in report

@@ -85,3 +85,24 @@ def test_unread_mentions_search_indexes_not_the_room(tmp_path: Path) -> None:
     assert "ix_messages_room_mentions" in plan, plan
     assert "ix_mentions_user_room_seq" in plan, plan
     assert "SCAN n" not in plan and "SCAN m " not in plan and not plan.endswith("SCAN m"), plan
+
+
+@pytest.mark.parametrize("others", [0, 2])
+def test_search_reads_the_term_index_newest_first(tmp_path: Path, others: int) -> None:
+    from streamzy.services.search import _candidates
+
+    path = tmp_path / "plan.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    params: dict[str, Any] = {"before": 10**12, "n": 21}
+    for i in range(3):
+        params[f"d{i}"] = "a" * 32
+        for j in range(others):
+            params[f"o{i}_{j}"] = "b" * 32
+    plan = _plan(path, _candidates(3, others), params)
+    # Only the branches' own (LIMITed) results are scanned, never the table or an index.
+    assert all(line.startswith("SCAN b") for line in plan.splitlines()
+               if "SCAN" in line), plan
+    assert "USING COVERING INDEX ix_search_terms_term (term=? AND message_id<?)" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan  # each branch: a backwards range scan, no sort
+    if others:  # every other word: one primary-key lookup per candidate
+        assert plan.count("USING PRIMARY KEY (message_id=? AND term=?)") >= 3, plan

@@ -61,19 +61,20 @@ def upgrade() -> None:
         sa.Column('key_version', sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(['message_id'], ['messages.id'], ondelete='CASCADE',
                                 name=op.f('fk_search_terms_message_id_messages')),
-        sa.ForeignKeyConstraint(['room_id'], ['rooms.id'], ondelete='CASCADE',
-                                name=op.f('fk_search_terms_room_id_rooms')),
+        # room_id is not a foreign key (like mentions.room_id): rows go with their message
+        # (whose own key cascades from the room), and an unindexed foreign key would make
+        # deleting a room scan this table.
         sa.PrimaryKeyConstraint('message_id', 'term', name=op.f('pk_search_terms')),
+        # SQLite: the rows are the primary-key B-tree itself (no rowid table beside it):
+        # each term written touches two B-trees, not three.
+        sqlite_with_rowid=False,
     )
     # The lookup: one term (already specific to a room and key version), newest first.
     op.create_index('ix_search_terms_term', 'search_terms', ['term', 'message_id'],
                     unique=False)
-    op.create_index(op.f('ix_search_terms_room_id'), 'search_terms', ['room_id'],
-                    unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index(op.f('ix_search_terms_room_id'), table_name='search_terms')
     op.drop_index('ix_search_terms_term', table_name='search_terms')
     op.drop_table('search_terms')
     op.drop_index(op.f('ix_attachments_uploader_id'), table_name='attachments')
