@@ -185,6 +185,12 @@ class Settings(BaseSettings):
     metrics_bind: str = ""
     metrics_token: SecretStr = SecretStr("")
     rate_metrics: str = "60/m"  # /metrics on the chat port, per client address
+    # Attachments: the largest file, each person's total (their live files' sizes), uploads
+    # per person (and per client address), and file downloads per client address.
+    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=1024 ** 3)
+    attachment_quota_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, le=1024 ** 4)
+    rate_uploads: str = "20/10m"
+    rate_files: str = "600/m"
 
     @field_validator("message_keys", "allowed_origins", mode="before")
     @classmethod
@@ -212,7 +218,7 @@ class Settings(BaseSettings):
     @field_validator("rate_login", "rate_apply", "rate_apply_status", "rate_messages", "rate_bot_messages",
                      "rate_api", "rate_pages", "rate_static", "rate_socket_events",
                      "rate_data_lifecycle", "rate_exports",
-                     "rate_audit_verify", "rate_metrics")
+                     "rate_audit_verify", "rate_metrics", "rate_uploads", "rate_files")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         Rate.parse(value)

@@ -14,6 +14,7 @@ from streamzy.guards.sessions import SessionStore
 from streamzy.metrics import Metrics, build_metrics
 from streamzy.services.accounts import Accounts, Policy
 from streamzy.services.applications import Applications
+from streamzy.services.attachments import Attachments
 from streamzy.services.bots import Bots
 from streamzy.services.direct import DirectMessages
 from streamzy.services.erasure import Erasure
@@ -70,6 +71,7 @@ class Services:
     secret_box: SecretBox
     challenges: SignInChallenges
     metrics: Metrics
+    attachments: Attachments
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -153,8 +155,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     # when a moderation event for it is published.
     room_rules = RoomRules(db, clock, limiter=limiter, audit_throttled=audit_log.record_throttled)
     room_rules.subscribe(events)
+    attachments = Attachments(db, clock, keyring, rooms, audit_log.record,
+                              audit_log.record_throttled, limiter, settings.rate,
+                              max_bytes=settings.attachment_max_bytes,
+                              quota_bytes=settings.attachment_quota_bytes,
+                              can_write=room_rules.can_write)
     posting = MessagePosting(rooms, messages, limiter, settings.rate,
-                             audit_log.record_throttled, can_post=room_rules.check_can_post)
+                             audit_log.record_throttled, can_post=room_rules.check_can_post,
+                             attachments=attachments)
     bots = Bots(db, clock, accounts, audit_log.record, events)
     changes = MessageChanges(db, clock, keyring, messages, posting, history, events,
                              audit_log.record, edit_window_seconds=settings.edit_window_seconds,
@@ -190,4 +198,4 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                     key_watch=KeyWatch(db, keyring, events, clock),
                     secret_box=SecretBox(keyring.master),
                     challenges=SignInChallenges(db, clock, settings.second_factor_seconds),
-                    metrics=metrics)
+                    metrics=metrics, attachments=attachments)

@@ -39,6 +39,7 @@ from streamzy.services.usernames import normalize_username
 from streamzy.storage.db import Database
 from streamzy.storage.models import (
     Application,
+    Attachment,
     BotToken,
     Membership,
     Mention,
@@ -139,7 +140,8 @@ class Erasure:
             await self._events.publish(MemberRemoved(room_id, user_id, "erased"))
             if kind == "dm":
                 await self._shredder.shred_if_abandoned(room_id, info, actor_id)
-        await scrub(self._db, ("users", "applications", "messages", "reactions"))
+        await scrub(self._db, ("users", "applications", "messages", "reactions",
+                               "attachments"))
         return Erased(user_id, anonymous, deleted, len(rooms), len(tokens), sessions)
 
     async def _announce(self, changed: list[tuple[int, int, int]], info: Any) -> None:
@@ -200,6 +202,9 @@ class Erasure:
             await db.execute(delete(RoomBan).where(RoomBan.user_id == user_id))
             await db.execute(delete(Reaction).where(Reaction.user_id == user_id))
             await db.execute(delete(Mention).where(Mention.user_id == user_id))
+            # Uploads no message carries yet are theirs alone: gone with the account.
+            await db.execute(delete(Attachment).where(Attachment.uploader_id == user_id,
+                                                      Attachment.message_id.is_(None)))
         return rooms
 
     async def _delete_messages(self, user_id: int, now: Any, info: Any) -> int:
@@ -227,6 +232,7 @@ class Erasure:
                     changed.append((int(room_id), int(message_id), int(change)))
                 await db.execute(delete(Reaction).where(Reaction.message_id.in_(ids)))
                 await db.execute(delete(Mention).where(Mention.message_id.in_(ids)))
+                await db.execute(delete(Attachment).where(Attachment.message_id.in_(ids)))
             if total < LIVE_NOTICES:
                 await self._announce(changed, info)
             total += len(ids)

@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import LargeBinary, TextClause, bindparam, text
 
+from streamzy.services.attachment_links import link_attachments
+from streamzy.services.attachment_views import AttachmentView
 from streamzy.services.key_versions import StaleKeyVersion
 from streamzy.services.message_state import ReplyPreview
 from streamzy.storage.db import Tx
@@ -64,6 +66,9 @@ class Pending:
     mentions_room: bool = False
     room_name: str = ""
     dm_members: tuple[int, ...] = ()
+    # Uploads this message carries: row ids to link, and how they are shown.
+    attachments: tuple[int, ...] = ()
+    files: tuple[AttachmentView, ...] = ()
 
 
 _COLUMNS = ("room_id", "seq", "sender_id", "client_msg_id", "key_version", "ciphertext",
@@ -155,4 +160,6 @@ def write_batch(tx: Tx, batch: list[Pending], now: datetime) -> tuple[
             for user_id in item.mentions:
                 tx.rows(_MENTION, {"message": new_id, "user": user_id, "room": row["room_id"],
                                    "seq": row["seq"]})
+        if any(item.attachments for item in fresh_items):
+            link_attachments(tx, fresh_items, ids)
     return existing, by_room, rows, ids

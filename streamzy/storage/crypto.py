@@ -112,6 +112,16 @@ class DataKey:
         except (InvalidToken, UnicodeDecodeError):
             return None
 
+    def seal_bytes(self, data: bytes) -> bytes:
+        """Seal raw bytes (attachments): the same Fernet token as ``seal``, no text codec."""
+        return self._fernet.encrypt(data)
+
+    def open_bytes(self, ciphertext: bytes) -> bytes | None:
+        try:
+            return self._fernet.decrypt(ciphertext)
+        except InvalidToken:
+            return None
+
     def blind(self, purpose: str, value: str) -> str:
         derived = hmac.new(self._raw, b"streamzy blind index: " + purpose.encode("utf-8"),
                            hashlib.sha256).digest()
