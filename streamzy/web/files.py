@@ -26,6 +26,11 @@ from streamzy.web.uploads import read_upload
 
 FILE_CSP = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox; "
             "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+# An image opened on its own is shown by the browser's image document, which loads the
+# image again: in an opaque-origin sandbox that load fails Cross-Origin-Resource-Policy.
+# ``allow-same-origin`` keeps the origin and nothing else: still no script, form, popup or
+# plugin (never with allow-scripts), and the bytes are Pillow's re-encoding anyway.
+IMAGE_CSP = FILE_CSP.replace("sandbox;", "sandbox allow-same-origin;")
 _PUBLIC_ID = re.compile(r"^[A-Za-z0-9_-]{16,32}$")
 _ASCII_SAFE = re.compile(r"[^A-Za-z0-9._ -]")
 
@@ -45,7 +50,8 @@ def file_response(out: FileOut, *, thumbnail: bool = False) -> Response:
         content_type += "; charset=utf-8"
     response = Response(out.data, status=200, content_type=content_type)
     response.headers["Content-Disposition"] = disposition(out, thumbnail=thumbnail)
-    response.headers["Content-Security-Policy"] = FILE_CSP
+    response.headers["Content-Security-Policy"] = IMAGE_CSP if thumbnail or out.inline \
+        else FILE_CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
