@@ -68,7 +68,9 @@ def _open_batch(keys: dict[tuple[int, int], Any],
             failed += 1
         else:
             try:
-                key.decrypt(bytes(ciphertext))
+                # One token, or an attachment's newline-joined chunk tokens (seal_bytes).
+                for token in bytes(ciphertext).split(b"\n"):
+                    key.decrypt(token)
             except InvalidToken:
                 failed += 1
     return failed, shredded
