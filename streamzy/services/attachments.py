@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -194,8 +195,10 @@ class Attachments:
         self._can_write = can_write
         self.max_bytes = max_bytes
         self.quota_bytes = quota_bytes
-        # One upload's insert at a time per process: each holds the database's write lock
-        # for tens of milliseconds (13 MiB sealed), and message commits get in between.
+        # One upload's insert at a time per process, and after each a pause as long as it
+        # took: an insert of 13 MiB sealed holds the database's write lock for tens of
+        # milliseconds, and back-to-back uploads must leave half of that lock's time to
+        # the message writer's commits (benchmarks/upload_load.py).
         self._write_turn = asyncio.Lock()
 
     async def check_uploader(self, uploader: Uploader, room: RoomInfo, info: Any, *,
@@ -251,7 +254,11 @@ class Attachments:
             row["version"] = version
             try:
                 async with self._write_turn:
-                    await self._db.run_transaction(_insert, row, self.quota_bytes)
+                    started = time.monotonic()
+                    try:
+                        await self._db.run_transaction(_insert, row, self.quota_bytes)
+                    finally:
+                        await asyncio.sleep(min(1.0, time.monotonic() - started))
                 break
             except StaleKeyVersion as stale:
                 version = stale.current[room.id]
