@@ -12,7 +12,8 @@ sequence number so other people's history and replies still line up; each delete
 the room's next change number and open pages are told, as for a delete by hand) or, with ``anonymise``,
 kept and shown as the erased account's. Audit rows are kept: they are the security record
 and go with the audit retention period. Direct conversations the person was the last
-member of are shredded.
+member of are shredded. Their uploads no message carries yet are removed; files in their
+messages go with those messages (delete) or stay with them (anonymise).
 """
 
 from __future__ import annotations
