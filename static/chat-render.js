@@ -198,6 +198,41 @@
     mark.title = when ? `Edited ${when.toLocaleString()}` : "Edited";
   };
 
+  /* A message's files: images as their server-made thumbnail (a link to the full image),
+     anything else as a download link with its name and size. Every URL is our own file
+     route (same origin, membership checked there); names are text, never markup. */
+  const THUMB_EDGE = 320;
+  const fileSize = (n) => n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB`
+    : `${(n / 1048576).toFixed(1)} MB`;
+  const filesRow = (files) => {
+    const row = make("div", "files");
+    for (const f of files) {
+      const url = `/files/${encodeURIComponent(f.id)}`;
+      const link = make("a", f.thumbnail ? "file-image" : "file-link");
+      link.href = url;
+      if (f.thumbnail) {
+        link.target = "_blank";
+        link.rel = "noopener";
+        const img = document.createElement("img");
+        img.src = `${url}/thumbnail`;
+        img.alt = f.name;
+        img.loading = "lazy";
+        if (f.width && f.height) {  // reserve the space: no jump when it loads
+          const scale = Math.min(1, THUMB_EDGE / Math.max(f.width, f.height));
+          img.width = Math.max(1, Math.round(f.width * scale));
+          img.height = Math.max(1, Math.round(f.height * scale));
+        }
+        link.title = `${f.name} (${fileSize(f.size)})`;
+        link.append(img);
+      } else {
+        link.download = f.name;
+        link.append(make("span", "file-name", f.name), make("span", "file-size", fileSize(f.size)));
+      }
+      row.append(link);
+    }
+    return row;
+  };
+
   /* Redraw what can change after a message is stored: text, edit mark, tombstone,
      reply quote, reactions, mention highlight and the actions offered. */
   const controlKey = (node) => `${node.dataset.action || ""}|${node.dataset.emoji || ""}`;
@@ -229,6 +264,10 @@
       text.classList.remove("tombstone");
       renderText(text, m.text, ctx.me);
     }
+
+    const oldFiles = body.querySelector(".files");
+    if (oldFiles) oldFiles.remove();
+    if (!m.deleted && (m.attachments || []).length) body.append(filesRow(m.attachments));
 
     const oldReactions = body.querySelector(".reactions");
     if (oldReactions) oldReactions.remove();
@@ -309,7 +348,7 @@
   };
 
   window.StreamzyRender = Object.freeze({
-    make, button, nameOf, timeOf, avatar, initials, colourOf, dayLabel, excerpt,
+    make, button, nameOf, timeOf, avatar, initials, colourOf, dayLabel, excerpt, fileSize,
     renderText, markMentions, build, update, retitle, setTime, tabbable, relayout,
   });
 })();

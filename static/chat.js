@@ -441,6 +441,7 @@
     const attempt = ++entry.attempt;
     const payload = { room: ROOM, client_msg_id: cmid, text: entry.text };
     if (entry.replyTo !== null) payload.reply_to = entry.replyTo;
+    if (entry.files.length) payload.attachments = entry.files.map((f) => f.id);
     socket.timeout(ACK_TIMEOUT).emit("message", payload, (err, ack) => {
         const current = pending.get(cmid);
         if (current && current.attempt !== attempt) return;  // a newer attempt owns it
@@ -454,7 +455,7 @@
           addMessage({ id: ack.id, room: ROOM, seq: ack.seq, sender: ME, client_msg_id: cmid,
                        text: entry.text, created_at: new Date().toISOString(), edited_at: null,
                        deleted: false, reply_to: entry.replyPreview, reactions: [], mentions: [],
-                       mentions_room: false, change_seq: 0 }, true);
+                       mentions_room: false, change_seq: 0, attachments: entry.files }, true);
           relayout();
           if (follow) toBottom();
           if (composerState.slow && !ctx.canModerate) startCountdown(composerState.slow);
@@ -470,16 +471,19 @@
   const send = () => {
     if (mode && mode.kind === "edit") { saveEdit(); return; }
     const text = input.value.trim();
-    if (!text) return;
+    if (uploads && uploads.busy()) { toast("Wait for your files to finish uploading."); return; }
+    const files = uploads ? uploads.ready() : [];
+    if (!text && !files.length) return;
     const cmid = newId();
     const parent = mode && mode.kind === "reply" ? byId.get(mode.id) : null;
     const replyPreview = parent ? { id: parent.m.id, seq: parent.m.seq, sender: parent.m.sender,
                                     text: R.excerpt(parent.m.text), deleted: false } : null;
     const item = R.build({ sender: ME, text, created_at: new Date().toISOString(),
-                           reply_to: replyPreview }, ctx);
+                           reply_to: replyPreview, attachments: files }, ctx);
     item.dataset.clientMsgId = cmid;
     const entry = { el: item, text, state: "sending", attempt: 0, cmid, replyPreview,
-                    replyTo: parent ? parent.m.id : null };
+                    replyTo: parent ? parent.m.id : null, files };
+    if (uploads) uploads.clear();
     pending.set(cmid, entry);
     setPendingState(entry, "sending");
     list.append(item);
@@ -699,6 +703,12 @@
       renderNote();
     } else if (ack.code === "archived") { composerState.archived = true; renderNote(); }
   }
+
+  /* Files: picked, dropped or pasted into the composer, uploaded at once (chat-files.js). */
+  const uploads = window.StreamzyFiles ? window.StreamzyFiles.attach({
+    form, input, button: $("composer-attach"), picker: $("composer-file"),
+    list: $("composer-files"), roomId: ROOM, maxBytes: Number(root.dataset.maxFile) || 0, toast,
+  }) : null;
 
   form.addEventListener("submit", (event) => { event.preventDefault(); send(); input.focus(); });
   input.addEventListener("keydown", (event) => {

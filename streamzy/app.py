@@ -20,6 +20,7 @@ from streamzy.periodic import Periodic, retry_quietly
 from streamzy.realtime.assembly import Realtime
 from streamzy.realtime.server import create_sio
 from streamzy.self_probe import asgi_probe
+from streamzy.services.attachments import ORPHAN_PURGE_SECONDS
 from streamzy.storage.crypto import unusable_message
 from streamzy.web.site import create_quart
 from streamzy.wiring import Services, build_services
@@ -65,6 +66,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     retention = Periodic("retention-purge", settings.retention_interval_seconds,
                          lambda: services.retention.purge(SYSTEM),
                          retry_quietly("retention-purge"))
+    # Uploads no message claimed within the hour (services/attachments.py) are removed.
+    orphans = Periodic("attachment-orphans", ORPHAN_PURGE_SECONDS,
+                       lambda: services.attachments.purge_orphans(SYSTEM),
+                       retry_quietly("attachment-orphans"))
 
     # Every process follows the keyring epoch (rotations, shredding elsewhere) and re-checks
     # that every room key still unwraps, for /readyz.
@@ -107,6 +112,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         key_watch.start()
         await realtime.start()
         retention.start()
+        orphans.start()
         # Everything built so far lives as long as the process: move it out of the
         # collector's reach so full collections stay short (they paused ~100 ms under load).
         gc.collect()
@@ -116,6 +122,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def _stop() -> None:
         await metrics_listener.stop()
         await retention.stop()
+        await orphans.stop()
         await key_watch.stop()
         await realtime.stop()
         await services.close()

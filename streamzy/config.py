@@ -214,6 +214,12 @@ class Settings(BaseSettings):
     metrics_bind: str = ""
     metrics_token: SecretStr = SecretStr("")
     rate_metrics: str = "60/m"  # /metrics on the chat port, per client address
+    # Attachments: the largest file, each person's total (their live files' sizes), uploads
+    # per person (and per client address), and file downloads per client address.
+    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=1024 ** 3)
+    attachment_quota_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, le=1024 ** 4)
+    rate_uploads: str = "20/10m"
+    rate_files: str = "600/m"
 
     # Security health check (admin page /admin/health, `streamzy check-config --live`):
     # warn when the oldest room key in use is older than this many days; fail when the

@@ -38,7 +38,8 @@ CONNECT_REFUSALS = ("not_authenticated", "session_expired", "invalid_token", "cs
 # The limits' names (settings rate_<name>, and the ones services keep themselves).
 RATE_RULES = ("login", "apply", "apply_status", "messages", "bot_messages", "api", "pages",
               "static", "data_lifecycle", "socket_events", "exports", "audit_verify",
-              "metrics", "slow_mode", "reports", "second_factor", "health_check", "search")
+              "metrics", "slow_mode", "reports", "second_factor", "health_check", "search",
+              "uploads", "files")
 MESSAGE_REFUSALS = ("invalid_input", "invalid_payload", "rate_limited", "not_member", "blocked", "too_long",
                     "store_failed", "unavailable", "conflict", "session_ended")
 

@@ -46,6 +46,7 @@ def message(m: StoredMessage) -> dict[str, Any]:
         "mentions": list(m.mentions),
         "mentions_room": m.mentions_room,
         "change_seq": m.change_seq,
+        "attachments": [a.public() for a in m.attachments],
     }
 
 

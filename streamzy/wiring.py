@@ -18,6 +18,7 @@ from streamzy.services.alert_counts import AlertCounts, MemoryAlertCounts, Redis
 from streamzy.services.alert_webhook import AlertWebhook
 from streamzy.services.alerts import Alerts
 from streamzy.services.applications import Applications
+from streamzy.services.attachments import Attachments
 from streamzy.services.bots import Bots
 from streamzy.services.direct import DirectMessages
 from streamzy.services.erasure import Erasure
@@ -89,6 +90,7 @@ class Services:
     second_factor_admin: SecondFactorAdmin
     key_console: KeyConsole
     search: Search
+    attachments: Attachments
 
     async def audit(self, event: str, info: Any, user_id: int | None = None,
                     **detail: Any) -> None:
@@ -179,8 +181,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     # when a moderation event for it is published.
     room_rules = RoomRules(db, clock, limiter=limiter, audit_throttled=audit_log.record_throttled)
     room_rules.subscribe(events)
+    attachments = Attachments(db, clock, keyring, rooms, audit_log.record,
+                              audit_log.record_throttled, limiter, settings.rate,
+                              max_bytes=settings.attachment_max_bytes,
+                              quota_bytes=settings.attachment_quota_bytes,
+                              can_write=room_rules.can_write)
     posting = MessagePosting(rooms, messages, limiter, settings.rate,
-                             audit_log.record_throttled, can_post=room_rules.check_can_post)
+                             audit_log.record_throttled, can_post=room_rules.check_can_post,
+                             attachments=attachments)
     bots = Bots(db, clock, accounts, audit_log.record, events)
     changes = MessageChanges(db, clock, keyring, messages, posting, history, events,
                              audit_log.record, edit_window_seconds=settings.edit_window_seconds,
@@ -234,7 +242,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                     key_console=KeyConsole(KeyInventory(db, clock, keyring, audit_log.record),
                                            clock, audit_log.record,
                                            lambda: keyring.master.newest_id),
-                    search=Search(db, keyring, clock))
+                    search=Search(db, keyring, clock), attachments=attachments)
 
 
 def build_alerts(settings: Settings, clock: Clock, db: Database, audit_log: AuditLog) -> Alerts:

@@ -36,6 +36,12 @@ def _message_text(value: Any) -> str:
     return value
 
 
+# An upload's public id (secrets.token_urlsafe) and the few a message may carry.
+FileId = Annotated[str, StringConstraints(min_length=16, max_length=32,
+                                          pattern=r"^[A-Za-z0-9_-]+$")]
+Attachments = Annotated[list[FileId], Field(max_length=4)]
+
+
 # Message text has one limit, the configured STREAMZY_MESSAGE_MAX_CHARS, checked by the
 # message service (which names it in its `too_long` error). No schema bound besides it, not
 # even StrictModel's default: what a client can send at all is bounded by the transport

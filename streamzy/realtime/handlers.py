@@ -121,7 +121,8 @@ class ChatHandlers:
         future = await self._posting.submit(principal.sender, room, event.client_msg_id,
                                             event.text, principal.info,
                                             known_member=self._presence.joined(sid, room.id),
-                                            reply_to=event.reply_to)
+                                            reply_to=event.reply_to,
+                                            attachments=event.attachments)
 
         async def ack() -> dict[str, Any]:
             return wire.ack(await future, room.id)

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, Field
 
 from streamzy.guards.validation import (
     INT64_MAX,
+    Attachments,
     ClientMsgId,
     Line,
     MessageText,
@@ -54,6 +55,7 @@ class SendMessage(StrictModel):
     client_msg_id: ClientMsgId
     text: MessageText
     reply_to: RowId | None = None
+    attachments: Attachments = []
 
 
 class EditMessage(StrictModel):

@@ -2,9 +2,10 @@
 
 A restore is reported as done only after this pass: every room key is unwrapped with the
 configured ``STREAMZY_MESSAGE_KEYS`` and every message text, reaction and report reason is
-decrypted with its room key. Rows of a shredded room (its key destroyed on purpose) are
-counted apart: unreadable by design, not a failure. Decryption runs in a worker thread,
-one batch at a time, so memory stays bounded whatever the size of the database.
+decrypted with its room key, and so is every attachment (name, bytes, thumbnail). Rows
+of a shredded room (its key destroyed on purpose) are counted apart: unreadable by
+design, not a failure. Decryption runs in a worker thread, one batch at a time, so memory
+stays bounded whatever the size of the database.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import func, select
 
 from streamzy.storage.crypto import KeyUnavailable, MasterKeys
 from streamzy.storage.db import Database
-from streamzy.storage.models import Message, Reaction, Report, RoomKey
+from streamzy.storage.models import Attachment, Message, Reaction, Report, RoomKey
 
 BATCH = 500
 VERIFY_TIMEOUT = 60.0  # per statement: a hung database fails the restore, not hangs it
@@ -67,7 +68,9 @@ def _open_batch(keys: dict[tuple[int, int], Any],
             failed += 1
         else:
             try:
-                key.decrypt(bytes(ciphertext))
+                # One token, or an attachment's newline-joined chunk tokens (seal_bytes).
+                for token in bytes(ciphertext).split(b"\n"):
+                    key.decrypt(token)
             except InvalidToken:
                 failed += 1
     return failed, shredded
@@ -81,7 +84,16 @@ def _queries() -> list[Any]:
         select(Reaction.id, Message.room_id, Reaction.key_version, Reaction.ciphertext)
         .join(Message, Message.id == Reaction.message_id),
         select(Report.id, Report.room_id, Report.key_version, Report.reason_ciphertext),
+        select(Attachment.id, Attachment.room_id, Attachment.key_version,
+               Attachment.name_sealed),
+        select(Attachment.id, Attachment.room_id, Attachment.key_version, Attachment.data),
+        select(Attachment.id, Attachment.room_id, Attachment.key_version,
+               Attachment.thumbnail).where(Attachment.thumbnail.is_not(None)),
     ]
+
+
+# Rows per batch: attachment bytes are up to the attachment limit each, so a few at a time.
+_BATCHES = (BATCH, BATCH, BATCH, BATCH, 4, BATCH)
 
 
 async def verify_database(url: str, master: MasterKeys, *,
@@ -99,13 +111,14 @@ async def verify_database(url: str, master: MasterKeys, *,
         if on_total is not None:
             on_total(sum(totals))
         failed = shredded = 0
-        for query, id_column in zip(_queries(), (Message.id, Reaction.id, Report.id),
-                                    strict=True):
+        id_columns = (Message.id, Reaction.id, Report.id, Attachment.id, Attachment.id,
+                      Attachment.id)
+        for query, id_column, batch in zip(_queries(), id_columns, _BATCHES, strict=True):
             after = 0
             while True:
                 async with db.unit() as session:
                     rows = [tuple(r) for r in (await session.execute(
-                        query.where(id_column > after).order_by(id_column).limit(BATCH))).all()]
+                        query.where(id_column > after).order_by(id_column).limit(batch))).all()]
                 if not rows:
                     break
                 bad, gone = await asyncio.to_thread(_open_batch, keys, rows)

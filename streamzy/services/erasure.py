@@ -12,7 +12,8 @@ sequence number so other people's history and replies still line up; each delete
 the room's next change number and open pages are told, as for a delete by hand) or, with ``anonymise``,
 kept and shown as the erased account's. Audit rows are kept: they are the security record
 and go with the audit retention period. Direct conversations the person was the last
-member of are shredded.
+member of are shredded. Their uploads no message carries yet are removed; files in their
+messages go with those messages (delete) or stay with them (anonymise).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from streamzy.services.usernames import normalize_username
 from streamzy.storage.db import Database
 from streamzy.storage.models import (
     Application,
+    Attachment,
     BotToken,
     Membership,
     Mention,
@@ -143,7 +145,8 @@ class Erasure:
             await self._events.publish(MemberRemoved(room_id, user_id, "erased"))
             if kind == "dm":
                 await self._shredder.shred_if_abandoned(room_id, info, actor_id)
-        await scrub(self._db, ("users", "applications", "messages", "reactions"))
+        await scrub(self._db, ("users", "applications", "messages", "reactions",
+                               "attachments"))
         return Erased(user_id, anonymous, deleted, len(rooms), len(tokens), sessions)
 
     async def _announce(self, changed: list[tuple[int, int, int]], info: Any) -> None:
@@ -209,6 +212,9 @@ class Erasure:
             await db.execute(delete(RoomBan).where(RoomBan.user_id == user_id))
             await db.execute(delete(Reaction).where(Reaction.user_id == user_id))
             await db.execute(delete(Mention).where(Mention.user_id == user_id))
+            # Uploads no message carries yet are theirs alone: gone with the account.
+            await db.execute(delete(Attachment).where(Attachment.uploader_id == user_id,
+                                                      Attachment.message_id.is_(None)))
         return rooms
 
     async def _delete_messages(self, user_id: int, now: Any, info: Any) -> int:
@@ -238,6 +244,7 @@ class Erasure:
                 await db.execute(delete(Mention).where(Mention.message_id.in_(ids)))
                 # Tombstones keep their rows: their index terms must go explicitly.
                 await db.execute(delete(SearchTerm).where(SearchTerm.message_id.in_(ids)))
+                await db.execute(delete(Attachment).where(Attachment.message_id.in_(ids)))
             if total < LIVE_NOTICES:
                 await self._announce(changed, info)
             total += len(ids)

@@ -28,6 +28,18 @@ class Invalid(ServiceError):
     kind = "invalid"
 
 
+class TooLarge(ServiceError):
+    """Over a size limit or a quota (an upload): HTTP 413."""
+
+    kind = "too_large"
+
+
+class Unsupported(ServiceError):
+    """A kind of content the server does not take (an upload's sniffed type): HTTP 415."""
+
+    kind = "unsupported"
+
+
 class Unavailable(ServiceError):
     """A backing service (the database) cannot be reached: nothing was changed; retry."""
 

@@ -9,7 +9,8 @@
    row only if it is still what was read (``WHERE id = .. AND key_version = old AND
    ciphertext = old``): a concurrent edit, delete or reaction is never overwritten, the
    skipped row is picked up by the next pass. A message's reactions move with it (their
-   ``emoji_mac`` recomputed under the new version). The checkpoint (system_state
+   ``emoji_mac`` recomputed under the new version); its attachments move one file per
+   transaction (services/attachment_rotation.py). The checkpoint (system_state
    ``rotation``) is written in the batch's own transaction, so after kill -9 a re-run
    continues where the last committed batch ended. A row is at every instant either on
    its old version (still live) or on the new one: always readable.
@@ -33,6 +34,7 @@ from typing import Any
 from sqlalchemy import LargeBinary, TextClause, bindparam, func, select, text, update
 
 from streamzy.clock import Clock, as_utc
+from streamzy.services.attachment_rotation import reencrypt_attachments
 from streamzy.services.key_inventory import bump_epoch
 from streamzy.services.key_versions import lock_room_version, lock_room_version_in
 from streamzy.services.message_changes import REACTION
@@ -40,7 +42,15 @@ from streamzy.services.search_index import blind_terms, blinder, drop_terms, wri
 from streamzy.storage import system_state
 from streamzy.storage.crypto import DataKey, Keyring
 from streamzy.storage.db import Database, Tx
-from streamzy.storage.models import Message, Reaction, Report, Room, RoomKey, UtcDateTime
+from streamzy.storage.models import (
+    Attachment,
+    Message,
+    Reaction,
+    Report,
+    Room,
+    RoomKey,
+    UtcDateTime,
+)
 
 Audit = Callable[..., Awaitable[None]]
 Progress = Callable[[int], None]
@@ -237,6 +247,10 @@ class KeyRotation:
             await self._pause(throttle, len(rows), time.perf_counter() - started)
         outcome.moved += await self._reencrypt_reports(room_id, target, old, new, throttle,
                                                        progress)
+        files, unreadable = await reencrypt_attachments(self._db, room_id, target, old, new,
+                                                        progress)
+        outcome.moved += files
+        outcome.unreadable += unreadable
         return outcome
 
     def _apply_messages(self, tx: Tx, room_id: int, target: int, after: int, last: int,
@@ -324,6 +338,8 @@ class KeyRotation:
                     .where(Message.room_id == room_id, Reaction.key_version == version),
                     select(func.count()).select_from(Report).where(
                         Report.room_id == room_id, Report.key_version == version),
+                    select(func.count()).select_from(Attachment).where(
+                        Attachment.room_id == room_id, Attachment.key_version == version),
                 ):
                     count += int((await db.execute(query)).scalar_one())
                 needing[(int(room_id), int(version))] = count
@@ -370,7 +386,11 @@ class KeyRotation:
                                         .join(Room, Room.id == Report.room_id)
                                         .where(Report.key_version != Room.key_version))
                        ).scalar_one()
-        return int(messages) + int(reports)
+            files = (await db.execute(select(func.count()).select_from(Attachment)
+                                      .join(Room, Room.id == Attachment.room_id)
+                                      .where(Attachment.key_version != Room.key_version))
+                     ).scalar_one()
+        return int(messages) + int(reports) + int(files)
 
     async def run(self, throttle: Throttle, progress: Progress | None = None,
                   on_total: Callable[[int], None] | None = None) -> Outcome:

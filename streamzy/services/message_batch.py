@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import LargeBinary, TextClause, bindparam, text
 
+from streamzy.services.attachment_links import link_attachments
+from streamzy.services.attachment_views import AttachmentView
 from streamzy.services.key_versions import StaleKeyVersion
 from streamzy.services.message_state import ReplyPreview
 from streamzy.services.search_index import write_terms
@@ -66,6 +68,9 @@ class Pending:
     room_name: str = ""
     dm_members: tuple[int, ...] = ()
     search_terms: tuple[str, ...] = ()  # blinded under key_version (services/search_index.py)
+    # Uploads this message carries: row ids to link, and how they are shown.
+    attachments: tuple[int, ...] = ()
+    files: tuple[AttachmentView, ...] = ()
 
 
 _COLUMNS = ("room_id", "seq", "sender_id", "client_msg_id", "key_version", "ciphertext",
@@ -160,4 +165,6 @@ def write_batch(tx: Tx, batch: list[Pending], now: datetime) -> tuple[
         # The blind index, in the same transaction as the rows it describes.
         write_terms(tx, ((new_id, row["room_id"], item.key_version, item.search_terms)
                          for item, row, new_id in zip(fresh_items, rows, ids, strict=True)))
+        if any(item.attachments for item in fresh_items):
+            link_attachments(tx, fresh_items, ids)
     return existing, by_room, rows, ids

@@ -56,6 +56,7 @@ _DELETE = text("UPDATE messages SET ciphertext = :empty, deleted_at = :now, "
 _TOUCH = text("UPDATE messages SET change_seq = :change WHERE id = :id RETURNING id")
 _DROP_REACTIONS = text("DELETE FROM reactions WHERE message_id = :id RETURNING id")
 _DROP_MENTIONS = text("DELETE FROM mentions WHERE message_id = :id RETURNING user_id")
+_DROP_ATTACHMENTS = text("DELETE FROM attachments WHERE message_id = :id RETURNING id")
 _MENTION = text("INSERT INTO mentions (message_id, user_id, room_id, seq) "
                 "SELECT id, :user, room_id, seq FROM messages WHERE id = :id "
                 "RETURNING message_id")
@@ -132,6 +133,7 @@ def _delete(tx: Tx, room_id: int, message_id: int, now: datetime) -> int:
     tx.rows(_DROP_REACTIONS, {"id": message_id})
     tx.rows(_DROP_MENTIONS, {"id": message_id})
     drop_terms(tx, message_id)  # the row stays as a tombstone: its terms must not
+    tx.rows(_DROP_ATTACHMENTS, {"id": message_id})  # its files go with it, sealed bytes too
     return change
 
 

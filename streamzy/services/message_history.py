@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from streamzy.services.attachment_views import attachment_rows
 from streamzy.services.message_state import (
     MessageReader,
     StoredMessage,
@@ -42,10 +43,11 @@ CHANGED = message_query("WHERE m.room_id = :room AND m.change_seq > :since "
 
 
 Rows = Sequence[Sequence[Any]]
+Found = tuple[Rows, Rows, Rows, Rows]  # messages, mentions, reactions, attachments
 
 
 def _message_rows(tx: Tx, room_id: int, before_seq: int | None, since_seq: int | None,
-                  limit: int) -> tuple[Rows, Rows, Rows]:
+                  limit: int) -> Found:
     """Up to ``limit`` rows: after ``since_seq`` (oldest first) when given, otherwise the
     newest before ``before_seq`` (newest first); with their mentions and reactions."""
     if since_seq is not None:
@@ -54,17 +56,21 @@ def _message_rows(tx: Tx, room_id: int, before_seq: int | None, since_seq: int |
         rows = tx.rows(BEFORE, {"room": room_id, "before": before_seq, "limit": limit})
     else:
         rows = tx.rows(NEWEST, {"room": room_id, "limit": limit})
-    return (rows, *extras(tx, rows))
+    return (rows, *extras(tx, rows), attachment_rows(tx, rows))
 
 
-def _changed_rows(tx: Tx, room_id: int, since_change: int, limit: int) -> tuple[Rows, Rows, Rows]:
+def _changed_rows(tx: Tx, room_id: int, since_change: int, limit: int) -> Found:
     rows = tx.rows(CHANGED, {"room": room_id, "since": since_change, "limit": limit})
-    return (rows, *extras(tx, rows))
+    return (rows, *extras(tx, rows), attachment_rows(tx, rows))
+
+
+def _one_rows(tx: Tx, room_id: int, message_id: int) -> Found:
+    rows, mentions, reactions = one_message(tx, room_id, message_id)
+    return rows, mentions, reactions, attachment_rows(tx, rows)
 
 
 def _join_rows(tx: Tx, room_id: int, since_seq: int | None, limit: int,
-               since_change: int | None) -> tuple[Sequence[Any] | None, tuple[Rows, Rows, Rows],
-                                                  tuple[Rows, Rows, Rows] | None]:
+               since_change: int | None) -> tuple[Sequence[Any] | None, Found, Found | None]:
     room = tx.rows(ROOM_ROW, {"room": room_id})
     changed = None if since_change is None else _changed_rows(tx, room_id, since_change,
                                                               limit)
@@ -96,10 +102,10 @@ class MessageHistory:
         self._db = db
         self._reader = MessageReader(keyring, audit)
 
-    async def _opened(self, found: tuple[Rows, Rows, Rows], limit: int,
+    async def _opened(self, found: Found, limit: int,
                       info: Any) -> tuple[list[StoredMessage], bool]:
-        rows, mentions, reactions = found
-        return (await self._reader.open_rows(rows[:limit], mentions, reactions, info),
+        rows, mentions, reactions, files = found
+        return (await self._reader.open_rows(rows[:limit], mentions, reactions, info, files),
                 len(rows) > limit)
 
     async def for_join(self, room_id: int, since_seq: int | None, limit: int, info: Any,
@@ -133,7 +139,7 @@ class MessageHistory:
 
     async def one(self, room_id: int, message_id: int, info: Any) -> StoredMessage | None:
         """One message as it is now (None when it is not in that room)."""
-        found = await self._db.read(one_message, room_id, message_id)
+        found = await self._db.read(_one_rows, room_id, message_id)
         messages, _ = await self._opened(found, 1, info)
         return messages[0] if messages else None
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import TextClause, text
 
+from streamzy.services.attachment_views import AttachmentView, open_views
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Tx
 from streamzy.storage.sqlite import read_datetime
@@ -76,6 +77,7 @@ class StoredMessage:
     # Set on a fresh send, for notices elsewhere: the room's name, and a DM's people.
     room_name: str = field(default="", repr=False)
     dm_members: tuple[int, ...] = field(default=(), repr=False)
+    attachments: tuple[AttachmentView, ...] = ()
 
     @property
     def in_dm(self) -> bool:
@@ -157,11 +159,14 @@ class MessageReader:
         self._unreadable_seen: set[int] = set()
 
     async def open_rows(self, rows: Sequence[Sequence[Any]], mentions: Sequence[Sequence[Any]],
-                        reactions: Sequence[Sequence[Any]], info: Any) -> list[StoredMessage]:
+                        reactions: Sequence[Sequence[Any]], info: Any,
+                        files: Sequence[Sequence[Any]] = ()) -> list[StoredMessage]:
+        """``files``: the rows' attachment rows (``attachment_views.attachment_rows``)."""
         named: dict[int, list[int]] = {}
         for message_id, user_id in mentions:
             named.setdefault(message_id, []).append(user_id)
         grouped = await self._reactions(rows, reactions)
+        carried = await open_views(self._keyring, files) if files else {}
         out = []
         for row in rows:
             (id_, room_id, seq, sender_id, client_msg_id, key_version, ciphertext, created_at,
@@ -181,7 +186,7 @@ class MessageReader:
                 bool(is_bot), read_datetime(edited_at) if edited_at is not None else None,
                 deleted, await self._reply(row), grouped.get(id_, ()),
                 tuple(sorted(named.get(id_, ()))), bool(mentions_room), int(change_seq or 0),
-                reply_to_id))
+                reply_to_id, attachments=() if deleted else carried.get(id_, ())))
         return out
 
     async def _reply(self, row: Sequence[Any]) -> ReplyPreview | None:

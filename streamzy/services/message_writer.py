@@ -19,6 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from streamzy.clock import Clock
 from streamzy.metrics import Metrics
+from streamzy.services.attachment_links import AttachmentTaken
+from streamzy.services.attachments import Claimed
 from streamzy.services.content import clean_message, suspicious_pattern
 from streamzy.services.errors import Conflict, Invalid, NotFound, ServiceError
 from streamzy.services.events import EventBus, MessagesStored
@@ -157,13 +159,19 @@ class MessageWriter:
         return cached[1]
 
     async def submit(self, sender: Sender, room: RoomInfo, client_msg_id: str, text: str,
-                     info: Any, *, reply_to: int | None = None) -> asyncio.Future[SendResult]:
+                     info: Any, *, reply_to: int | None = None,
+                     files: Claimed | None = None) -> asyncio.Future[SendResult]:
         """Validate, seal and queue one message; the future resolves once it is durable.
 
         Messages are stored in the order they are submitted, so a caller that submits
         one sender's messages in order gets them stored (and sequenced) in that order.
+        ``files`` (checked by ``Attachments.claim``) are linked in the same transaction;
+        a message with files may have no text.
         """
-        text = await self.check_text(sender, room, text, info)
+        if files is not None and files.views and not text.strip():
+            text = ""
+        else:
+            text = await self.check_text(sender, room, text, info)
         reply = None if reply_to is None else await self._reply_preview(room, reply_to, info)
         mentions, whole_room = ((), False) if "@" not in text else await resolve_mentions(
             self._db, room.id, text, sender.user_id)
@@ -181,10 +189,12 @@ class MessageWriter:
         future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         terms = await self._search_terms(room.id, version, text)
         self._ensure_writer()
-        self._queue.put_nowait(Pending(sender, room.id, client_msg_id, text, version,
-                                        ciphertext, future, reply, mentions, whole_room,
-                                        room.name, await self._dm_members(room),
-                                        search_terms=terms))
+        pending = Pending(sender, room.id, client_msg_id, text, version, ciphertext, future,
+                          reply, mentions, whole_room, room.name, await self._dm_members(room),
+                          search_terms=terms)
+        if files is not None:
+            pending.attachments, pending.files = files.ids, files.views
+        self._queue.put_nowait(pending)
         return future
 
     async def _search_terms(self, room_id: int, version: int, text: str) -> tuple[str, ...]:
@@ -215,9 +225,10 @@ class MessageWriter:
                 batch.append(self._queue.get_nowait())
             try:
                 stored = await self._write(batch)
-            except IntegrityError:
-                # A concurrent writer (another process) took one of our client ids:
-                # write one by one so each gets its own answer.
+            except (IntegrityError, AttachmentTaken):
+                # A concurrent writer (another process) took one of our client ids, or
+                # another message one of our files: write one by one so each gets its
+                # own answer.
                 stored = []
                 for item in batch:
                     try:
@@ -232,6 +243,13 @@ class MessageWriter:
                 await self._events.publish(MessagesStored(tuple(stored)))
 
     def _fail(self, batch: list[Pending], exc: BaseException) -> None:
+        if isinstance(exc, AttachmentTaken):
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(NotFound(
+                        "attachment_not_found", "A file of this message was already sent "
+                                                "with another message (or is gone)."))
+            return
         log.warning("message store failed: %s", type(exc).__name__)
         for item in batch:
             if not item.future.done():
@@ -270,7 +288,8 @@ class MessageWriter:
                 item.sender.is_bot, reply=item.reply, mentions=item.mentions,
                 mentions_room=item.mentions_room,
                 reply_to_id=item.reply.id if item.reply is not None else None,
-                room_name=item.room_name, dm_members=item.dm_members))
+                room_name=item.room_name, dm_members=item.dm_members,
+                attachments=item.files))
             if not item.future.done():
                 item.future.set_result(result)
         fresh_ids = {id(item) for item in fresh_items}

@@ -3,7 +3,7 @@
 A room's period is ``rooms.retention_days`` when set, else ``message_retention_days``
 (0: kept for ever). The server runs a round every ``retention_interval_seconds``
 (``streamzy/periodic.py``); ``streamzy purge`` runs one by hand (``--dry-run`` counts).
-A purged message is removed with its reactions, mentions and reports. What stays behaves:
+A purged message is removed with its reactions, mentions, reports and attachments. What stays behaves:
 replies to a purged message show without their quote (``reply_to_id`` is no foreign
 key), a join asking from an old ``since_seq`` gets what remains, and read positions move
 past purged messages so they are never counted unread.
@@ -33,6 +33,7 @@ from streamzy.services.shredding import scrub
 from streamzy.storage import system_state
 from streamzy.storage.db import Database
 from streamzy.storage.models import (
+    Attachment,
     Membership,
     Mention,
     Message,
@@ -104,7 +105,8 @@ class Retention:
         if report.total:
             await self._audit("messages_purged", info, None, total=report.total,
                               rooms={str(k): v for k, v in report.rooms.items()})
-            await scrub(self._db, ("messages", "reactions", "mentions", "reports"))
+            await scrub(self._db, ("messages", "reactions", "mentions", "reports",
+                                   "attachments"))
         return report
 
     async def _old_prefix(self, room_id: int, cutoff: datetime,
@@ -141,6 +143,7 @@ class Retention:
                 last_seq = old[-1][1]
                 async with self._db.unit() as db:
                     await db.execute(delete(Reaction).where(Reaction.message_id.in_(ids)))
+                    await db.execute(delete(Attachment).where(Attachment.message_id.in_(ids)))
                     await db.execute(delete(Mention).where(Mention.message_id.in_(ids)))
                     await db.execute(delete(Report).where(Report.message_id.in_(ids)))
                     await db.execute(delete(SearchTerm).where(SearchTerm.message_id.in_(ids)))

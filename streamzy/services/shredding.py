@@ -35,6 +35,7 @@ from streamzy.storage import system_state
 from streamzy.storage.crypto import Keyring
 from streamzy.storage.db import Database, is_sqlite
 from streamzy.storage.models import (
+    Attachment,
     Membership,
     Mention,
     Message,
@@ -98,6 +99,8 @@ async def destroy_room_rows(session: Any, room_id: int, now: Any) -> tuple[int, 
         wrapped_key=None, master_key_id=None, destroyed_at=now))
     ids = select(Message.id).where(Message.room_id == room_id)
     await session.execute(delete(Reaction).where(Reaction.message_id.in_(ids)))
+    # Every file of the room, carried by a message or not yet: sealed under the keys above.
+    await session.execute(delete(Attachment).where(Attachment.room_id == room_id))
     await session.execute(delete(Mention).where(Mention.room_id == room_id))
     await session.execute(delete(Report).where(Report.room_id == room_id))
     await session.execute(delete(SearchTerm).where(SearchTerm.message_id.in_(ids)))
@@ -143,7 +146,7 @@ class Shredder:
 
     async def _after(self, done: Shredded, reason: str) -> None:
         await self._events.publish(RoomDeleted(done.room_id, done.members, reason))
-        await scrub(self._db)
+        await scrub(self._db, ("room_keys", "messages", "attachments"))
 
     async def delete_room(self, actor_id: int | None, room_id: int, info: Any, *,
                           confirm: str | None = None) -> Shredded:

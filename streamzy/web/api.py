@@ -94,7 +94,8 @@ def blueprint(*, rooms: Rooms, history: MessageHistory, posting: MessagePosting,
             room = await rooms.resolve(room_id)
             # the same use case as the socket's message event: membership, limit, audit
             result = await posting.send(bot_sender(), room, body.client_msg_id, body.text,
-                                        info(), on="api", reply_to=body.reply_to)
+                                        info(), on="api", reply_to=body.reply_to,
+                                        attachments=body.attachments)
         except RateLimited as exc:
             refused(exc.code)
             return too_fast(exc)

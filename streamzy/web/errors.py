@@ -30,7 +30,7 @@ _MESSAGES = {400: "The request could not be understood.", 404: "There is nothing
              429: "Too many requests. Wait a little and try again.",
              503: "This is temporarily unavailable. Try again in a few seconds."}
 _KIND_STATUS = {"not_found": 404, "conflict": 409, "forbidden": 403, "invalid": 400,
-                "unavailable": 503}
+                "unavailable": 503, "too_large": 413, "unsupported": 415}
 
 
 async def error_response(status: int, code: str, message: str,

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from streamzy.guards.validation import ClientMsgId, MessageText, RowId, StrictModel
+from streamzy.guards.validation import Attachments, ClientMsgId, MessageText, RowId, StrictModel
 from streamzy.web.ids import DB_ID_MAX, DB_ID_MIN
 
 HISTORY_MAX = 100
@@ -25,6 +25,7 @@ class PostMessage(StrictModel):
     client_msg_id: ClientMsgId
     text: MessageText
     reply_to: RowId | None = None
+    attachments: Attachments = []
 
 
 class EditMessage(StrictModel):

@@ -39,6 +39,7 @@ def blueprint(*, rooms: Rooms, settings: Settings) -> Blueprint:
             me={"id": current.user_id, "username": current.username,
                 "display_name": current.display_name},
             max_chars=settings.message_max_chars,
+            max_file_bytes=settings.attachment_max_bytes,
             inactivity_seconds=settings.inactivity_logout_seconds)
 
     return bp

@@ -23,6 +23,7 @@ from streamzy.web import (
     data_lifecycle,
     errors,
     exports,
+    files,
     health,
     identity,
     ids,
@@ -36,6 +37,7 @@ from streamzy.web import (
     static_files,
     step_up,
     templating,
+    uploads,
 )
 from streamzy.wiring import Services
 
@@ -52,6 +54,8 @@ def create_quart(services: Services) -> Quart:
         BODY_TIMEOUT=15,
         SECRET_KEY=settings.secret_key.get_secret_value(),
     )
+    # The upload routes' larger body bound, and form files kept in memory (web/uploads.py).
+    app.request_class = uploads.request_class(settings.attachment_max_bytes)
     # Before any blueprint is registered: their rules take ids as <id:...> (1 .. 2^63-1).
     app.url_map.converters[ids.CONVERTER] = ids.DatabaseId
     # Hooks run in this order: who is asking, the admin badge, rate limits (before anything
@@ -102,6 +106,7 @@ def create_quart(services: Services) -> Quart:
         rooms.blueprint(rooms=services.rooms, settings=settings),
         passkeys.blueprint(settings=settings, passkeys=services.passkeys,
                            sessions=services.sessions, challenges=services.challenges),
+        files.blueprint(rooms=services.rooms, attachments=services.attachments),
         api.blueprint(rooms=services.rooms, history=services.history, changes=services.changes,
                       posting=services.posting, message_max_chars=settings.message_max_chars,
                       metrics=services.metrics),
