@@ -86,6 +86,7 @@ def test_the_room_page_loads_only_vendored_and_own_scripts_in_order() -> None:
     template = (ROOT / "templates" / "room.html").read_text()
     sources = re.findall(r'<script src="([^"]+)" defer></script>', template)
     assert sources == ["/static/vendor/socket.io.min.js", "/static/vendor/markdown-it.min.js",
-                       "/static/markdown.js", "/static/chat-render.js", "/static/chat-actions.js",
-                       "/static/chat-notify.js", "/static/chat.js"]
+                       "/static/markdown.js", "/static/chat-render.js", "/static/chat-files.js",
+                       "/static/chat-actions.js", "/static/chat-notify.js", "/static/chat.js",
+                       "/static/search.js"]
     assert len(re.findall(r"<script", template)) == len(sources)
