@@ -9,14 +9,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from streamzy.guards.context import SYSTEM
 from streamzy.services.message_state import Person
 from streamzy.services.message_writer import Sender
-from streamzy.storage.models import User
+from streamzy.storage.models import Membership, User
 from tests.browser.conftest import BrowserServer, Browsing, artifact, expect
 from tests.browser.helpers import open_room
-from tests.waiting import assert_eventually
+from tests.waiting import assert_eventually, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -110,6 +111,17 @@ async def test_busy_conversation_on_desktop_and_phone(browsing: Browsing,
     await expect(desk.locator("#composer-mode")).to_contain_text("Replying to Bob")
     await desk.screenshot(path=artifact("conversation-desktop-replying.png"))
 
+    # The desktop reports what Ana has read half a second after it is on screen: the phone
+    # opens once the server has it (else it rightly shows it all as new, from the top).
+    general = await server.services.rooms.by_name("general")
+    assert general is not None
+
+    async def read_up_to() -> int:
+        async with server.services.db.unit() as db:
+            return int((await db.execute(select(Membership.last_read_seq).where(
+                Membership.room_id == general.id, Membership.user_id == ana.id))).scalar_one())
+
+    await wait_until(lambda: read_up_to(), what="the desktop's read position")
     phone = await browsing.page(ana, phone=True, timezone_id="UTC")
     await phone.set_viewport_size({"width": 390, "height": 844})
     await phone.clock.set_fixed_time(now)
