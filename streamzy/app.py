@@ -70,6 +70,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     orphans = Periodic("attachment-orphans", ORPHAN_PURGE_SECONDS,
                        lambda: services.attachments.purge_orphans(SYSTEM),
                        retry_quietly("attachment-orphans"))
+    # Sign-in steps nobody finished (a password typed, no code) are deleted once expired.
+    challenges = Periodic("challenge-purge", settings.second_factor_seconds,
+                          services.challenges.purge_expired, retry_quietly("challenge-purge"))
 
     # Every process follows the keyring epoch (rotations, shredding elsewhere) and re-checks
     # that every room key still unwraps, for /readyz.
@@ -113,6 +116,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await realtime.start()
         retention.start()
         orphans.start()
+        challenges.start()
         # Everything built so far lives as long as the process: move it out of the
         # collector's reach so full collections stay short (they paused ~100 ms under load).
         gc.collect()
@@ -123,6 +127,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await metrics_listener.stop()
         await retention.stop()
         await orphans.stop()
+        await challenges.stop()
         await key_watch.stop()
         await realtime.stop()
         await services.close()
