@@ -10,6 +10,7 @@ half of a polyglot) are not carried over. The thumbnail is drawn here too, as We
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -38,6 +39,11 @@ class ImageProblem(Exception):
         self.message = message
 
 
+# What Pillow's decoders raise on damaged or truncated files (the GIF plugin raises
+# IndexError and struct.error mid-stream): each one is a refusal, never a 500.
+DAMAGED = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, struct.error)
+
+
 @dataclass(frozen=True)
 class CleanImage:
     data: bytes
@@ -51,11 +57,12 @@ def _open(data: bytes, kind: FileKind) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[kind.pillow_format])
+            width, height = image.size
+            # Counting frames reads every frame: a truncated GIF fails here, not later.
+            frames = int(getattr(image, "n_frames", 1) or 1)
     except (UnidentifiedImageError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning, OSError, ValueError, SyntaxError) as exc:
+            Image.DecompressionBombWarning, *DAMAGED) as exc:
         raise _refusal(exc) from None
-    width, height = image.size
-    frames = int(getattr(image, "n_frames", 1) or 1)
     if width < 1 or height < 1 or width * height > MAX_PIXELS:
         raise ImageProblem("image_too_large",
                            f"Images may have at most {MAX_PIXELS // 1_000_000} megapixels.")
@@ -131,8 +138,7 @@ def clean_image(data: bytes, kind: FileKind) -> CleanImage:
         return CleanImage(encoded, frames[0].width, frames[0].height, thumbnail(frames[0]))
     except ImageProblem:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning, OSError, ValueError,
-            SyntaxError, EOFError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, *DAMAGED) as exc:
         raise _refusal(exc) from None
     finally:
         image.close()

@@ -15,6 +15,8 @@ from streamzy.clock import ManualClock
 from streamzy.services.attachments import ORPHAN_SECONDS, Attachments, Uploader
 from streamzy.services.backup_verify import verify_database
 from streamzy.services.errors import Invalid, NotFound, RateLimited, TooLarge, Unsupported
+from streamzy.services.file_types import GIF
+from streamzy.services.images import ImageProblem, clean_image
 from streamzy.services.key_rotation import KeyRotation, Throttle
 from streamzy.services.message_writer import Sender
 from streamzy.services.rooms import RoomInfo
@@ -125,6 +127,22 @@ async def test_a_polyglot_keeps_only_its_pixels(services: Services) -> None:
     out = await services.attachments.fetch(olivia.user_id, public_id)
     assert out.content_type == "image/gif"
     assert b"<script" not in out.data and b"<html" not in out.data
+
+
+def test_damaged_images_are_refused_not_crashed_on() -> None:
+    # A five-frame GIF cut short at many points: Pillow's GIF reader raises IndexError or
+    # struct.error while counting frames. Each must be an invalid_image refusal (the
+    # upload answers 400 with that code), never an exception that becomes a 500.
+    whole = io.BytesIO()
+    frames = [Image.new("RGB", (40, 40), (i * 40, 0, 0)) for i in range(5)]
+    frames[0].save(whole, "GIF", save_all=True, append_images=frames[1:])
+    data = whole.getvalue()
+    cuts = range(20, len(data) - 1, max(1, len(data) // 40))
+    for cut in cuts:
+        try:
+            clean_image(data[:cut], GIF)
+        except ImageProblem as refused:
+            assert refused.code == "invalid_image", cut
 
 
 async def test_decompression_bombs_are_refused_before_decoding(services: Services) -> None:
