@@ -11,6 +11,7 @@ with Redis they are shared, so N processes together cross a threshold once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 log = logging.getLogger("streamzy.alerts")
 MAX_KEYS = 100_000
 REDIS_TIMEOUT = 1.0
+REDIS_RETRY_SECONDS = 5.0  # after a Redis failure, count in memory this long
 # How long a held-back count is kept without a further alert for its key.
 SUPPRESSED_TTL_SECONDS = 7 * 86400
 
@@ -47,24 +49,33 @@ class MemoryAlertCounts:
     """Per-process counts (the embedded default, and the fallback while Redis is away)."""
 
     def __init__(self) -> None:
-        self._buckets: dict[str, tuple[int, int, int]] = {}  # key -> (bucket, current, previous)
+        # key -> (bucket, current, previous, window): each kind has its own window, so
+        # each entry is judged stale by its own, never by the window of the key being hit.
+        self._buckets: dict[str, tuple[int, int, int, float]] = {}
         self._until: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
     async def hit(self, key: str, now: float, window: float) -> int:
         bucket = int(now // window)
-        found, current, previous = self._buckets.get(key, (bucket, 0, 0))
+        found, current, previous, _ = self._buckets.get(key, (bucket, 0, 0, window))
         if found == bucket - 1:
             current, previous = 0, current
         elif found != bucket:
             current, previous = 0, 0
         current += 1
         if len(self._buckets) >= MAX_KEYS and key not in self._buckets:
-            self._buckets = {k: v for k, v in self._buckets.items() if v[0] >= bucket - 1}
-            if len(self._buckets) >= MAX_KEYS:  # an attacker rotating addresses: forget half
-                self._buckets = dict(list(self._buckets.items())[MAX_KEYS // 2:])
-        self._buckets[key] = (bucket, current, previous)
+            self._prune(now)
+        self._buckets[key] = (bucket, current, previous, window)
         return estimate(current, previous, now, window)
+
+    def _prune(self, now: float) -> None:
+        """Drop entries past their own window; if an attacker rotating addresses still
+        fills the table, keep the newest half (down to well under the cap, so this full
+        rebuild runs rarely)."""
+        self._buckets = {k: v for k, v in self._buckets.items()
+                         if v[0] >= int(now // v[3]) - 1}
+        if len(self._buckets) >= MAX_KEYS * 9 // 10:
+            self._buckets = dict(list(self._buckets.items())[-(MAX_KEYS // 2):])
 
     async def claim(self, key: str, now: float, cooldown: float) -> int | None:
         if now < self._until.get(key, 0.0):
@@ -72,6 +83,9 @@ class MemoryAlertCounts:
             return None
         if len(self._until) >= MAX_KEYS:
             self._until = {k: v for k, v in self._until.items() if v > now}
+            self._suppressed = {k: v for k, v in self._suppressed.items() if k in self._until}
+            if len(self._until) >= MAX_KEYS * 9 // 10:
+                self._until = dict(list(self._until.items())[-(MAX_KEYS // 2):])
         self._until[key] = now + cooldown
         return self._suppressed.pop(key, 0)
 
@@ -115,14 +129,20 @@ class RedisAlertCounts:
         self._prefix = prefix
         self._fallback = MemoryAlertCounts()
         self._degraded = False
+        # After a failure Redis is left alone for a while: a hung Redis must not cost every
+        # audited event a 2 s wait (the alert queue would fill and alerts come late).
+        self._retry_at = 0.0
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, now: float) -> None:
         if not self._degraded:
             log.warning("alert counts: Redis unavailable (%s); counting per process",
                         type(exc).__name__)
         self._degraded = True
+        self._retry_at = now + REDIS_RETRY_SECONDS
 
     async def hit(self, key: str, now: float, window: float) -> int:
+        if now < self._retry_at:
+            return await self._fallback.hit(key, now, window)
         bucket = int(now // window)
         keys = [f"{self._prefix}n:{key}:{bucket}", f"{self._prefix}n:{key}:{bucket - 1}"]
         try:
@@ -130,12 +150,14 @@ class RedisAlertCounts:
                 current, previous = await self._hit(
                     keys=keys, args=[str(math.ceil(window * 2000) + 1000)])
         except Exception as exc:
-            self._failed(exc)
+            self._failed(exc, now)
             return await self._fallback.hit(key, now, window)
         self._degraded = False
         return estimate(int(current), int(previous), now, window)
 
     async def claim(self, key: str, now: float, cooldown: float) -> int | None:
+        if now < self._retry_at:
+            return await self._fallback.claim(key, now, cooldown)
         keys = [f"{self._prefix}cool:{key}", f"{self._prefix}held:{key}"]
         args = [repr(now), repr(now + cooldown), str(math.ceil(cooldown * 1000) + 1000),
                 str(SUPPRESSED_TTL_SECONDS)]
@@ -143,9 +165,11 @@ class RedisAlertCounts:
             async with asyncio.timeout(REDIS_TIMEOUT * 2):
                 held = int(await self._claim(keys=keys, args=args))
         except Exception as exc:
-            self._failed(exc)
+            self._failed(exc, now)
             return await self._fallback.claim(key, now, cooldown)
         return None if held < 0 else held
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1):
+                await self._redis.aclose()

@@ -67,6 +67,33 @@ async def test_memory_counts_and_cooldown() -> None:
     assert await counts.claim("k", 1001.0, 900) == 2
 
 
+async def test_a_full_table_keeps_live_counts_of_longer_windows(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Failed sign-ins count over 600 s, refused sockets over 300 s. An attacker filling
+    # the table with refused sockets from rotating addresses must not wipe the live
+    # sign-in counts (stale entries are judged by their own window).
+    monkeypatch.setattr("streamzy.services.alert_counts.MAX_KEYS", 4)
+    counts = MemoryAlertCounts()
+    for _ in range(3):
+        await counts.hit("signin:alice", 650.0, 600)
+    await counts.hit("signin:bob", 650.0, 600)
+    await counts.hit("sockets:198.51.100.1", 650.0, 300)
+    await counts.hit("sockets:198.51.100.2", 950.0, 300)  # the table is full here
+    assert await counts.hit("signin:alice", 950.0, 600) == 4
+
+
+async def test_a_hung_redis_is_left_alone_for_a_while() -> None:
+    # Nothing listens on port 9: each call would wait for its timeout. After one failure
+    # the counts go to memory at once until the retry time.
+    counts = RedisAlertCounts("redis://127.0.0.1:9/0")
+    try:
+        assert await counts.hit("k", 100.0, 600) == 1  # failed over to memory
+        assert counts._retry_at > 100.0
+        assert await counts.hit("k", 101.0, 600) == 2  # no Redis round trip this time
+    finally:
+        await counts.close()
+
+
 async def test_redis_shares_counts_and_cooldown_between_processes() -> None:
     url = need_service("STREAMZY_TEST_REDIS_URL", "Redis")
     prefix = f"streamzy:test-alert:{os.getpid()}:"
