@@ -127,7 +127,8 @@ class Passkeys:
             await self._failed(user_id, "no_challenge", "enrol", info, count=False)
             raise Invalid("no_challenge", "This passkey request expired. Try again.")
         challenge = await self._challenges.take_challenge(row.id)
-        await self._challenges.finish(row.id)
+        if not await self._challenges.finish(row.id):
+            challenge = None  # a racing answer finished it first
         if challenge is None:
             await self._failed(user_id, "no_challenge", "enrol", info, count=False)
             raise Invalid("no_challenge", "This passkey request expired. Try again.")
@@ -176,7 +177,8 @@ class Passkeys:
         challenge = await self._take(row)
         if row is None or challenge is None:
             return await self._refused(None, "no_challenge", "passkey_sign_in", info)
-        await self._challenges.finish(row.id)
+        if not await self._challenges.finish(row.id):  # a racing answer finished it first
+            return await self._refused(None, "no_challenge", "passkey_sign_in", info)
         stored = await self._stored(credential)
         if stored is None:
             return await self._refused(None, "unknown_credential", "passkey_sign_in", info)
@@ -244,7 +246,8 @@ class Passkeys:
         if row is None or row.session_id != session_id or row.user_id != user_id:
             return await self._refused(user_id, "no_challenge", "step_up", info)
         challenge = await self._take(row)
-        await self._challenges.finish(row.id)
+        if not await self._challenges.finish(row.id):
+            challenge = None  # a racing answer finished it first
         if challenge is None:
             return await self._refused(user_id, "no_challenge", "step_up", info)
         stored = await self._stored(credential)

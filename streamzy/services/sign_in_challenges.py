@@ -77,14 +77,19 @@ class SignInChallenges:
                              .values(challenge=challenge))
 
     async def take_challenge(self, challenge_id: int) -> bytes | None:
-        """The stored WebAuthn challenge, cleared as it is read: each is answered once."""
+        """The stored WebAuthn challenge, cleared as it is read: each is answered once.
+
+        The clearing is conditional on the value read, so of two racing answers only one
+        gets it (SQLite ignores FOR UPDATE; this holds on both backends)."""
         async with self._db.unit() as db:
-            row = await db.get(SignInChallenge, challenge_id, with_for_update=True)
-            if row is None:
+            value = (await db.execute(select(SignInChallenge.challenge).where(
+                SignInChallenge.id == challenge_id))).scalar_one_or_none()
+            if value is None:
                 return None
-            value = row.challenge
-            row.challenge = None
-            return value
+            taken = await db.execute(update(SignInChallenge).where(
+                SignInChallenge.id == challenge_id, SignInChallenge.challenge == value)
+                .values(challenge=None))
+            return value if taken.rowcount == 1 else None
 
     async def attempt(self, challenge_id: int) -> int:
         """Count one wrong answer; returns how many so far."""

@@ -39,7 +39,10 @@ def _here() -> str:
     redirect."""
     if request.method == "GET":
         return request.full_path.rstrip("?")
-    referrer = urlsplit(request.headers.get("Referer", ""))
+    try:
+        referrer = urlsplit(request.headers.get("Referer", ""))
+    except ValueError:  # e.g. "http://[bad": a malformed header is no page to return to
+        return "/"
     if referrer.netloc == request.host and referrer.path.startswith("/"):
         return referrer.path + (f"?{referrer.query}" if referrer.query else "")
     return "/"

@@ -18,7 +18,7 @@ from pydantic import Field
 from quart import Blueprint, Response, g, jsonify, redirect, render_template, request
 
 from streamzy.config import Settings
-from streamzy.guards.sessions import SessionStore
+from streamzy.guards.sessions import EndReason, SessionStore
 from streamzy.guards.validation import InputError, StrictModel, parse
 from streamzy.services.errors import ServiceError
 from streamzy.services.passkey_checks import RelyingParty
@@ -102,8 +102,14 @@ def blueprint(*, settings: Settings, passkeys: Passkeys, sessions: SessionStore,
         """Configured RP id and origin, else this request's host and origin (after
         ProxyFix: the scheme and host the trusted proxy reports)."""
         own_origin = f"{request.scheme}://{request.host}"
-        host = urlsplit(own_origin).hostname or ""
-        return RelyingParty(settings.webauthn_rp_id or host, settings.webauthn_rp_name,
+        try:
+            host = urlsplit(own_origin).hostname or ""
+        except ValueError:  # a malformed Host header ("[bad")
+            host = ""
+        rp_id = settings.webauthn_rp_id or host
+        if not rp_id:
+            raise InputError("bad_host", message="This address cannot use passkeys.")
+        return RelyingParty(rp_id, settings.webauthn_rp_name,
                             settings.webauthn_origin or own_origin)
 
     def challenge_token() -> str | None:
@@ -260,6 +266,14 @@ def blueprint(*, settings: Settings, passkeys: Passkeys, sessions: SessionStore,
         if outcome.ok:
             await sessions.reauthenticated(current.id)
             response = jsonify({"ok": True, "next": safe_next(body.next)})
+        elif outcome.locked:
+            # The answer that locked the account ends its sessions, this one included, as
+            # a wrong password or code on the confirm page does.
+            await sessions.revoke_user(current.user_id, EndReason.LOCKED)
+            response = _json_error(401, "locked_signed_out", REFUSED)
+            response.delete_cookie(settings.session_cookie_name, path="/",
+                                   secure=settings.cookie_secure, httponly=True,
+                                   samesite="Lax")
         else:
             response = _json_error(401, "passkey_refused", REFUSED)
         clear_challenge_cookie(response, settings)

@@ -337,3 +337,44 @@ async def test_forced_enrolment_can_step_up_then_add_a_passkey(server: LiveServe
         assert (await client.get("/rooms")).status_code == 200  # enrolled: the gate opens
     finally:
         await client.aclose()
+
+
+async def test_hostile_headers_get_an_answer_never_a_500(server: LiveServer) -> None:
+    # A malformed Host on the passkey routes, a malformed Referer on a step-up form post.
+    async with server.client() as client:
+        token = await csrf_of(client, "/login")
+        answer = await client.post("/login/passkey/options", json={}, headers={
+            "X-CSRF-Token": token, "Accept": "application/json", "Host": "[bad"})
+        assert answer.status_code < 500, answer.text
+    await server.make_user("root", admin=True)
+    async with server.client() as admin:
+        await login(admin, "root")
+        token = await csrf_of(admin, "/admin/security")
+        server.clock.advance(server.services.settings.step_up_seconds + 1)
+        answer = await admin.post("/admin/security/policy", data={
+            "policy": "admins", "csrf_token": token}, headers={"Referer": "http://[bad/x"})
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/account/confirm?next=/"
+
+
+async def test_wrong_passkey_answers_at_step_up_lock_and_sign_out(server: LiveServer) -> None:
+    # A stolen session guessing at the confirm page's passkey step: the answer that locks
+    # the account ends every session, this one included (as wrong passwords there do).
+    client = await signed_in_client(server, "alice")
+    try:
+        device = device_for(server)
+        assert (await add_passkey(server, client, device)).status_code == 200
+        codes = []
+        for _ in range(server.services.settings.lockout_threshold):
+            options = await post_json(client, "/account/confirm/passkey/options",
+                                      page="/account")
+            answer = await post_json(client, "/account/confirm/passkey/verify", {
+                "credential": device.get(options.json(), origin="http://evil.example")},
+                page="/account")
+            codes.append((answer.status_code, answer.json()["code"]))
+        assert codes[:-1] == [(401, "passkey_refused")] * (len(codes) - 1)
+        assert codes[-1] == (401, "locked_signed_out")
+        assert (await client.get("/account")).headers["location"].startswith("/login")
+    finally:
+        await client.aclose()
+    assert len(await audit_rows(server.services, "account_locked")) == 1
