@@ -15,6 +15,7 @@ from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
 from streamzy.services.events import EventBus, UserDisabled
 from streamzy.services.passwords import PasswordHasher, generate_password, password_problems
 from streamzy.services.usernames import normalize_username
+from streamzy.storage import system_state
 from streamzy.storage.db import Database
 from streamzy.storage.models import User
 
@@ -279,7 +280,13 @@ class Accounts:
 
     async def set_admin(self, actor_id: int, user_id: int, admin: bool, info: Any) -> None:
         action = "grant_admin" if admin else "revoke_admin"
-        await self._admin_change(actor_id, user_id, info, action, {"is_admin": admin})
+        user = await self._admin_change(actor_id, user_id, info, action, {"is_admin": admin})
+        if admin and not user.has_second_factor:
+            policy = await system_state.read(self._db, system_state.SECOND_FACTOR_POLICY)
+            if policy is not None and policy[0] == "admins":
+                # Now covered by the policy without a factor: like a tightened policy, the
+                # sessions end (open sockets too) and the next sign-in leads to enrolment.
+                await self._end_sessions(user_id, "second_factor_required", None)
 
     async def reset_password(self, actor_id: int, user_id: int, info: Any) -> str:
         """Give the user a new one-time password (shown once); ends their sessions."""

@@ -24,7 +24,7 @@ from streamzy.clock import Clock, as_utc
 from streamzy.services import passkey_checks as checks
 from streamzy.services.accounts import Accounts
 from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
-from streamzy.services.factor_flags import sync_second_factor
+from streamzy.services.factor_flags import keep_one_if_required, sync_second_factor
 from streamzy.services.passkey_checks import CheckFailed, RelyingParty
 from streamzy.services.sign_in_challenges import (
     PASSKEY_REGISTER,
@@ -159,7 +159,7 @@ class Passkeys:
                 WebAuthnCredential.id == passkey_id, WebAuthnCredential.user_id == user_id))
             if not result.rowcount:
                 raise NotFound("no_passkey", "No such passkey.")
-            await sync_second_factor(db, user_id)
+            await keep_one_if_required(db, user_id)
         await self._audit("second_factor_removed", info, user_id, method="passkey",
                           passkey_id=passkey_id)
 

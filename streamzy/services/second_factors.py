@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, select, update
 from streamzy.clock import Clock, as_utc
 from streamzy.services.accounts import Accounts
 from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
-from streamzy.services.factor_flags import sync_second_factor
+from streamzy.services.factor_flags import keep_one_if_required, sync_second_factor
 from streamzy.services.passwords import PasswordHasher
 from streamzy.services.recovery_codes import code_hash, new_codes, read_code
 from streamzy.storage.db import Database
@@ -277,6 +277,7 @@ class SecondFactors:
         async with self._db.unit() as db:
             await db.execute(delete(TotpCredential).where(TotpCredential.user_id == user_id))
             await db.flush()
+            await keep_one_if_required(db, user_id)
             if not await sync_second_factor(db, user_id):
                 await db.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
         await self._audit("second_factor_removed", info, user_id, method="totp")

@@ -315,3 +315,37 @@ async def test_a_secret_no_master_key_opens_makes_the_server_not_ready(
         assert not ready and report["keys"] == "1 TOTP secret(s) unusable"
     finally:
         await other.close()
+
+
+async def _set_policy(services: Services, policy: str) -> None:
+    from streamzy.storage import system_state
+    async with services.db.unit() as db:
+        await system_state.write(db, system_state.SECOND_FACTOR_POLICY, policy,
+                                 services.clock.now())
+
+
+async def test_the_last_factor_stays_while_the_policy_requires_one(services: Services) -> None:
+    # Else a live session could drop below the policy and keep chatting on open sockets.
+    user = await _user(services)
+    secret, _ = await enrol(services, user)
+    await _set_policy(services, "everyone")
+    with pytest.raises(Forbidden) as refused:
+        await services.second_factors.disable_totp(user.id, TEST_PASSWORD,
+                                                   code_at(secret, services.clock), CLIENT)
+    assert refused.value.code == "factor_required"
+    assert await _flag(services, user.id)  # rolled back: the app is still on
+    services.clock.advance(30)
+    await _set_policy(services, "off")
+    await services.second_factors.disable_totp(user.id, TEST_PASSWORD,
+                                               code_at(secret, services.clock), CLIENT)
+    assert not await _flag(services, user.id)
+
+
+async def test_granting_admin_under_the_admins_policy_ends_a_factorless_session(
+        services: Services) -> None:
+    boss = await make_user(services, "boss", admin=True)
+    bob = await _user(services, "bob")
+    await services.sessions.issue(bob.id, CLIENT)
+    await _set_policy(services, "admins")
+    await services.accounts.set_admin(boss.id, bob.id, True, CLIENT)
+    assert await services.sessions.list_for_user(bob.id) == []
