@@ -25,7 +25,7 @@ from streamzy.web.auth import _safe_next
 from streamzy.web.current import info, session
 from streamzy.web.forms import CodeForm, DisableTotpForm, EmptyForm
 from streamzy.web.parsing import form_model
-from streamzy.web.policy import allowed_before_enrolment, limited, public, signed_in
+from streamzy.web.policy import allowed_before_enrolment, limited, public, signed_in, step_up
 from streamzy.web.sign_in import clear_challenge_cookie, start_session
 from streamzy.web.sign_in_notices import Notice
 
@@ -85,6 +85,7 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
     @bp.post(PAGE + "/totp/begin")
     @signed_in
     @allowed_before_enrolment
+    @step_up  # a stolen session must not plant its own authenticator app
     @limited("pages")
     async def totp_begin() -> Response:
         current = session()
@@ -113,6 +114,7 @@ def blueprint(*, settings: Settings, accounts: Accounts, sessions: SessionStore,
     @bp.post(PAGE + "/totp/confirm")
     @signed_in
     @allowed_before_enrolment
+    @step_up  # a stolen session must not plant its own authenticator app
     @limited("second_factor")
     async def totp_confirm() -> Response:
         current = session()

@@ -95,6 +95,7 @@ STEP_UP_ENDPOINTS = {
     "admin_security.set_policy", "admin_security.rewrap_keys",
     # A passkey signs in on its own: a stolen session must not plant or remove one.
     "passkeys.registration_options", "passkeys.register", "passkeys.remove",
+    "second_factor.totp_begin", "second_factor.totp_confirm",  # an app the same way
 }
 
 

@@ -354,3 +354,19 @@ async def test_no_totp_secret_or_recovery_code_readable_anywhere(server: LiveSer
         assert needle.encode() not in raw
     assert user.id  # the scan saw this account's rows
     assert "totp_credentials" in {t.name for t in Base.metadata.sorted_tables}
+
+
+async def test_setting_up_an_app_wants_a_recent_proof(server: LiveServer) -> None:
+    # A stolen session must not plant its own authenticator app and lock the owner out.
+    await server.make_user("alice")
+    async with server.client() as client:
+        await login(client, "alice")
+        server.clock.advance(server.services.settings.step_up_seconds + 1)
+        token = await csrf_of(client, "/account/second-factor")
+        begun = await client.post("/account/second-factor/totp/begin",
+                                  data={"csrf_token": token},
+                                  headers={"Referer": server.url + "/account/second-factor"})
+        assert begun.status_code == 303
+        assert begun.headers["location"] == "/account/confirm?next=/account/second-factor"
+    assert await server.services.second_factors.pending_totp(
+        (await server.services.accounts.by_username("alice")).id, "alice") is None  # type: ignore[union-attr]
