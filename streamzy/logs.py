@@ -140,7 +140,7 @@ class TextFormatter(logging.Formatter):
         super().__init__(fmt, DATE_FORMAT)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        context = current()
+        context = _context_of(record)
         ids = [f"request={context.request_id}"] if context.request_id else []
         if context.user_id is not None:
             ids.append(f"user={context.user_id}")

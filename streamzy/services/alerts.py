@@ -103,6 +103,7 @@ class Alerts:
         self.webhook = webhook
         self._pending: asyncio.Queue[tuple[str, str, float]] = asyncio.Queue(QUEUE_LIMIT)
         self._worker: asyncio.Task[None] | None = None
+        self._closed = False
         self.fired: list[Fired] = []  # this process's alerts, newest last (bounded)
         self.dropped = 0
 
@@ -123,7 +124,7 @@ class Alerts:
             except asyncio.QueueFull:  # a flood outruns counting: the next events still count
                 self.dropped += 1
                 continue
-            if self._worker is None or self._worker.done():
+            if (self._worker is None or self._worker.done()) and not self._closed:
                 self._worker = asyncio.get_running_loop().create_task(self._run(),
                                                                       name="alerts")
 
@@ -192,6 +193,8 @@ class Alerts:
         await self._audit("alerts_acknowledged", info, user_id)
 
     async def close(self) -> None:
+        # Audit rows written after this (the log's own shutdown flush) start no new worker.
+        self._closed = True
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -8,6 +8,7 @@ item green, amber or red with the score. The banner lists the alerts of the last
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from quart import Blueprint, Quart, Response, g, redirect, render_template, request
@@ -15,11 +16,14 @@ from quart import Blueprint, Quart, Response, g, redirect, render_template, requ
 from streamzy.clock import as_utc
 from streamzy.guards.audit import AuditLog, AuditQuery
 from streamzy.services.alerts import ALERT_EVENT, Alerts
+from streamzy.services.errors import as_service_error
 from streamzy.services.health_check import HealthCheck
 from streamzy.web.current import info, session
 from streamzy.web.forms import EmptyForm
 from streamzy.web.parsing import form_model
 from streamzy.web.policy import admin_only, limited
+
+log = logging.getLogger("streamzy.web")
 
 BANNER_LIMIT = 5
 
@@ -32,9 +36,16 @@ def install(app: Quart, *, alerts: Alerts, audit: AuditLog) -> None:
         if (current is None or not current.is_admin or current.must_change_password
                 or request.method != "GET" or not request.path.startswith("/admin")):
             return
-        since = await alerts.banner_since()
-        found = await audit.search(AuditQuery(event=ALERT_EVENT, since=since),
-                                   limit=BANNER_LIMIT)
+        try:
+            since = await alerts.banner_since()
+            found = await audit.search(AuditQuery(event=ALERT_EVENT, since=since),
+                                       limit=BANNER_LIMIT)
+        except Exception as exc:  # the banner is a courtesy: never a 500 for every admin page
+            if as_service_error(exc) is None:
+                log.exception("alert banner failed")
+            else:
+                log.warning("alert banner unavailable (%s)", type(exc).__name__)
+            return
         # Strictly after: an alert raised in the same instant as the acknowledgement was seen.
         g.alerts = [{"at": entry.at, **_detail(entry.detail)} for entry in found
                     if as_utc(entry.at) > since]

@@ -146,3 +146,25 @@ async def test_refused_sockets_count_each_refusal_not_only_the_audited_ones(
 def _info(ip: str) -> RequestInfo:
     return RequestInfo(ip, "tests", "")
 
+
+
+async def test_admin_pages_answer_when_the_banner_cannot_be_read(server: LiveServer) -> None:
+    from sqlalchemy import text
+    await server.make_user("root", admin=True)
+    async with server.client() as admin:
+        await login(admin, "root")
+        async with server.services.db.unit() as db:
+            await db.execute(text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+        try:
+            page = await admin.get("/admin/users")
+        finally:
+            async with server.services.db.unit() as db:
+                await db.execute(text("ALTER TABLE audit_events_away RENAME TO audit_events"))
+    assert page.status_code == 200  # the banner is left out, the page still serves
+
+
+async def test_closed_alerts_start_no_new_work(server: LiveServer) -> None:
+    alerts = server.services.alerts
+    await alerts.close()
+    alerts.observe("login_failed", None, "198.51.100.7", {})
+    assert alerts._worker is None
