@@ -19,6 +19,7 @@ Queries are content: they are never logged or audited, and held only in memory.
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -205,10 +206,11 @@ class Search:
             if not ids:
                 return SearchPage(hits, None)
             by_id = {int(row[0]): row for row in rows}
-            for message_id in ids:
+            # Decrypting and re-checking a round (up to ~800 messages at the last) is CPU
+            # work: in a thread, not on the event loop.
+            checked = await asyncio.to_thread(self._check_round, ids, by_id, by_scope, query)
+            for message_id, hit in checked:
                 cursor = message_id
-                row = by_id.get(message_id)
-                hit = None if row is None else self._check(row, by_scope, query)
                 if hit is not None:
                     hits.append(hit)
                     if len(hits) == limit:
@@ -217,6 +219,13 @@ class Search:
                 return SearchPage(hits, None)
             n *= 2  # mostly false positives so far: look further at once
         return SearchPage(hits, cursor)
+
+    @classmethod
+    def _check_round(cls, ids: Sequence[int], by_id: dict[int, Sequence[Any]],
+                     scopes: dict[tuple[int, int], _Scope],
+                     query: Query) -> list[tuple[int, SearchHit | None]]:
+        return [(i, None if (row := by_id.get(i)) is None else cls._check(row, scopes, query))
+                for i in ids]
 
     @staticmethod
     def _check(row: Sequence[Any], scopes: dict[tuple[int, int], _Scope],
