@@ -21,6 +21,7 @@ from streamzy.access_log import EscapeControlCharacters
 from streamzy.app import create_app
 from streamzy.clock import ManualClock
 from tests.conftest import ROOT, free_port, login, make_settings, start_server
+from tests.waiting import wait_until
 
 # h11 refuses C0 controls in a header, but takes bytes 0x80-0xff: 0x9b is the one-byte CSI
 # of many terminals (ESC [ as one character). Paths are logged percent-decoded.
@@ -137,10 +138,8 @@ async def test_the_json_access_log_cannot_be_forged_and_names_request_and_user(
             lines.lines.clear()
             signed_in = await client.get("/rooms")
         answer = await _raw_get(server.port, b'evil\x9b31m"}\xe2\x80\xa8')
-        for _ in range(100):  # the access line is written after the response
-            if len(lines.lines) >= 2:
-                break
-            await asyncio.sleep(0.01)
+        # The access line is written after the response.
+        await wait_until(lambda: len(lines.lines) >= 2, what="the two access lines")
     finally:
         access.removeHandler(lines)
         logs.set_style("text")

@@ -205,7 +205,13 @@ async def test_only_current_members_fetch_and_unsent_files_stay_private(
     await services.rooms.leave(alice.user_id, room.id, CLIENT)
     with pytest.raises(NotFound):
         await fetch(alice.user_id, public_id)  # removed
-    assert other_room.id != room.id
+    # Olivia's own upload to another room cannot ride on a message here.
+    await services.rooms.join(olivia.user_id, other_room)
+    elsewhere = await upload(services, olivia, other_room, "else.txt", text_file())
+    with pytest.raises(NotFound) as foreign:
+        await services.posting.send(olivia, room, "c2", "from elsewhere", CLIENT,
+                                    attachments=[elsewhere])
+    assert foreign.value.code == "attachment_not_found"
 
 
 async def test_messages_carry_files_and_history_shows_them(services: Services) -> None:

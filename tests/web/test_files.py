@@ -235,6 +235,11 @@ async def test_bots_upload_and_fetch_and_messages_carry_files(server: LiveServer
             bad = await sender.call("message", {"room": room, "client_msg_id": "s2",
                                                 "text": "x", "attachments": ["../../etc"]})
             assert bad["ok"] is False and bad["code"] == "invalid_input"
+            # Well formed but not the sender's (unknown here): refused by ownership, and
+            # the message is not stored without it.
+            forged = await sender.call("message", {"room": room, "client_msg_id": "s3",
+                                                   "text": "x", "attachments": ["A" * 22]})
+            assert forged["ok"] is False and forged["code"] == "attachment_not_found"
         finally:
             await sender.close()
     finally:

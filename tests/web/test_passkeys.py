@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import socketio
 
 from streamzy.services.sign_in_challenges import SECOND_FACTOR
 from tests.conftest import CLIENT, LiveServer, audit_rows, csrf_of, login
@@ -156,8 +157,9 @@ async def test_passkey_as_second_factor(server: LiveServer) -> None:
         assert api.status_code == 401
         chat = ChatClient(server, cookie=browser.cookies[CHALLENGE_COOKIE],
                           cookie_name=CHALLENGE_COOKIE, headers={"Origin": server.url})
-        with pytest.raises(Exception):  # noqa: B017 - any refusal of the connect will do
+        with pytest.raises(socketio.exceptions.ConnectionError):
             await chat.connect()
+        assert "not_authenticated" in str(chat.connect_errors)
         await chat.close()
         # Bob's valid passkey does not finish Alice's sign-in.
         options = await post_json(browser, "/login/second-factor/passkey/options")

@@ -3,6 +3,7 @@ everywhere, expiry, lockout, recovery codes, and no secret readable in the datab
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -15,7 +16,7 @@ from sqlalchemy import select
 
 from streamzy.guards.context import SYSTEM
 from streamzy.storage import system_state
-from streamzy.storage.models import Base, Session, User
+from streamzy.storage.models import Base, RecoveryCode, Session, TotpCredential, User
 from streamzy.wiring import Services
 from tests.conftest import TEST_PASSWORD, LiveServer, csrf_of, login, post_form
 from tests.totp import code_at, enrol
@@ -352,8 +353,16 @@ async def test_no_totp_secret_or_recovery_code_readable_anywhere(server: LiveSer
     for needle in [secret, *codes, *(c.replace("-", "") for c in codes)]:
         assert needle not in text
         assert needle.encode() not in raw
-    assert user.id  # the scan saw this account's rows
-    assert "totp_credentials" in {t.name for t in Base.metadata.sorted_tables}
+    secret_bytes = base64.b32decode(secret)  # the raw 20 bytes, as pyotp would use them
+    assert secret_bytes not in raw and secret_bytes.decode("latin-1") not in text
+    # The scan did see this account's sealed secret and hashed codes (so it read real rows).
+    async with server.services.db.unit() as db:
+        sealed = (await db.execute(select(TotpCredential.secret).where(
+            TotpCredential.user_id == user.id))).scalar_one()
+        hashes = (await db.execute(select(RecoveryCode.code_hash).where(
+            RecoveryCode.user_id == user.id))).scalars().all()
+    assert bytes(sealed).decode("latin-1") in text and len(hashes) == 10
+    assert all(h in text for h in hashes)
 
 
 async def test_setting_up_an_app_wants_a_recent_proof(server: LiveServer) -> None:

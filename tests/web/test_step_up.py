@@ -243,13 +243,17 @@ async def test_a_second_factor_code_is_a_step_up_once(server: LiveServer) -> Non
 
 
 async def test_wrong_codes_on_the_step_up_page_lock_the_account(server: LiveServer) -> None:
-    from tests.totp import enrol
+    from tests.totp import code_at, enrol
     root = await server.make_user("root", admin=True)
     async with server.client() as admin:
         assert (await login(admin, "root")).status_code == 302
-        await enrol(server.services, root)
+        secret, _ = await enrol(server.services, root)
+        # A code from far outside the +-1 step window: wrong for certain.
+        wrong = code_at(secret, server.clock, steps=1000)
+        if wrong in {code_at(secret, server.clock, s) for s in (-1, 0, 1)}:
+            wrong = code_at(secret, server.clock, steps=1001)
         token = await csrf_of(admin, "/admin/users")
-        statuses = [(await _confirm_code(admin, token, "000000", f"10.9.3.{i}")).status_code
+        statuses = [(await _confirm_code(admin, token, wrong, f"10.9.3.{i}")).status_code
                     for i in range(1, 6)]
         # Four wrong codes answered on the page; the fifth locks and signs out.
         assert statuses[:4] == [400] * 4 and statuses[4] == 302
