@@ -83,7 +83,7 @@ class Accounts:
             await self._audit("login_failed", info, None, reason="unknown_user",
                               name_fingerprint=self._hasher.fingerprint(raw_username))
             return LoginOutcome(None, "bad_credentials")
-        if user.locked_until is not None and as_utc(user.locked_until) > now:
+        if self.is_locked(user):
             await self._audit("login_failed", info, user.id, reason="locked")
             return LoginOutcome(None, "locked")
         if not matches:
@@ -217,7 +217,7 @@ class Accounts:
         if user is None or not user.is_active:
             raise NotFound("no_user", "No such account.")
         matches = await self._hasher.verify(password, user.password_hash)
-        if user.locked_until is not None and as_utc(user.locked_until) > self._clock.now():
+        if self.is_locked(user):
             await self._audit(failed_event, info, user_id, **detail, reason="locked")
             raise Forbidden("account_locked", "The account is locked after too many wrong "
                             "passwords. Wait a few minutes before trying again.")

@@ -231,6 +231,8 @@ class Attachments:
             raise Invalid("empty_file", "The file is empty.")
         if len(data) > self.max_bytes:
             raise self.too_large()
+        # Reading the body may have taken minutes: removed or banned meanwhile, no file.
+        await self._rooms.require_member(uploader.user_id, room.id, info, on="upload")
         if await self.used_bytes(uploader.user_id) + len(data) > self.quota_bytes:
             raise TooLarge("quota_exceeded", over_quota(self.quota_bytes))
         name = clean_name(name)

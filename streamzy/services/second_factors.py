@@ -22,7 +22,7 @@ from typing import Any
 import pyotp
 from sqlalchemy import delete, func, select, update
 
-from streamzy.clock import Clock, as_utc
+from streamzy.clock import Clock
 from streamzy.services.accounts import Accounts
 from streamzy.services.errors import Conflict, Forbidden, Invalid, NotFound
 from streamzy.services.factor_flags import keep_one_if_required, sync_second_factor
@@ -178,7 +178,7 @@ class SecondFactors:
         user = await self._accounts.get(user_id)
         if user is None or not user.is_active:
             return CodeOutcome(False, "", "no_factor")
-        if user.locked_until is not None and as_utc(user.locked_until) > self._clock.now():
+        if self._accounts.is_locked(user):
             return CodeOutcome(False, "", "locked")
         if kind == "malformed":
             return CodeOutcome(False, "", "malformed")
@@ -260,7 +260,7 @@ class SecondFactors:
         if user is None or not user.is_active:
             raise NotFound("no_user", "No such account.")
         matches = await self._hasher.verify(password, user.password_hash)
-        if user.locked_until is not None and as_utc(user.locked_until) > self._clock.now():
+        if self._accounts.is_locked(user):
             await self._audit("second_factor_failed", info, user_id, method="password",
                               reason="locked", context="disable")
             raise Forbidden("account_locked", "The account is locked after too many wrong "

@@ -14,7 +14,14 @@ from sqlalchemy import func, select
 from streamzy.clock import ManualClock
 from streamzy.services.attachments import ORPHAN_SECONDS, Attachments, Uploader
 from streamzy.services.backup_verify import verify_database
-from streamzy.services.errors import Invalid, NotFound, RateLimited, TooLarge, Unsupported
+from streamzy.services.errors import (
+    Forbidden,
+    Invalid,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unsupported,
+)
 from streamzy.services.file_types import GIF
 from streamzy.services.images import ImageProblem, clean_image
 from streamzy.services.key_rotation import KeyRotation, Throttle
@@ -320,3 +327,16 @@ async def test_a_stale_room_version_seals_again(services: Services, clock: Manua
                                   .where(Attachment.public_id == public_id))
         count = await db.scalar(select(func.count()).select_from(Attachment))
     assert version == 2 and count == 1
+
+
+async def test_removed_while_uploading_stores_nothing(services: Services) -> None:
+    # The membership check before the body is read is repeated before the insert: the
+    # body may take minutes, and a member removed meanwhile gets no file stored.
+    room, _, alice = await setup(services)
+    await services.attachments.check_uploader(Uploader(alice.user_id), room, CLIENT, on="test")
+    await services.rooms.leave(alice.user_id, room.id, CLIENT)
+    with pytest.raises(Forbidden) as refused:
+        await services.attachments.upload(Uploader(alice.user_id), room, "late.txt",
+                                          text_file(), CLIENT)
+    assert refused.value.code == "not_a_member"
+    assert await rows(services) == []
