@@ -136,7 +136,7 @@ async def test_a_polyglot_keeps_only_its_pixels(services: Services) -> None:
     assert b"<script" not in out.data and b"<html" not in out.data
 
 
-def test_damaged_images_are_refused_not_crashed_on() -> None:
+async def test_damaged_images_are_refused_not_crashed_on() -> None:
     # A five-frame GIF cut short at many points: Pillow's GIF reader raises IndexError or
     # struct.error while counting frames. Each must be an invalid_image refusal (the
     # upload answers 400 with that code), never an exception that becomes a 500.
